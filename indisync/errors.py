@@ -1,0 +1,37 @@
+"""The project's exceptions. Each message says what went wrong and what to do about it."""
+
+
+class IndisyncError(Exception):
+    """Base of every error indisync raises on purpose."""
+
+
+class ConfigError(IndisyncError):
+    """A configuration file or value is invalid; the message names the file, the key and what is allowed."""
+
+
+class DeviceError(IndisyncError):
+    """An INDI device or property misbehaved: missing, ALERT state, timed out, or vanished."""
+
+
+class ConnectionFailed(DeviceError):
+    """No INDI server answered at the given address."""
+
+
+class PropertyTimeout(DeviceError):
+    """A property did not appear or did not reach OK within its timeout."""
+
+
+class PropertyAlert(DeviceError):
+    """The driver set a property to ALERT in answer to a request."""
+
+
+class UnknownFilter(IndisyncError):
+    """A filter name is not on the wheel; the message lists the wheel's names."""
+
+
+class FocusError(IndisyncError):
+    """Autofocus could not produce a trusted result."""
+
+
+class ProtocolError(IndisyncError):
+    """An MQTT message was malformed, of an unknown type or version, or out of range."""
