@@ -42,11 +42,12 @@ class IndiConfig:
     connect_timeout: float = 10.0  # seconds to reach the server and see a device
     property_timeout: float = 10.0  # seconds for a property to appear or a setting to reach OK
     move_timeout: float = 120.0  # seconds for a focuser move or filter change to finish
+    readout_timeout: float = 60.0  # seconds beyond the exposure time for the image to arrive
 
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigValueError("port", f"got {self.port}; allowed: 1..65535")
-        for key in ("connect_timeout", "property_timeout", "move_timeout"):
+        for key in ("connect_timeout", "property_timeout", "move_timeout", "readout_timeout"):
             if getattr(self, key) <= 0:
                 raise ConfigValueError(key, "must be a positive number of seconds")
 

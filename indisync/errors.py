@@ -33,5 +33,21 @@ class FocusError(IndisyncError):
     """Autofocus could not produce a trusted result."""
 
 
+class AnalysisError(IndisyncError):
+    """A frame cannot be measured (not 2-D, not numeric, too small); the message says what is expected."""
+
+
 class ProtocolError(IndisyncError):
     """An MQTT message was malformed, of an unknown type or version, or out of range."""
+
+
+class StateError(IndisyncError):
+    """A state file (sequence progress, filter rotation) is unreadable; the message names the file and the fix."""
+
+
+class CommandTimeout(ProtocolError):
+    """A node did not answer a command in time: it may be offline, busy or unreachable."""
+
+
+class CommandFailed(ProtocolError):
+    """A node answered a command with 'failed'; the message carries the node's reason."""

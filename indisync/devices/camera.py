@@ -1,0 +1,139 @@
+"""A camera (or a camera's guide head) over its INDI properties; frames come back as FITS HDUs."""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from astropy.io import fits
+
+from ..errors import DeviceError, PropertyAlert
+from .client import IndiClient
+from .props import ensure_connected, last_message, set_number, set_switch
+
+
+@dataclass(frozen=True)
+class CameraHead:
+    """Property names of one sensor: the main chip, or the guide head some cameras carry."""
+
+    exposure: str
+    abort: str
+    binning: str
+    frame_type: str
+    blob: str
+
+
+PRIMARY = CameraHead("CCD_EXPOSURE", "CCD_ABORT_EXPOSURE", "CCD_BINNING", "CCD_FRAME_TYPE", "CCD1")
+GUIDE_HEAD = CameraHead("GUIDER_EXPOSURE", "GUIDER_ABORT_EXPOSURE", "GUIDER_BINNING", "GUIDER_FRAME_TYPE", "CCD2")
+FRAME_TYPES = {"light": "FRAME_LIGHT", "dark": "FRAME_DARK", "flat": "FRAME_FLAT", "bias": "FRAME_BIAS"}
+IMAGETYP = {"light": "Light Frame", "dark": "Dark Frame", "flat": "Flat Field", "bias": "Bias Frame"}
+
+log = logging.getLogger(__name__)
+
+
+class Camera:
+    def __init__(self, client: IndiClient, name: str, property_timeout: float = 10.0,
+                 readout_timeout: float = 60.0, head: CameraHead = PRIMARY):
+        self.client, self.name, self.head = client, name, head
+        self.property_timeout = property_timeout
+        self.readout_timeout = readout_timeout  # beyond the exposure time, for download and slow drivers
+
+    def connect(self) -> "Camera":
+        ensure_connected(self.client, self.name, self.property_timeout)
+        self.client.wait_property(self.name, self.head.exposure, self.property_timeout)
+        self.client.enable_blobs(self.name)
+        return self
+
+    @property
+    def temperature(self) -> float | None:
+        snap = self.client.snapshot(self.name, "CCD_TEMPERATURE")
+        return None if snap is None else snap.values.get("CCD_TEMPERATURE_VALUE")
+
+    @property
+    def pixel_size_um(self) -> float | None:
+        snap = self.client.snapshot(self.name, "GUIDER_INFO" if self.head is GUIDE_HEAD else "CCD_INFO")
+        return None if snap is None else snap.values.get("CCD_PIXEL_SIZE")
+
+    def abort(self) -> None:
+        if self.client.snapshot(self.name, self.head.abort) is not None:
+            set_switch(self.client, self.name, self.head.abort, ["ABORT"], self.property_timeout, wait=False)
+
+    def prepare(self, binning: int = 1, frame_type: str = "light") -> None:
+        """Set frame type and binning (waiting for the driver) so expose() can start at once."""
+        if frame_type not in FRAME_TYPES:
+            raise DeviceError(f"unknown frame type {frame_type!r}; allowed: {', '.join(FRAME_TYPES)}")
+        c, t = self.client, self.property_timeout
+        snap = c.snapshot(self.name, self.head.frame_type)
+        if snap is not None and not snap.values.get(FRAME_TYPES[frame_type]):
+            set_switch(c, self.name, self.head.frame_type, [FRAME_TYPES[frame_type]], t)
+        snap = c.snapshot(self.name, self.head.binning)
+        if snap is not None and (snap.values.get("HOR_BIN") != binning or snap.values.get("VER_BIN") != binning):
+            set_number(c, self.name, self.head.binning, {"HOR_BIN": binning, "VER_BIN": binning}, t)
+
+    def expose(self, seconds: float, binning: int = 1, frame_type: str = "light") -> fits.PrimaryHDU:
+        """Take one frame and return it with a header that says what it is. Blocks until it arrives."""
+        self.prepare(binning, frame_type)
+        c = self.client
+        blobs = c.blob_queue(self.name)
+        while not blobs.empty():  # a stale frame from an earlier, aborted exposure
+            blobs.get_nowait()
+        before = c.generation()
+        started = datetime.now(timezone.utc)
+        set_number(c, self.name, self.head.exposure, {f"{self.head.exposure}_VALUE": seconds}, self.property_timeout, wait=False)
+        blob = self._wait_blob(blobs, seconds, before)
+        hdu = self._decode(blob)
+        self._complete_header(hdu.header, seconds, binning, frame_type, started)
+        return hdu
+
+    def _wait_blob(self, blobs: "queue.Queue", seconds: float, before: int):
+        deadline = time.monotonic() + seconds + self.readout_timeout
+        while True:
+            try:
+                blob = blobs.get(timeout=0.25)
+            except queue.Empty:
+                blob = None
+            if blob is not None and blob.property == self.head.blob:
+                return blob
+            self.client.check_alive()
+            snap = self.client.snapshot(self.name, self.head.exposure)
+            if snap is None:
+                raise DeviceError(
+                    f"{self.name} vanished during the exposure (driver crashed or restarted); the frame is lost"
+                )
+            if snap.state == "Alert" and snap.generation > before:
+                raise PropertyAlert(
+                    f"{self.name} failed the exposure: {last_message(self.client, self.name) or 'no message'}"
+                )
+            if time.monotonic() > deadline:
+                self.abort()
+                raise DeviceError(
+                    f"{self.name}: no image {seconds + self.readout_timeout:g}s after starting a {seconds:g}s "
+                    "exposure; aborted it. Check the camera, or raise indi.readout_timeout"
+                )
+
+    def _decode(self, blob) -> fits.PrimaryHDU:
+        if not blob.format.startswith(".fits"):
+            raise DeviceError(f"{self.name} sent a {blob.format} image; set its CCD_TRANSFER_FORMAT to FITS")
+        with fits.open(io.BytesIO(blob.data)) as hdul:
+            hdul_data = hdul[0].data
+            header = hdul[0].header.copy()
+            if hdul_data is None and len(hdul) > 1:  # compressed: image in the first extension
+                hdul_data, header = hdul[1].data, hdul[1].header.copy()
+            data = None if hdul_data is None else hdul_data.copy()
+        return fits.PrimaryHDU(data=data, header=header)
+
+    def _complete_header(self, header, seconds, binning, frame_type, started: datetime) -> None:
+        header["EXPTIME"] = (float(seconds), "[s] exposure time requested")
+        header.setdefault("INSTRUME", self.name)
+        header["INSTRUME"] = header.get("INSTRUME") or self.name
+        header["XBINNING"] = (binning, "binning factor, x")
+        header["YBINNING"] = (binning, "binning factor, y")
+        header["IMAGETYP"] = IMAGETYP[frame_type]
+        driver_date = str(header.get("DATE-OBS", ""))
+        if "." not in driver_date:  # the driver gave none, or whole seconds: ours has milliseconds
+            header["DATE-OBS"] = (started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}",
+                                  "UTC exposure start")

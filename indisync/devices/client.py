@@ -1,0 +1,292 @@
+"""The one PyIndi client of a node: a BaseClient whose callbacks only copy data and hand it over.
+
+pyindi-client calls our callbacks on its own network thread, and an exception escaping one of them
+can take the whole process down, so every callback is guarded. Callbacks do not touch devices:
+they snapshot property values into plain Python objects, queue BLOB bytes, and wake waiters.
+Everything else (waiting, sending, decoding FITS) happens on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import PyIndi
+
+from ..errors import ConnectionFailed, DeviceError, PropertyTimeout
+
+log = logging.getLogger(__name__)
+
+STATE_NAMES = {PyIndi.IPS_IDLE: "Idle", PyIndi.IPS_OK: "Ok", PyIndi.IPS_BUSY: "Busy", PyIndi.IPS_ALERT: "Alert"}
+
+
+@dataclass
+class PropertySnapshot:
+    """A property's values as last seen, copied out of PyIndi so any thread may read them."""
+
+    device: str
+    name: str
+    kind: str  # number | switch | text | light | blob
+    state: str  # Idle | Ok | Busy | Alert
+    values: dict[str, Any]
+    limits: dict[str, tuple[float, float]] = field(default_factory=dict)  # number min/max
+    generation: int = 0  # bumps on every update; lets a setter tell a fresh answer from an old one
+    rule: str | None = None  # switch rule: OneOfMany | AtMostOne | AnyOfMany
+
+
+@dataclass
+class Blob:
+    device: str
+    property: str
+    element: str
+    data: bytes
+    format: str
+    received: float  # time.time() on arrival
+
+
+def guarded(method: Callable) -> Callable:
+    """Never let an exception leave a pyindi-client callback."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        try:
+            method(self, *args)
+        except BaseException:  # noqa: BLE001 - anything escaping would kill the process
+            log.exception("INDI callback %s failed (ignored)", method.__name__)
+
+    return wrapper
+
+
+def _snapshot(prop, generation: int) -> PropertySnapshot | None:
+    kind = prop.getType()
+    device, name = prop.getDeviceName(), prop.getName()
+    state = STATE_NAMES.get(prop.getState(), "Idle")
+    if kind == PyIndi.INDI_NUMBER:
+        vec = PyIndi.PropertyNumber(prop)
+        values = {e.getName(): e.getValue() for e in vec}
+        limits = {e.getName(): (e.getMin(), e.getMax()) for e in vec}
+        return PropertySnapshot(device, name, "number", state, values, limits, generation)
+    if kind == PyIndi.INDI_SWITCH:
+        vec = PyIndi.PropertySwitch(prop)
+        values = {e.getName(): e.getState() == PyIndi.ISS_ON for e in vec}
+        rules = {PyIndi.ISR_1OFMANY: "OneOfMany", PyIndi.ISR_ATMOST1: "AtMostOne", PyIndi.ISR_NOFMANY: "AnyOfMany"}
+        return PropertySnapshot(device, name, "switch", state, values, {}, generation, rules.get(vec.getRule()))
+    if kind == PyIndi.INDI_TEXT:
+        vec = PyIndi.PropertyText(prop)
+        return PropertySnapshot(device, name, "text", state, {e.getName(): e.getText() for e in vec}, {}, generation)
+    if kind == PyIndi.INDI_LIGHT:
+        vec = PyIndi.PropertyLight(prop)
+        values = {e.getName(): STATE_NAMES.get(e.getState(), "Idle") for e in vec}
+        return PropertySnapshot(device, name, "light", state, values, {}, generation)
+    if kind == PyIndi.INDI_BLOB:
+        return PropertySnapshot(device, name, "blob", state, {}, {}, generation)
+    return None
+
+
+class IndiClient(PyIndi.BaseClient):
+    """Connection to one indiserver. Use ``IndiClient.connect(host, port, timeout)``."""
+
+    def __init__(self, host: str, port: int):
+        super().__init__()
+        self.host, self.port = host, port
+        self._cond = threading.Condition()
+        self._props: dict[tuple[str, str], PropertySnapshot] = {}
+        self._devices: set[str] = set()
+        self._generation = 0
+        self._connected = False
+        self._lost = False
+        self._closing = False  # we asked to disconnect: not a loss worth a warning
+        self._blob_queues: dict[str, queue.Queue[Blob]] = {}
+        self._blob_devices: set[str] = set()
+        self.messages: list[tuple[str, str]] = []  # (device, text), the latest few hundred
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def connect(cls, host: str, port: int, timeout: float = 10.0) -> "IndiClient":
+        client = cls(host, port)
+        client.setServer(host, int(port))
+        whole = max(1, int(timeout))
+        client.setConnectionTimeout(whole, 0)
+        if not client.connectServer():
+            raise ConnectionFailed(
+                f"no INDI server answered at {host}:{port} within {timeout:g}s. Is indiserver running there? "
+                "Check --indi HOST:PORT or indi.host/indi.port in the config."
+            )
+        with client._cond:
+            client._connected = True
+        return client
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            if self.isServerConnected():
+                self.disconnectServer()
+        except Exception:  # noqa: BLE001 - closing must not raise
+            log.debug("disconnectServer failed", exc_info=True)
+
+    # ---- callbacks: copy, queue, notify; nothing else ----------------------------------------
+    @guarded
+    def newDevice(self, device):
+        with self._cond:
+            self._devices.add(device.getDeviceName())
+            self._cond.notify_all()
+
+    @guarded
+    def removeDevice(self, device):
+        name = device.getDeviceName()
+        with self._cond:
+            self._devices.discard(name)
+            for key in [k for k in self._props if k[0] == name]:
+                del self._props[key]
+            self._cond.notify_all()
+
+    @guarded
+    def newProperty(self, prop):
+        self._store(prop)
+
+    @guarded
+    def updateProperty(self, prop):
+        if prop.getType() == PyIndi.INDI_BLOB:
+            self._receive_blob(prop)
+        self._store(prop)
+
+    @guarded
+    def removeProperty(self, prop):
+        with self._cond:
+            self._props.pop((prop.getDeviceName(), prop.getName()), None)
+            self._generation += 1
+            self._cond.notify_all()
+
+    @guarded
+    def newMessage(self, device, message_id):
+        text = device.messageQueue(message_id)
+        name = device.getDeviceName()
+        with self._cond:
+            self.messages.append((name, text))
+            del self.messages[:-300]
+        log.debug("%s: %s", name, text)
+
+    @guarded
+    def serverConnected(self):
+        with self._cond:
+            self._connected, self._lost = True, False
+            self._cond.notify_all()
+
+    @guarded
+    def serverDisconnected(self, code):
+        with self._cond:
+            self._connected, self._lost = False, True
+            self._cond.notify_all()
+        if not self._closing:
+            log.warning("lost the connection to indiserver at %s (code %s)", self.address, code)
+
+    def _store(self, prop) -> None:
+        with self._cond:
+            self._generation += 1
+            snap = _snapshot(prop, self._generation)
+            if snap is not None:
+                self._props[(snap.device, snap.name)] = snap
+                self._devices.add(snap.device)
+            self._cond.notify_all()
+
+    def _receive_blob(self, prop) -> None:
+        vec = PyIndi.PropertyBlob(prop)
+        device = prop.getDeviceName()
+        for elem in vec:
+            size = elem.getSize()
+            if size <= 0:
+                continue
+            blob = Blob(device, prop.getName(), elem.getName(), bytes(elem.getblobdata()), elem.getFormat(), time.time())
+            self._blob_queue(device).put(blob)
+
+    # ---- what the rest of the layer uses ------------------------------------------------------
+    def _blob_queue(self, device: str) -> "queue.Queue[Blob]":
+        with self._cond:
+            return self._blob_queues.setdefault(device, queue.Queue())
+
+    def blob_queue(self, device: str) -> "queue.Queue[Blob]":
+        return self._blob_queue(device)
+
+    def enable_blobs(self, device: str) -> None:
+        """Ask for this device's BLOBs on our connection. Needed again after every (re)connect."""
+        self._blob_devices.add(device)
+        self.setBLOBMode(PyIndi.B_ALSO, device, None)
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    def check_alive(self) -> None:
+        if self._lost or not self._connected:
+            raise DeviceError(
+                f"lost the connection to indiserver at {self.address}; is it still running? "
+                "The node will report this and reconnect."
+            )
+
+    def snapshot(self, device: str, name: str) -> PropertySnapshot | None:
+        with self._cond:
+            return self._props.get((device, name))
+
+    def devices(self) -> list[str]:
+        with self._cond:
+            return sorted(self._devices)
+
+    def properties(self, device: str) -> list[str]:
+        with self._cond:
+            return sorted(n for d, n in self._props if d == device)
+
+    def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Wait until ``predicate()`` is truthy (checked under the lock at each change) or fail."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                self.check_alive()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PropertyTimeout(f"timed out after {timeout:g}s waiting for {what} on {self.address}")
+                self._cond.wait(min(remaining, 0.5))
+
+    def wait_device(self, device: str, timeout: float) -> None:
+        try:
+            self.wait_until(lambda: device in self._devices, timeout, f"device {device!r}")
+        except PropertyTimeout:
+            raise PropertyTimeout(
+                f"device {device!r} did not appear on {self.address} within {timeout:g}s; "
+                f"devices there: {', '.join(self.devices()) or 'none'}. Check the device names under indi: "
+                "in the config and the drivers indiserver runs."
+            ) from None
+
+    def wait_property(self, device: str, name: str, timeout: float) -> PropertySnapshot:
+        self.wait_device(device, timeout)
+        try:
+            return self.wait_until(lambda: self._props.get((device, name)), timeout, f"property {device}.{name}")
+        except PropertyTimeout:
+            raise PropertyTimeout(
+                f"property {device}.{name} did not appear within {timeout:g}s on {self.address}; "
+                f"the device offers: {', '.join(self.properties(device)) or 'nothing'}"
+            ) from None
+
+    def pyindi_property(self, device: str, name: str):
+        """The live PyIndi property, for sending. Only the setters in props.py use it."""
+        dev = self.getDevice(device)
+        if dev is None:
+            raise DeviceError(f"device {device!r} vanished from {self.address}")
+        prop = dev.getProperty(name)
+        if prop is None or not prop.isValid():
+            raise DeviceError(f"property {device}.{name} vanished from {self.address}")
+        return prop
+
+    def generation(self) -> int:
+        with self._cond:
+            return self._generation

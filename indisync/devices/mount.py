@@ -1,0 +1,58 @@
+"""The mount: coordinates, and timed guide pulses through TELESCOPE_TIMED_GUIDE_NS/WE."""
+
+from __future__ import annotations
+
+from ..errors import DeviceError
+from .client import IndiClient
+from .props import ensure_connected, set_number, set_switch
+
+PULSE = {"N": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_N"), "S": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_S"),
+         "E": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_E"), "W": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_W")}
+
+
+class Mount:
+    def __init__(self, client: IndiClient, name: str, property_timeout: float = 10.0, move_timeout: float = 120.0):
+        self.client, self.name = client, name
+        self.property_timeout, self.move_timeout = property_timeout, move_timeout
+
+    def connect(self) -> "Mount":
+        ensure_connected(self.client, self.name, self.property_timeout)
+        self.client.wait_property(self.name, "EQUATORIAL_EOD_COORD", self.property_timeout)
+        return self
+
+    @property
+    def coordinates(self) -> tuple[float, float]:
+        """(RA in hours, DEC in degrees), JNow."""
+        snap = self.client.wait_property(self.name, "EQUATORIAL_EOD_COORD", self.property_timeout)
+        return snap.values["RA"], snap.values["DEC"]
+
+    @property
+    def guide_rate(self) -> tuple[float, float] | None:
+        """(RA, DEC) guide rates as fractions of sidereal, when the mount reports them."""
+        snap = self.client.snapshot(self.name, "GUIDE_RATE")
+        return None if snap is None else (snap.values.get("GUIDE_RATE_WE"), snap.values.get("GUIDE_RATE_NS"))
+
+    @property
+    def focal_length_mm(self) -> float | None:
+        snap = self.client.snapshot(self.name, "TELESCOPE_INFO")
+        return None if snap is None else snap.values.get("TELESCOPE_FOCAL_LENGTH")
+
+    def pulse_guide(self, direction: str, ms: int, wait: bool = True) -> None:
+        """Pulse the mount at guide rate for ``ms`` milliseconds; waits for the pulse to end."""
+        if direction not in PULSE:
+            raise DeviceError(f"unknown guide direction {direction!r}; allowed: N, S, E, W")
+        if ms <= 0:
+            return
+        prop, elem = PULSE[direction]
+        set_number(self.client, self.name, prop, {elem: int(ms)}, self.property_timeout + ms / 1000.0, wait=wait)
+
+    def unpark(self) -> None:
+        snap = self.client.snapshot(self.name, "TELESCOPE_PARK")
+        if snap is not None and snap.values.get("PARK"):
+            set_switch(self.client, self.name, "TELESCOPE_PARK", ["UNPARK"], self.move_timeout)
+
+    def goto(self, ra_hours: float, dec_deg: float) -> None:
+        """Slew to (RA, DEC) JNow and track there; waits until the slew ends."""
+        self.unpark()
+        set_switch(self.client, self.name, "ON_COORD_SET", ["TRACK"], self.property_timeout)
+        set_number(self.client, self.name, "EQUATORIAL_EOD_COORD", {"RA": ra_hours, "DEC": dec_deg}, self.move_timeout)

@@ -1,0 +1,132 @@
+"""Set a number, switch or text property and wait for the driver's answer.
+
+The answer is the first update of that property after our request that is no longer Busy: Ok or
+Idle is success, Alert is failure (with the device's last message), no answer within the timeout is
+failure, and so is the property or the device vanishing meanwhile (a crashed driver). Nothing here
+waits forever.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import PyIndi
+
+from ..errors import DeviceError, PropertyAlert, PropertyTimeout
+from .client import IndiClient, PropertySnapshot
+
+
+def _check_elements(snap: PropertySnapshot, names: Iterable[str]) -> None:
+    unknown = [n for n in names if n not in snap.values]
+    if unknown:
+        raise DeviceError(
+            f"{snap.device}.{snap.name} has no element(s) {', '.join(unknown)}; it has {', '.join(snap.values)}"
+        )
+
+
+def wait_answer(client: IndiClient, device: str, name: str, after_generation: int, timeout: float) -> PropertySnapshot:
+    """Wait for the first settled update of device.name newer than ``after_generation``."""
+
+    def settled():
+        snap = client._props.get((device, name))
+        if snap is None:
+            raise DeviceError(f"{device}.{name} vanished while we waited for it (did the driver crash?)")
+        if snap.generation > after_generation and snap.state != "Busy":
+            return snap
+        return None
+
+    try:
+        snap = client.wait_until(settled, timeout, f"{device}.{name} to finish")
+    except PropertyTimeout:
+        snap = client.snapshot(device, name)
+        state = snap.state if snap else "gone"
+        raise PropertyTimeout(
+            f"{device}.{name} did not finish within {timeout:g}s (state {state}); "
+            "the device may be stuck: check it, or raise indi.property_timeout / indi.move_timeout"
+        ) from None
+    if snap.state == "Alert":
+        raise PropertyAlert(f"{device} refused {name}: {last_message(client, device) or 'no message from the driver'}")
+    return snap
+
+
+def last_message(client: IndiClient, device: str) -> str | None:
+    for dev, text in reversed(client.messages):
+        if dev == device:
+            return text.strip()
+    return None
+
+
+def _send(client: IndiClient, device: str, name: str, kind: str, fill, timeout: float, wait: bool) -> PropertySnapshot | None:
+    snap = client.wait_property(device, name, timeout)
+    if snap.kind != kind:
+        raise DeviceError(f"{device}.{name} is a {snap.kind} property, not a {kind} one")
+    before = client.generation()
+    raw = client.pyindi_property(device, name)
+    wrapper = {"number": PyIndi.PropertyNumber, "switch": PyIndi.PropertySwitch, "text": PyIndi.PropertyText}[kind]
+    vec = wrapper(raw)
+    fill(vec)
+    client.sendNewProperty(vec)
+    if not wait:
+        return None
+    return wait_answer(client, device, name, before, timeout)
+
+
+def set_number(client: IndiClient, device: str, name: str, values: dict[str, float], timeout: float, wait: bool = True):
+    snap = client.wait_property(device, name, timeout)
+    _check_elements(snap, values)
+    for elem, value in values.items():
+        lo, hi = snap.limits.get(elem, (None, None))
+        if lo is not None and hi is not None and hi > lo and not lo <= value <= hi:
+            raise DeviceError(f"{device}.{name}.{elem} = {value} is outside the device's range {lo:g}..{hi:g}")
+
+    def fill(vec):
+        for e in vec:
+            if e.getName() in values:
+                e.setValue(float(values[e.getName()]))
+
+    return _send(client, device, name, "number", fill, timeout, wait)
+
+
+def set_switch(client: IndiClient, device: str, name: str, on: Iterable[str], timeout: float, wait: bool = True):
+    """Turn the named switches on. For OneOfMany / AtMostOne vectors every other switch goes off."""
+    on = set(on)
+    snap = client.wait_property(device, name, timeout)
+    _check_elements(snap, on)
+    exclusive = snap.rule in ("OneOfMany", "AtMostOne")
+
+    def fill(vec):
+        for e in vec:
+            if e.getName() in on:
+                e.setState(PyIndi.ISS_ON)
+            elif exclusive:
+                e.setState(PyIndi.ISS_OFF)
+
+    return _send(client, device, name, "switch", fill, timeout, wait)
+
+
+def set_text(client: IndiClient, device: str, name: str, values: dict[str, str], timeout: float, wait: bool = True):
+    snap = client.wait_property(device, name, timeout)
+    _check_elements(snap, values)
+
+    def fill(vec):
+        for e in vec:
+            if e.getName() in values:
+                e.setText(str(values[e.getName()]))
+
+    return _send(client, device, name, "text", fill, timeout, wait)
+
+
+def get_values(client: IndiClient, device: str, name: str, timeout: float) -> dict:
+    return dict(client.wait_property(device, name, timeout).values)
+
+
+def ensure_connected(client: IndiClient, device: str, timeout: float) -> None:
+    """Connect the device unless it already is (another client may have connected it)."""
+    snap = client.wait_property(device, "CONNECTION", timeout)
+    if snap.values.get("CONNECT") and snap.state != "Alert":
+        return
+    answer = set_switch(client, device, "CONNECTION", ["CONNECT"], timeout)
+    if not answer.values.get("CONNECT"):
+        raise DeviceError(
+            f"{device} did not connect: {last_message(client, device) or 'no message from the driver'}"
+        )

@@ -1,0 +1,372 @@
+"""Curve fits through (position, HFR) points and the judgement of whether to trust them.
+
+Three models are fitted, each weighted by the uncertainty of its points' median HFR:
+
+* ``parabola``  HFR = A + B·u + C·u²  (exact for the INDI CCD simulator, good near focus anywhere)
+* ``hyperbola`` HFR = sqrt(a² + (b·(x − c))²)  (the geometric-optics shape of a real V-curve)
+* ``v``         two straight lines meeting at the minimum (robust for deep, asymmetric V-curves)
+
+A model is trusted only if (as RTS2's focusing does) it explains the data significantly better than a
+constant and than a straight line: an F-test on the χ² drop, which does not depend on the absolute
+error scale. It must also have a weighted R² above a floor, open upwards, have its minimum inside the
+sampled positions and a small enough σ(position). Of the trusted models the one with the lowest reduced
+χ² wins. At most one outlier is rejected (Grubbs' test on the normalised residuals of the best model);
+the refit is kept only if it improves the reduced χ² of the chosen model.
+
+Everything here is pure: numbers in, dataclasses out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+from scipy import optimize, stats
+
+from ..configtypes import ConfigValueError
+
+ModelName = Literal["parabola", "hyperbola", "v"]
+MODELS: tuple[str, ...] = ("parabola", "hyperbola", "v")
+MODEL_PARAMETERS = {"constant": 1, "line": 2, "parabola": 3, "hyperbola": 3, "v": 4}
+
+
+@dataclass(frozen=True)
+class FocusPoint:
+    """One sweep frame: where the focuser was and what the stars looked like.
+
+    ``hfr`` is None when the frame had too few stars to measure; such points are shown but never fitted.
+    ``spread`` is the scatter of the individual stars' HFR (pixels); with ``stars`` it sets the weight.
+    """
+
+    position: int
+    hfr: float | None
+    spread: float | None
+    stars: int
+
+    @property
+    def usable(self) -> bool:
+        return self.hfr is not None and math.isfinite(self.hfr) and self.hfr > 0
+
+
+@dataclass
+class FitSettings:
+    """How V-curve fits are judged. Every threshold that decides "trusted or not" lives here."""
+
+    # models tried, in order of preference on ties
+    models: list[ModelName] = field(default_factory=lambda: list(MODELS))
+    # an F-test p-value below this is needed to beat both a constant and a straight line (RTS2's rule):
+    # smaller = stricter. 0.01 rejects flat or monotonic noise while 9 points of a real V pass easily.
+    significance: float = 0.01
+    # weighted R² = 1 − χ²(model)/χ²(constant); below this the curve explains too little of the scatter
+    min_r2: float = 0.8
+    # reduced χ² above this rejects the model; null = off, because on a real sky seeing changes between
+    # frames make the scatter larger than the per-frame star statistics and would reject good curves
+    max_reduced_chi2: float | None = None
+    # σ(position) must be at most this many median point spacings (a loose curve is not a position)
+    max_sigma_spacings: float = 0.5
+    # fewer usable points than this: no fit at all
+    min_points: int = 5
+    # outlier test on the best model's normalised residuals; "none" disables rejection
+    outlier_test: Literal["grubbs", "none"] = "grubbs"
+    outlier_alpha: float = 0.05  # significance of Grubbs' two-sided test
+    # the per-point error of the median HFR is spread/sqrt(stars), but never below this fraction of the
+    # HFR itself: a frame of 200 identical stars is not a 0.1 % measurement of focus
+    relative_error_floor: float = 0.01
+
+    def validate(self) -> None:
+        if not self.models:
+            raise ConfigValueError("models", f"must name at least one of {', '.join(MODELS)}")
+        if not 0 < self.significance < 1:
+            raise ConfigValueError("significance", "allowed: a p-value between 0 and 1 (e.g. 0.01)")
+        if not 0 <= self.min_r2 < 1:
+            raise ConfigValueError("min_r2", "allowed: 0 <= min_r2 < 1")
+        if self.max_reduced_chi2 is not None and self.max_reduced_chi2 <= 0:
+            raise ConfigValueError("max_reduced_chi2", "allowed: a positive number or null")
+        if self.max_sigma_spacings <= 0:
+            raise ConfigValueError("max_sigma_spacings", "allowed: a positive number of point spacings")
+        if self.min_points < 5:
+            raise ConfigValueError("min_points", "allowed: 5 or more (a V needs points on both sides)")
+        if not 0 < self.outlier_alpha < 1:
+            raise ConfigValueError("outlier_alpha", "allowed: a p-value between 0 and 1")
+        if not 0 < self.relative_error_floor < 1:
+            raise ConfigValueError("relative_error_floor", "allowed: a fraction between 0 and 1")
+
+
+@dataclass
+class ModelFit:
+    """One model fitted to the points, with its figures of merit and the verdict."""
+
+    model: str
+    params: tuple[float, ...]  # in the model's own parameterisation, see predict()
+    position: float  # position of the minimum, focuser steps
+    hfr: float  # HFR predicted at the minimum
+    sigma_position: float  # 1-σ uncertainty of ``position`` (steps), scaled up by reduced χ² when > 1
+    chi2: float
+    dof: int
+    reduced_chi2: float
+    r2: float  # weighted R², i.e. 1 − χ²/χ²(constant)
+    p_vs_constant: float  # F-test p-value of this model against a constant
+    p_vs_line: float  # and against a straight line
+    accepted: bool = False
+    reason: str | None = None  # why it was not accepted
+
+    def predict(self, x: np.ndarray | Sequence[float]) -> np.ndarray:
+        return _evaluate(self.model, self.params, np.asarray(x, dtype=float))
+
+
+@dataclass
+class FitOutcome:
+    """The verdict over all models. ``best`` is None when nothing can be trusted (``reason`` says why)."""
+
+    best: ModelFit | None
+    fits: list[ModelFit]
+    points: list[FocusPoint]  # the usable points the final fits used
+    rejected: FocusPoint | None = None  # the outlier removed, if the refit without it was kept
+    reason: str | None = None
+    p_line_vs_constant: float = 1.0  # is there any trend at all? (used to decide on extending a sweep)
+
+    @property
+    def trusted(self) -> bool:
+        return self.best is not None
+
+
+def point_errors(points: Sequence[FocusPoint], settings: FitSettings) -> np.ndarray:
+    """1-σ error of each point's median HFR: spread/√stars with a floor relative to the HFR."""
+    out = []
+    for p in points:
+        floor = settings.relative_error_floor * float(p.hfr)
+        spread = p.spread if p.spread is not None and math.isfinite(p.spread) else 0.0
+        # 1.2533 = √(π/2): the standard error of a median is that much larger than a mean's
+        out.append(max(1.2533 * spread / math.sqrt(max(p.stars, 1)), floor, 1e-6))
+    return np.asarray(out)
+
+
+def fit_vcurve(points: Sequence[FocusPoint], settings: FitSettings | None = None) -> FitOutcome:
+    """Fit every configured model to the usable points, judge them, and reject at most one outlier."""
+    settings = settings or FitSettings()
+    usable = sorted((p for p in points if p.usable), key=lambda p: p.position)
+    if len(usable) < settings.min_points:
+        return FitOutcome(None, [], usable, reason=f"only {len(usable)} usable points, need {settings.min_points}")
+    if len({p.position for p in usable}) < 3:
+        return FitOutcome(None, [], usable, reason="fewer than 3 distinct positions")
+
+    first = _judge(usable, settings)
+    candidate = _outlier(usable, first, settings)
+    if candidate is None:
+        return first
+    trimmed = [p for p in usable if p is not candidate]
+    second = _judge(trimmed, settings)
+    if second.best is not None and (
+        first.best is None or second.best.reduced_chi2 < first.best.reduced_chi2
+    ):
+        second.rejected = candidate
+        return second
+    return first
+
+
+# --------------------------------------------------------------------------------------------- judging
+
+
+def _judge(points: list[FocusPoint], settings: FitSettings) -> FitOutcome:
+    x = np.array([p.position for p in points], dtype=float)
+    y = np.array([p.hfr for p in points], dtype=float)
+    sigma = point_errors(points, settings)
+    w = 1.0 / sigma**2
+    n = len(points)
+
+    chi2_const = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
+    chi2_line = _chi2_line(x, y, w)
+    p_line = _f_test(chi2_const, 1, chi2_line, 2, n)
+    spacing = float(np.median(np.diff(np.unique(x))))
+
+    fits: list[ModelFit] = []
+    for name in settings.models:
+        fit = _FITTERS[name](x, y, sigma)
+        if fit is None:
+            continue
+        fit.p_vs_constant = _f_test(chi2_const, 1, fit.chi2, MODEL_PARAMETERS[name], n)
+        fit.p_vs_line = _f_test(chi2_line, 2, fit.chi2, MODEL_PARAMETERS[name], n)
+        fit.r2 = 1.0 - fit.chi2 / chi2_const if chi2_const > 0 else 0.0
+        fit.reason = _verdict(fit, x, spacing, settings)
+        fit.accepted = fit.reason is None
+        fits.append(fit)
+
+    accepted = [f for f in fits if f.accepted]
+    best = min(accepted, key=lambda f: f.reduced_chi2) if accepted else None
+    reason = None
+    if best is None:
+        reason = "; ".join(f"{f.model}: {f.reason}" for f in fits) or "no model converged"
+    return FitOutcome(best, fits, points, reason=reason, p_line_vs_constant=p_line)
+
+
+def _verdict(fit: ModelFit, x: np.ndarray, spacing: float, s: FitSettings) -> str | None:
+    """None if the fit is trusted, else a short sentence saying why not."""
+    if not math.isfinite(fit.position) or not math.isfinite(fit.hfr) or fit.hfr <= 0:
+        return "no finite minimum"
+    if fit.p_vs_constant >= s.significance:
+        return f"does not beat a constant (p={fit.p_vs_constant:.3g} >= {s.significance})"
+    if fit.p_vs_line >= s.significance:
+        return f"does not beat a straight line (p={fit.p_vs_line:.3g} >= {s.significance})"
+    if fit.r2 < s.min_r2:
+        return f"R²={fit.r2:.3f} below {s.min_r2}"
+    if s.max_reduced_chi2 is not None and fit.reduced_chi2 > s.max_reduced_chi2:
+        return f"reduced χ²={fit.reduced_chi2:.3g} above {s.max_reduced_chi2}"
+    if not x.min() <= fit.position <= x.max():
+        return f"minimum {fit.position:.0f} outside sampled range {x.min():.0f}..{x.max():.0f}"
+    if not math.isfinite(fit.sigma_position) or fit.sigma_position > s.max_sigma_spacings * spacing:
+        return f"σ(position)={fit.sigma_position:.0f} steps above {s.max_sigma_spacings * spacing:.0f}"
+    return None
+
+
+def _f_test(chi2_simple: float, k_simple: int, chi2_model: float, k_model: int, n: int) -> float:
+    """p-value that the extra parameters of the bigger model explain nothing (1.0 = no evidence)."""
+    dfn, dfd = k_model - k_simple, n - k_model
+    if dfn <= 0 or dfd <= 0:
+        return 1.0
+    if chi2_model <= 0:
+        return 0.0 if chi2_simple > 0 else 1.0
+    f = ((chi2_simple - chi2_model) / dfn) / (chi2_model / dfd)
+    if f <= 0:
+        return 1.0
+    return float(stats.f.sf(f, dfn, dfd))
+
+
+def _chi2_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    u, _, _ = _normalise(x)
+    design = np.column_stack([np.ones_like(u), u])
+    coef = _wls(design, y, w)[0]
+    return float(np.sum(w * (y - design @ coef) ** 2))
+
+
+def _outlier(points: list[FocusPoint], outcome: FitOutcome, s: FitSettings) -> FocusPoint | None:
+    """Grubbs' test on the normalised residuals of the best-fitting model; the outlier or None."""
+    n = len(points)
+    if s.outlier_test == "none" or n < max(s.min_points + 1, 7) or not outcome.fits:
+        return None
+    model = outcome.best or min(outcome.fits, key=lambda f: f.reduced_chi2)
+    x = np.array([p.position for p in points], dtype=float)
+    y = np.array([p.hfr for p in points], dtype=float)
+    r = (y - model.predict(x)) / point_errors(points, s)
+    sd = float(np.std(r, ddof=1))
+    if sd <= 0 or not math.isfinite(sd):
+        return None
+    g = np.abs(r - r.mean()) / sd
+    i = int(np.argmax(g))
+    t = stats.t.ppf(1 - s.outlier_alpha / (2 * n), n - 2)
+    g_crit = (n - 1) / math.sqrt(n) * math.sqrt(t * t / (n - 2 + t * t))
+    return points[i] if g[i] > g_crit else None
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+def _normalise(x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Positions are large integers: fit in u = (x − centre)/scale for a well-conditioned problem."""
+    centre = float((x.min() + x.max()) / 2)
+    scale = float((x.max() - x.min()) / 2) or 1.0
+    return (x - centre) / scale, centre, scale
+
+
+def _wls(design: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares: coefficients and their covariance (for errors taken as absolute)."""
+    sw = np.sqrt(w)
+    a = design * sw[:, None]
+    coef, *_ = np.linalg.lstsq(a, y * sw, rcond=None)
+    cov = np.linalg.pinv(a.T @ a)
+    return coef, cov
+
+
+def _evaluate(model: str, params: tuple[float, ...], x: np.ndarray) -> np.ndarray:
+    if model == "parabola":
+        a0, a1, a2, centre, scale = params
+        u = (x - centre) / scale
+        return a0 + a1 * u + a2 * u * u
+    if model == "hyperbola":
+        c, a, b = params
+        return np.sqrt(a * a + (b * (x - c)) ** 2)
+    if model == "v":
+        c, h0, left, right = params
+        return h0 + left * np.maximum(c - x, 0.0) + right * np.maximum(x - c, 0.0)
+    raise ValueError(f"unknown focus model {model!r}; allowed: {', '.join(MODELS)}")
+
+
+def _finish(model: str, params: tuple, x, y, sigma, position, hfr, var_position, k) -> ModelFit:
+    resid = (y - _evaluate(model, params, x)) / sigma
+    chi2 = float(np.sum(resid**2))
+    dof = len(x) - k
+    red = chi2 / dof if dof > 0 else math.inf
+    sigma_pos = math.sqrt(max(var_position, 0.0) * max(1.0, red)) if math.isfinite(var_position) else math.inf
+    return ModelFit(model, tuple(float(p) for p in params), float(position), float(hfr), sigma_pos,
+                    chi2, dof, red, 0.0, 1.0, 1.0)
+
+
+def _fit_parabola(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit | None:
+    u, centre, scale = _normalise(x)
+    design = np.column_stack([np.ones_like(u), u, u * u])
+    (a0, a1, a2), cov = _wls(design, y, 1.0 / sigma**2)
+    params = (a0, a1, a2, centre, scale)
+    if a2 <= 0:  # opens downwards or flat: no minimum; report it with an infinite position
+        fit = _finish("parabola", params, x, y, sigma, math.nan, math.nan, math.inf, 3)
+        return fit
+    u0 = -a1 / (2 * a2)
+    grad = np.array([0.0, -1 / (2 * a2), a1 / (2 * a2 * a2)])
+    var_u = float(grad @ cov @ grad)
+    return _finish("parabola", params, x, y, sigma, centre + u0 * scale, a0 - a1 * a1 / (4 * a2),
+                   var_u * scale * scale, 3)
+
+
+def _fit_hyperbola(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit | None:
+    u, centre, scale = _normalise(x)
+    i = int(np.argmin(y))
+    a0 = float(y.min()) * 0.9
+    b0 = max(float(np.max(np.abs(y - y.min()) / np.maximum(np.abs(u - u[i]), 1e-3))), 1e-3)
+
+    def f(uu, c, a, b):
+        return np.sqrt(a * a + (b * (uu - c)) ** 2)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p, cov = optimize.curve_fit(f, u, y, p0=(u[i], a0, b0), sigma=sigma, absolute_sigma=True,
+                                        bounds=([-20.0, 1e-6, 1e-6], [20.0, np.inf, np.inf]), maxfev=5000)
+    except (RuntimeError, ValueError, optimize.OptimizeWarning):
+        return None
+    c, a, b = p
+    params = (centre + c * scale, a, b / scale)
+    return _finish("hyperbola", params, x, y, sigma, params[0], a, cov[0, 0] * scale * scale, 3)
+
+
+def _fit_v(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit | None:
+    """Two lines meeting at the minimum. Tried from every interior split; the best χ² wins."""
+    u, centre, scale = _normalise(x)
+
+    def f(uu, c, h0, left, right):
+        return h0 + left * np.maximum(c - uu, 0.0) + right * np.maximum(uu - c, 0.0)
+
+    best = None
+    for i in range(1, len(u) - 1):
+        p0 = (u[i], float(y[i]), max((y[0] - y[i]) / max(u[i] - u[0], 1e-3), 1e-3),
+              max((y[-1] - y[i]) / max(u[-1] - u[i], 1e-3), 1e-3))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p, cov = optimize.curve_fit(f, u, y, p0=p0, sigma=sigma, absolute_sigma=True,
+                                            bounds=([-20.0, 0.0, 0.0, 0.0], [20.0, np.inf, np.inf, np.inf]),
+                                            maxfev=5000)
+        except (RuntimeError, ValueError, optimize.OptimizeWarning):
+            continue
+        chi2 = float(np.sum(((y - f(u, *p)) / sigma) ** 2))
+        if best is None or chi2 < best[0]:
+            best = (chi2, p, cov)
+    if best is None:
+        return None
+    _, (c, h0, left, right), cov = best
+    params = (centre + c * scale, h0, left / scale, right / scale)
+    var = cov[0, 0] * scale * scale if np.all(np.isfinite(cov)) else math.inf
+    return _finish("v", params, x, y, sigma, params[0], h0, var, 4)
+
+
+_FITTERS = {"parabola": _fit_parabola, "hyperbola": _fit_hyperbola, "v": _fit_v}

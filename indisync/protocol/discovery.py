@@ -1,0 +1,91 @@
+"""Home Assistant MQTT discovery for one node.
+
+Each node announces a device (``indisync <node>``) with sensors for phase, filter, focuser
+position, HFR, frames and exposure progress, and a connectivity binary sensor. The sensors
+read the node's retained ``state`` envelope as it is (``value_json.payload...``) and use its
+``status`` topic as availability, so Node-RED and MQTT Explorer see exactly what HA sees.
+
+Configs are published (not retained) after each connect and again whenever
+``homeassistant/status`` says ``online`` (HA's birth message after a restart).
+
+Pure: returns (topic, json text) pairs.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import topics
+
+# entity -> (component, display name, value template, extra config)
+_ENTITIES: dict[str, tuple[str, str, str, dict]] = {
+    "phase": ("sensor", "Phase", "{{ value_json.payload.phase }}", {"icon": "mdi:telescope"}),
+    "filter": ("sensor", "Filter", "{{ value_json.payload.filter or 'none' }}", {"icon": "mdi:filter"}),
+    "focuser_position": (
+        "sensor",
+        "Focuser position",
+        "{{ value_json.payload.focuser_position }}",
+        {"icon": "mdi:target", "unit_of_measurement": "steps", "state_class": "measurement"},
+    ),
+    "hfr": (
+        "sensor",
+        "HFR",
+        "{{ value_json.payload.hfr }}",
+        {"icon": "mdi:blur", "unit_of_measurement": "px", "state_class": "measurement"},
+    ),
+    "frames": (
+        "sensor",
+        "Frames",
+        "{{ value_json.payload.frames }}",
+        {"icon": "mdi:image-multiple", "state_class": "total_increasing"},
+    ),
+    "exposure_progress": (
+        "sensor",
+        "Exposure progress",
+        "{{ ((value_json.payload.exposure.progress or 0) * 100) | round(0) "
+        "if value_json.payload.exposure else 0 }}",
+        {"icon": "mdi:progress-clock", "unit_of_measurement": "%"},
+    ),
+}
+
+
+def discovery_messages(topic_tree: topics.Topics, node: str, role: str, version: str) -> list[tuple[str, str]]:
+    """The (topic, config JSON) pairs announcing ``node`` to Home Assistant."""
+    device = {
+        "identifiers": [f"indisync_{node}"],
+        "name": f"indisync {node}",
+        "manufacturer": "indisync",
+        "model": f"{role} node",
+        "sw_version": version,
+    }
+    availability = {
+        "availability_topic": topic_tree.status(node),
+        "payload_available": topics.ONLINE,
+        "payload_not_available": topics.OFFLINE,
+    }
+    out = []
+    for entity, (component, name, template, extra) in _ENTITIES.items():
+        config = {
+            "name": name,
+            "unique_id": f"indisync_{node}_{entity}",
+            "object_id": f"indisync_{node}_{entity}",
+            "state_topic": topic_tree.state(node),
+            "value_template": template,
+            "device": device,
+            **availability,
+            **extra,
+        }
+        out.append((topic_tree.ha_config(component, node, entity), json.dumps(config, separators=(",", ":"))))
+    online = {
+        "name": "Online",
+        "unique_id": f"indisync_{node}_online",
+        "object_id": f"indisync_{node}_online",
+        "state_topic": topic_tree.status(node),
+        "payload_on": topics.ONLINE,
+        "payload_off": topics.OFFLINE,
+        "device_class": "connectivity",
+        "device": device,
+        # no availability: this entity must read 'off', not 'unavailable', when the node is gone
+    }
+    out.append((topic_tree.ha_config("binary_sensor", node, "online"), json.dumps(online, separators=(",", ":"))))
+    return out

@@ -1,0 +1,179 @@
+"""``NodeLink``: everything one node says and hears on MQTT, for the node runtime to use.
+
+- ``status``: ``online`` (retained) after every connect; ``offline`` as the Last Will and before
+  a clean shutdown;
+- ``state``: retained envelope, published on every change and every ``heartbeat`` seconds;
+- ``event``: one envelope per event, schema-checked before it leaves;
+- ``cmd``: served by a CommandServer (exactly-once, answers on ``reply``); a retained command is
+  refused, so a stale one cannot run again after a reconnect;
+- Home Assistant discovery after every connect and when ``homeassistant/status`` says online.
+
+    link = NodeLink(cfg.mqtt, cfg.node.name, cfg.node.role, handlers={"expose": on_expose})
+    link.start()
+    link.update_state(phase="exposing", exposure={...})
+    link.event("exposure_done", exposure_id="b1-3", status="ok", file="ota1_M31_L_300s_0003.fits")
+    link.close()
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import threading
+from datetime import datetime, timezone
+
+from .. import __version__
+from ..config import MqttConfig
+from ..errors import ProtocolError
+from . import messages, topics
+from .commands import CommandClient, CommandHandler, CommandServer
+from .discovery import discovery_messages
+from .registry import NodeRegistry
+from .transport import Incoming, MqttTransport, Will
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class NodeLink:
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        node: str,
+        role: str,
+        handlers: dict[str, CommandHandler] | None = None,
+        version: str = __version__,
+        client_id: str | None = None,
+    ):
+        self.cfg = cfg
+        self.node = node
+        self.role = role
+        self.version = version
+        self.topics = topics.Topics(cfg.topic_prefix, cfg.discovery_prefix)
+        self.transport = MqttTransport(
+            cfg, client_id or f"indisync-{node}", will=Will(self.topics.status(node), topics.OFFLINE, retain=True)
+        )
+        self._state = messages.make(
+            "state", node, {"role": role, "phase": "idle", "frames": 0, "version": version}
+        ).payload
+        self._state_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self.commands = CommandServer(node, handlers or {}, self._publish_reply, self._publish_error)
+        self.transport.subscribe(self.topics.cmd(node), self._on_command)
+        self.transport.subscribe(self.topics.ha_status, self._on_ha_status)
+        self.transport.on_connect(self._announce)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, wait: float | None = None) -> bool:
+        """Connect (in the background) and start the heartbeat; with ``wait``, wait that long for the
+        first connection and return whether it came."""
+        self.transport.start()
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.node}", daemon=True)
+            self._heartbeat.start()
+        return self.transport.wait_connected(wait) if wait else self.transport.connected.is_set()
+
+    def close(self) -> None:
+        """Say ``offline`` (retained), disconnect cleanly, stop the command workers."""
+        self._stop.set()
+        self.transport.stop(final=[(self.topics.status(self.node), topics.OFFLINE, True)])
+        self.commands.close()
+        if self._heartbeat is not None:
+            self._heartbeat.join(2.0)
+
+    def __enter__(self) -> "NodeLink":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- what the node says -------------------------------------------------------------------
+    @property
+    def state(self) -> dict:
+        with self._state_lock:
+            return copy.deepcopy(self._state)
+
+    def update_state(self, **fields) -> None:
+        """Change state fields (schema-checked) and publish at once if anything changed."""
+        with self._state_lock:
+            merged = {**self._state, **fields}
+            checked = messages.make("state", self.node, merged).payload  # raises on a bad field
+            changed = checked != self._state
+            self._state = checked
+        if changed:
+            self.publish_state()
+
+    def publish_state(self) -> None:
+        with self._state_lock:
+            payload = copy.deepcopy(self._state)
+        exposure = payload.get("exposure")
+        if exposure and exposure.get("duration"):
+            start = datetime.fromisoformat(exposure["start"].replace("Z", "+00:00"))
+            elapsed = (datetime.now(timezone.utc) - start).total_seconds()
+            exposure["progress"] = round(min(1.0, max(0.0, elapsed / exposure["duration"])), 3)
+        env = messages.make("state", self.node, payload)
+        self.transport.publish(self.topics.state(self.node), env.encode(), retain=True)
+
+    def event(self, type: str, **payload) -> messages.Envelope:
+        """Publish one event; ProtocolError if ``type`` is not an event or the payload breaks its schema."""
+        if messages.SCHEMAS.get(type, ("",))[0] != topics.EVENT:
+            raise ProtocolError(f"{type!r} is not an event; events: {', '.join(messages.EVENTS)}")
+        env = messages.make(type, self.node, payload)
+        self.transport.publish(self.topics.event(self.node), env.encode())
+        return env
+
+    def error(self, message: str, topic: str | None = None, about: str | None = None) -> None:
+        self._publish_error(message, topic, about)
+
+    # -- helpers for the master ------------------------------------------------------------------
+    def command_client(self, **kwargs) -> CommandClient:
+        return CommandClient(self.transport, self.topics, self.node, **kwargs)
+
+    def registry(self) -> NodeRegistry:
+        registry = NodeRegistry(self.cfg.dead_after)
+        registry.attach(self.transport, self.topics)
+        return registry
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _announce(self) -> None:
+        self.transport.publish(self.topics.status(self.node), topics.ONLINE, retain=True)
+        self._publish_discovery()
+        self.publish_state()
+
+    def _publish_discovery(self) -> None:
+        for topic, config in discovery_messages(self.topics, self.node, self.role, self.version):
+            self.transport.publish(topic, config)
+
+    def _on_ha_status(self, msg: Incoming) -> None:
+        if msg.payload.strip() == b"online":
+            log.info("Home Assistant came online; publishing discovery again")
+            self._publish_discovery()
+
+    def _on_command(self, msg: Incoming) -> None:
+        if msg.retain:
+            self._publish_error("rejected command: a retained command is never executed", msg.topic, None)
+            return
+        self.commands.handle(msg.payload, msg.topic)
+
+    def _publish_reply(self, env: messages.Envelope) -> None:
+        self.transport.publish(self.topics.reply(self.node), env.encode())
+
+    def _publish_error(self, message: str, topic: str | None, about: str | None) -> None:
+        clean = _CONTROL.sub("?", message)[:1000]
+        topic = _CONTROL.sub("?", topic)[:256] if topic else None
+        try:
+            self.event("error", message=clean, topic=topic, about=about)
+        except ProtocolError:
+            log.exception("could not publish error event %r", clean)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.cfg.heartbeat):
+            try:
+                if self.transport.connected.is_set():
+                    self.publish_state()
+            except Exception:
+                log.exception("heartbeat failed")

@@ -1,0 +1,256 @@
+"""A private indiserver with the INDI simulator drivers, for tests, benchmarks and the demo.
+
+Each server gets a free TCP port, its own local socket (``indiserver -u``: without it a second
+server on the machine exits with "bind: Address already in use"), its own HOME (so drivers do not
+share saved configs between runs) and our synthetic ``gsc`` catalogue first on PATH (without it the
+CCD simulator draws no stars).
+
+The module also speaks a little raw INDI XML (``set_number``, ``get_numbers``...). Tests and
+benchmarks use that to set or read the simulator's truth (``SIM_FOCUSING``, ``SIM_TIME_FACTOR``);
+the code under test never does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from contextlib import closing
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+GSC_SOURCE = Path(__file__).with_name("bin") / "gsc"
+
+# driver executable -> device name it creates
+DRIVERS = {
+    "indi_simulator_ccd": "CCD Simulator",
+    "indi_simulator_focus": "Focuser Simulator",
+    "indi_simulator_wheel": "Filter Simulator",
+    "indi_simulator_telescope": "Telescope Simulator",
+    "indi_simulator_guide": "Guide Simulator",
+}
+ALL_SIMULATORS = tuple(DRIVERS)
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SimulatorStartError(RuntimeError):
+    pass
+
+
+class IndiServer:
+    """``with IndiServer() as srv:`` runs indiserver with the chosen simulators until the block ends."""
+
+    def __init__(
+        self,
+        drivers=ALL_SIMULATORS,
+        port: int | None = None,
+        time_factor: float | None = None,
+        workdir: str | Path | None = None,
+        startup_timeout: float = 20.0,
+    ):
+        unknown = [d for d in drivers if d not in DRIVERS]
+        if unknown:
+            raise ValueError(f"unknown simulator driver(s) {unknown}; known: {', '.join(DRIVERS)}")
+        if shutil.which("indiserver") is None:
+            raise SimulatorStartError("indiserver is not installed: run ./scripts/setup.sh (Debian package indi-bin)")
+        self.drivers = tuple(drivers)
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.time_factor = time_factor
+        self.startup_timeout = startup_timeout
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="indisync-indi-"))
+        self.log_path = self.workdir / "indiserver.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def devices(self) -> list[str]:
+        return [DRIVERS[d] for d in self.drivers]
+
+    def start(self) -> "IndiServer":
+        bindir = self.workdir / "bin"
+        bindir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "home").mkdir(exist_ok=True)
+        gsc = bindir / "gsc"
+        shutil.copyfile(GSC_SOURCE, gsc)
+        gsc.chmod(0o755)
+        env = dict(os.environ)
+        env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+        env["HOME"] = str(self.workdir / "home")
+        sock = self.workdir / "indiserver.sock"
+        cmd = ["indiserver", "-v", "-p", str(self.port), "-u", str(sock), *self.drivers]
+        log = open(self.log_path, "wb")
+        try:
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                cwd=self.workdir, start_new_session=True,  # its own process group: we kill drivers too
+            )
+        finally:
+            log.close()
+        try:
+            self._wait_ready()
+            if self.time_factor is not None:
+                for device in ("CCD Simulator", "Guide Simulator"):
+                    if device in self.devices:
+                        set_number(self.host, self.port, device, "SIMULATOR_SETTINGS",
+                                   {"SIM_TIME_FACTOR": self.time_factor})
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        missing = set(self.devices)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SimulatorStartError(
+                    f"indiserver exited with code {self.process.returncode}:\n{self.log_text()[-2000:]}"
+                )
+            try:
+                seen = list_devices(self.host, self.port, timeout=1.0)
+            except OSError:
+                time.sleep(0.1)
+                continue
+            missing = set(self.devices) - set(seen)
+            if not missing:
+                return
+            time.sleep(0.2)
+        raise SimulatorStartError(
+            f"indiserver on port {self.port} did not offer {sorted(missing)} within "
+            f"{self.startup_timeout}s:\n{self.log_text()[-2000:]}"
+        )
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=5)
+        elif proc is not None:
+            # indiserver is gone but its drivers may not be: sweep the group.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """Kill the whole server and its drivers at once, as a crash or a power cut would."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=5)
+            self.process = None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self) -> "IndiServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+# ---- raw INDI XML, for tests, benchmarks and the demo only ---------------------------------------
+
+def _send(host: str, port: int, xml: str) -> None:
+    with closing(socket.create_connection((host, port), timeout=5)) as s:
+        s.sendall(xml.encode())
+        # indiserver forwards asynchronously; give it a moment before the socket closes.
+        time.sleep(0.2)
+
+
+def set_number(host: str, port: int, device: str, prop: str, values: dict[str, float]) -> None:
+    items = "".join(f"<oneNumber name={quoteattr(k)}>{float(v)!r}</oneNumber>" for k, v in values.items())
+    _send(host, port, f"<newNumberVector device={quoteattr(device)} name={quoteattr(prop)}>{items}</newNumberVector>\n")
+
+
+def set_switch(host: str, port: int, device: str, prop: str, values: dict[str, bool]) -> None:
+    items = "".join(
+        f"<oneSwitch name={quoteattr(k)}>{'On' if v else 'Off'}</oneSwitch>" for k, v in values.items()
+    )
+    _send(host, port, f"<newSwitchVector device={quoteattr(device)} name={quoteattr(prop)}>{items}</newSwitchVector>\n")
+
+
+def set_text(host: str, port: int, device: str, prop: str, values: dict[str, str]) -> None:
+    items = "".join(f"<oneText name={quoteattr(k)}>{escape(v)}</oneText>" for k, v in values.items())
+    _send(host, port, f"<newTextVector device={quoteattr(device)} name={quoteattr(prop)}>{items}</newTextVector>\n")
+
+
+def _read_definitions(host: str, port: int, device: str | None, timeout: float) -> str:
+    """Send getProperties and collect what arrives within ``timeout`` seconds (BLOBs are not asked for)."""
+    attr = f" device={quoteattr(device)}" if device else ""
+    chunks = []
+    with closing(socket.create_connection((host, port), timeout=timeout)) as s:
+        s.sendall(f'<getProperties version="1.7"{attr}/>\n'.encode())
+        deadline = time.monotonic() + timeout
+        s.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                if chunks:
+                    # a quiet gap after data: the server has sent what it has.
+                    try:
+                        s.settimeout(0.3)
+                        data = s.recv(65536)
+                    except socket.timeout:
+                        break
+                else:
+                    continue
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def list_devices(host: str, port: int, timeout: float = 2.0) -> list[str]:
+    text = _read_definitions(host, port, None, timeout)
+    return sorted(set(re.findall(r'<def\w+Vector[^>]*\bdevice="([^"]+)"', text)))
+
+
+def get_numbers(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, float]:
+    """The current values of one number property, read from the server's definitions."""
+    text = _read_definitions(host, port, device, timeout)
+    for match in re.finditer(r"<defNumberVector\b.*?</defNumberVector>", text, re.S):
+        elem = ET.fromstring(match.group(0))
+        if elem.get("device") == device and elem.get("name") == prop:
+            return {n.get("name"): float(n.text.strip()) for n in elem.findall("defNumber")}
+    raise KeyError(f"{device}.{prop} not defined on {host}:{port}")
+
+
+def crash_ccd_driver(host: str, port: int, device: str = "CCD Simulator") -> None:
+    """Ask the CCD simulator to abort() itself (the driver's CCD_SIMULATE_CRASH switch)."""
+    set_switch(host, port, device, "CCD_SIMULATE_CRASH", {"CRASH": True})

@@ -1,0 +1,127 @@
+"""The INDI device layer against real INDI simulators (no mocks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+import pytest
+import sep
+
+from indisync.devices.session import open_devices
+from indisync.errors import ConnectionFailed, DeviceError, UnknownFilter
+from indisync.sim.indi import crash_ccd_driver, free_port
+
+pytestmark = pytest.mark.integration
+
+SIMULATOR_FILTERS = ["Red", "Green", "Blue", "H_Alpha", "SII", "OIII", "LPR", "Luminance"]
+
+
+def count_stars_with_sep(data: np.ndarray) -> int:
+    """An extractor independent of ours: SEP at 5 sigma over its own background."""
+    image = data.astype(np.float64)
+    background = sep.Background(image)
+    return len(sep.extract(image - background, 5.0, err=background.globalrms, minarea=5))
+
+
+def test_light_frame_has_stars_and_header(indi_config):
+    with open_devices(indi_config, need=("camera", "focuser")) as dev:
+        hdu = dev.camera.expose(1.0)
+    assert hdu.data.shape == (1024, 1280)
+    assert hdu.header["EXPTIME"] == 1.0
+    assert hdu.header["INSTRUME"] == "CCD Simulator"
+    assert hdu.header["XBINNING"] == 1
+    assert len(hdu.header["DATE-OBS"].split(".")[-1]) == 3  # milliseconds
+    stars = count_stars_with_sep(hdu.data)
+    assert stars >= 20, f"only {stars} stars in a 1 s frame"
+
+
+def test_binning_changes_frame_size(indi_config):
+    with open_devices(indi_config) as dev:
+        hdu = dev.camera.expose(0.5, binning=2)
+    assert hdu.data.shape == (512, 640)
+    assert hdu.header["XBINNING"] == 2 and hdu.header["YBINNING"] == 2
+
+
+def test_wheel_names_and_selection(indi_config):
+    with open_devices(indi_config, need=("filter_wheel",)) as dev:
+        wheel = dev.filter_wheel
+        assert wheel.names == SIMULATOR_FILTERS
+        wheel.select("OIII")
+        assert wheel.current == "OIII"
+        with pytest.raises(UnknownFilter) as err:
+            wheel.select("Purple")
+        assert "Purple" in str(err.value) and "8 Luminance" in str(err.value)
+        assert wheel.current == "OIII"
+
+
+def test_focuser_moves_and_reports(indi_config):
+    with open_devices(indi_config, need=("focuser",)) as dev:
+        focuser = dev.focuser
+        assert focuser.max_position == 100000
+        assert focuser.move_to(41234) == 41234
+        assert focuser.position == 41234
+        assert focuser.move_to(40000) == 40000
+        with pytest.raises(DeviceError, match="outside its range"):
+            focuser.move_to(focuser.max_position + 1)
+
+
+def test_mount_coordinates_and_pulse(indi_config):
+    with open_devices(indi_config, need=("mount",)) as dev:
+        ra, dec = dev.mount.coordinates
+        assert 0 <= ra < 24 and -90 <= dec <= 90
+        started = time.monotonic()
+        dev.mount.pulse_guide("N", 300)
+        dev.mount.pulse_guide("W", 300)
+        assert time.monotonic() - started < 10
+        with pytest.raises(DeviceError, match="direction"):
+            dev.mount.pulse_guide("X", 100)
+
+
+def test_works_when_devices_are_already_connected(indi_config):
+    with open_devices(indi_config, need=("camera", "focuser")):
+        pass
+    with open_devices(indi_config, need=("camera", "focuser")) as dev:  # connected by the first session
+        assert dev.focuser.position >= 0
+        assert dev.camera.expose(0.2).data is not None
+
+
+def test_driver_crash_mid_exposure_is_a_clear_error(indi_sim, indi_config):
+    with open_devices(indi_config) as dev:
+        threading.Timer(1.0, crash_ccd_driver, args=(indi_sim.host, indi_sim.port)).start()
+        started = time.monotonic()
+        with pytest.raises(DeviceError, match="vanished|crash|lost"):
+            dev.camera.expose(30.0)
+        assert time.monotonic() - started < 15
+
+
+def test_server_gone_mid_session_errors_within_timeout(indi_sim, indi_config):
+    cfg = dataclasses.replace(indi_config, move_timeout=20)
+    with open_devices(cfg) as dev:
+        threading.Timer(1.0, indi_sim.kill).start()
+        started = time.monotonic()
+        with pytest.raises(DeviceError):
+            dev.camera.expose(30.0)
+        assert time.monotonic() - started < cfg.property_timeout + 5
+
+
+def test_no_server_fails_fast_naming_the_address():
+    from indisync.config import IndiConfig
+
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed, match=f"127.0.0.1:{port}"):
+        with open_devices(IndiConfig(host="127.0.0.1", port=port, connect_timeout=5)):
+            pass
+    assert time.monotonic() - started < 15
+
+
+def test_missing_needed_device_lists_what_is_there(indi_sim):
+    from indisync.config import IndiConfig
+
+    cfg = IndiConfig(host=indi_sim.host, port=indi_sim.port, camera="No Such Camera", connect_timeout=2)
+    with pytest.raises(DeviceError, match="No Such Camera.*CCD Simulator"):
+        with open_devices(cfg):
+            pass

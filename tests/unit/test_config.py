@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from indisync.config import Config, load_config, parse_hostport
+from indisync.errors import ConfigError
+
+
+def test_defaults_without_a_file():
+    cfg = load_config(None)
+    assert cfg.node.name == "ota1" and cfg.node.role == "slave"
+    assert cfg.indi.port == 7624 and cfg.indi.camera == "CCD Simulator"
+    assert cfg.mqtt.topic_prefix == "indisync" and cfg.mqtt.password_file is None
+    assert cfg.storage.filename == "{node}_{target}_{filter}_{exposure}s_{seq:04d}"
+
+
+def test_file_values_override_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("node: {name: ota-2, role: master}\nindi: {port: 7700, focuser: null}\n")
+    cfg = load_config(path)
+    assert (cfg.node.name, cfg.node.role, cfg.indi.port, cfg.indi.focuser) == ("ota-2", "master", 7700, None)
+    assert cfg.indi.camera == "CCD Simulator"
+
+
+@pytest.mark.parametrize(
+    "text, key, allowed",
+    [
+        ("node: {name: OTA 1}", "node.name", "lower-case"),
+        ("node: {role: boss}", "node.role", "'master' | 'slave'"),
+        ("indi: {port: 99999}", "indi.port", "1..65535"),
+        ("indi: {port: abc}", "indi.port", "an integer"),
+        ("mqtt: {topic_prefix: 'a/#'}", "mqtt.topic_prefix", "no wildcards"),
+        ("storage: {filename: '{nod}'}", "storage.filename", "allowed fields"),
+        ("nodes: {}", "nodes", "allowed keys: node, indi"),
+        ("indi: {camra: x}", "indi.camra", "camera"),
+    ],
+)
+def test_errors_name_file_key_and_what_is_allowed(tmp_path, text, key, allowed):
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and key in message and allowed in message
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("node: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_hostport():
+    assert parse_hostport("10.0.0.2:7625", 7624) == ("10.0.0.2", 7625)
+    assert parse_hostport("pi-ota1", 7624) == ("pi-ota1", 7624)
+    with pytest.raises(ConfigError):
+        parse_hostport("host:notaport", 7624)
+
+
+def test_config_is_a_plain_dataclass():
+    assert isinstance(load_config(data={}), Config)
