@@ -20,6 +20,9 @@ from .errors import IndisyncError
 COMMANDS = [
     "filters",
     "expose",
+    "focus",
+    "run",
+    "status",
 ]
 
 

@@ -14,8 +14,11 @@ from typing import Literal
 
 import yaml
 
+from .analysis.settings import AnalysisSettings
 from .configtypes import ConfigValueError, build
 from .errors import ConfigError
+from .focus.settings import FocusSettings
+from .sequence.settings import MasterSettings, SlaveSettings
 
 NODE_NAME = re.compile(r"^[a-z0-9-]+$")
 
@@ -101,6 +104,10 @@ class Config:
     indi: IndiConfig = field(default_factory=IndiConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)  # star detection and HFR
+    focus: FocusSettings = field(default_factory=FocusSettings)  # autofocus sweep, fit, offsets
+    master: MasterSettings = field(default_factory=MasterSettings)  # used when node.role is master
+    slave: SlaveSettings = field(default_factory=SlaveSettings)  # used when node.role is slave
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

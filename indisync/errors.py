@@ -51,3 +51,11 @@ class CommandTimeout(ProtocolError):
 
 class CommandFailed(ProtocolError):
     """A node answered a command with 'failed'; the message carries the node's reason."""
+
+
+class GuideError(IndisyncError):
+    """Guiding failed or was asked for in a state that cannot do it (no star, not calibrated, stopped)."""
+
+
+class CalibrationError(GuideError):
+    """Guider calibration failed: the mount did not move the star, or its axes are not trustworthy."""

@@ -46,3 +46,94 @@ def indi_config(indi_sim):
     from indisync.config import IndiConfig
 
     return IndiConfig(host=indi_sim.host, port=indi_sim.port, connect_timeout=10, property_timeout=10)
+
+
+# ---- mosquitto (protocol layer) ------------------------------------------------------------
+@pytest.fixture
+def mosquitto(request):
+    """A private anonymous mosquitto on a free loopback port (``.port``, ``.restart()``, ``.log_text()``)."""
+    from indisync.sim.broker import Mosquitto
+
+    broker = Mosquitto()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        attach_log_on_failure(request, "mosquitto", broker.log_text)
+        broker.close()
+
+
+@pytest.fixture
+def mqtt_config(mosquitto):
+    """An MqttConfig pointing at the ``mosquitto`` broker, with short liveness timings for tests."""
+    from indisync.config import MqttConfig
+
+    return MqttConfig(host=mosquitto.host, port=mosquitto.port, keepalive=2, heartbeat=0.5, dead_after=2.0)
+
+
+class MqttCollector:
+    """A real MQTT client recording what arrives on ``filters`` (with arrival times) for assertions."""
+
+    def __init__(self, cfg, *filters, client_id=None):
+        import threading
+        import time
+        import uuid
+
+        from indisync.protocol.transport import MqttTransport
+
+        self._time = time.monotonic
+        self.received = []  # (monotonic time, Incoming)
+        self._cond = threading.Condition()
+        self.transport = MqttTransport(cfg, client_id or f"collector-{uuid.uuid4().hex[:8]}")
+        for topic_filter in filters:
+            self.transport.subscribe(topic_filter, self._add)
+        self.transport.start()
+        assert self.transport.wait_connected(10), "collector could not connect"
+        time.sleep(0.2)  # let the SUBACK come back before the test starts publishing
+
+    def _add(self, msg):
+        with self._cond:
+            self.received.append((self._time(), msg))
+            self._cond.notify_all()
+
+    def messages(self, topic=None):
+        with self._cond:
+            return [m for _, m in self.received if topic is None or m.topic == topic]
+
+    def wait_for(self, predicate, timeout):
+        deadline = self._time() + timeout
+        with self._cond:
+            while not predicate():
+                left = deadline - self._time()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def close(self):
+        self.transport.stop()
+
+
+@pytest.fixture
+def demo_nodes(mosquitto):
+    """Start ``python -m indisync.protocol.demo_node`` children: ``demo_nodes("ota2", "--keepalive", "2")``."""
+    import subprocess
+    import sys
+
+    procs = []
+
+    def start(name, *extra):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "indisync.protocol.demo_node", "--port", str(mosquitto.port), "--name", name, *extra],
+            stdout=subprocess.PIPE, text=True,
+        )
+        procs.append(proc)
+        line = proc.stdout.readline().strip()
+        assert line == "ready", f"demo node {name} said {line!r}"
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)

@@ -1,17 +1,20 @@
 """Sky background and source detection: the first half of ``measure_frame``.
 
-Background: photutils ``Background2D`` -- sigma-clipped (3 sigma) median and standard deviation
-in boxes of ``background_box`` px, median-filtered over 3x3 boxes and interpolated back to
-pixels. The frame's single ``background`` / ``background_rms`` are the medians over the boxes.
+Background: sigma-clipped median and noise in boxes of ``background_box`` px
+(``background.background_mesh``), interpolated between box centres. The frame's single
+``background`` / ``background_rms`` are the medians over the boxes. When sources cover much of
+the frame or are large next to a box (defocused stars), the sky is estimated a second time with
+the sources masked and in boxes big enough to hold one.
 
-Detection: the background-subtracted frame is smoothed with a Gaussian of FWHM ``fwhm_guess``
-and thresholded at ``detection_sigma`` x the local background RMS; connected groups of at least
-``min_pixels`` pixels are sources (photutils ``detect_sources``). No deblending: sources that
-touch are one source, and the blend test in ``measure`` rejects close pairs it can see.
+Detection: the sky-subtracted frame is smoothed with a Gaussian of FWHM ``fwhm_guess`` and
+thresholded at ``detection_sigma`` x ``background_rms`` (SEP's ``thresh`` convention); connected
+groups (8-connected) of at least ``min_pixels`` pixels are sources (photutils
+``detect_sources``). No deblending: sources that touch are one source, and ``measure`` rejects
+pairs it can see as blends. A source's position is its centroid in the smoothed image.
 
 Frames above ``large_frame_megapixels`` are first summed 2x2 (4x fewer pixels for the costly
-steps); positions, sizes and the background are converted back to unbinned pixels here, so the
-caller never sees the binning.
+steps); positions, sizes and the sky are converted back to unbinned pixels here, so the caller
+never sees the binning.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from photutils.background import Background2D, MedianBackground, StdBackgroundRMS
 from photutils.segmentation import detect_sources
 from photutils.utils.exceptions import NoDetectionsWarning
-from astropy.stats import SigmaClip
 from scipy import ndimage
 
+from .background import background_mesh, upsample
 from .settings import AnalysisSettings
 
 GAUSS_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+# Sources covering more than this fraction of the frame (or typically larger than a quarter of a
+# background box) bias the sky upwards; the sky is then estimated again with them masked.
+CROWDED_FRACTION = 0.05
 
 
 @dataclass
@@ -41,7 +46,6 @@ class Detections:
     flux: np.ndarray  # background-subtracted ADU summed over the source's pixels
     radius: np.ndarray  # radius of a disc with the source's area above threshold, px
     background_map: np.ndarray  # sky per unbinned pixel, on the detection grid (see background_at)
-    rms_map: np.ndarray
     binning: int
     background: float  # median sky per unbinned pixel, ADU
     background_rms: float  # median sky noise per unbinned pixel, ADU
@@ -71,50 +75,68 @@ def _bin2(data: np.ndarray) -> np.ndarray:
     return out
 
 
-def estimate_background(image: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sky, rms) maps of ``image`` from sigma-clipped box statistics (photutils Background2D)."""
-    box = max(4, min(box, image.shape[0], image.shape[1]))
-    bkg = Background2D(
-        image,
-        box,
-        filter_size=3,
-        sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
-        bkg_estimator=MedianBackground(),
-        bkg_rms_estimator=StdBackgroundRMS(),
-    )
-    return bkg.background.astype(np.float32, copy=False), bkg.background_rms.astype(np.float32, copy=False)
+def _segment(image: np.ndarray, rms: float, settings: AnalysisSettings, b: int):
+    """(smoothed image, photutils SegmentationImage or None) of the sky-subtracted ``image``."""
+    smoothed = ndimage.gaussian_filter(image, settings.fwhm_guess / GAUSS_FWHM_PER_SIGMA / b, mode="nearest")
+    threshold = settings.detection_sigma * rms
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        segments = detect_sources(smoothed, threshold, max(1, math.ceil(settings.min_pixels / (b * b))))
+    return smoothed, segments
+
+
+def _sky(raw: np.ndarray, box: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(sky-subtracted image, sky grid, median noise) of ``raw``."""
+    sky_grid, rms_grid, box = background_mesh(raw, box, mask)
+    image = raw - upsample(sky_grid, raw.shape, box)
+    rms = float(np.median(rms_grid))
+    # a noise-free frame (rms 0) must not detect every pixel: keep the threshold above zero
+    rms = max(rms, 1e-6 * max(float(np.abs(sky_grid).max()), 1.0))
+    return image, (sky_grid, box), rms
 
 
 def detect(data: np.ndarray, settings: AnalysisSettings) -> Detections:
     """Estimate the sky of ``data`` and find its sources (see the module docstring)."""
     b = detection_binning(data.shape, settings)
-    image = _bin2(data) if b == 2 else data.astype(np.float32)
-    sky, rms = estimate_background(image, settings.background_box // b)
-    image -= sky  # in place: image is our own float32 copy
+    raw = _bin2(data) if b == 2 else data.astype(np.float32)
+    box = settings.background_box // b
+    image, sky, rms = _sky(raw, box)
+    smoothed, segments = _segment(image, rms, settings, b)
+    if segments is not None:
+        covered = segments.data > 0
+        typical = float(np.sqrt(np.median(segments.areas) / math.pi))  # source radius, binned px
+        if covered.mean() > CROWDED_FRACTION or typical > box / 4:
+            # big or many sources bias the box statistics upwards (defocused stars fill whole
+            # boxes): redo the sky with the sources masked, in boxes that can hold one
+            grow = 2 * int(math.ceil(typical / 2)) + 1
+            mask = ndimage.maximum_filter(covered, size=grow)
+            image, sky, rms = _sky(raw, max(box, int(8 * typical)), mask)
+            smoothed, segments = _segment(image, rms, settings, b)
+    del raw
     # the summed 2x2 block holds 4x the sky and 2x the (uncorrelated) noise of one pixel
-    background_map = sky / (b * b)
-    background = float(np.median(background_map))
-    background_rms = float(np.median(rms)) / b
-
-    empty = np.empty(0)
-    none_found = Detections(empty, empty, empty, empty, background_map, rms / b, b, background, background_rms)
-
-    smoothed = ndimage.gaussian_filter(image, settings.fwhm_guess / GAUSS_FWHM_PER_SIGMA / b, mode="nearest")
-    # a noise-free frame (rms 0) must not detect every pixel: keep the threshold above zero
-    floor = 1e-6 * max(abs(background), 1.0)
-    threshold = np.maximum(settings.detection_sigma * rms, floor)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoDetectionsWarning)
-        segments = detect_sources(smoothed, threshold, max(1, math.ceil(settings.min_pixels / (b * b))))
+    sky_grid, sky_box = sky
+    background_map = upsample(sky_grid / (b * b), (data.shape[0] // b, data.shape[1] // b), sky_box)
+    background = float(np.median(sky_grid)) / (b * b)
+    background_rms = rms / b
     if segments is None:
-        return none_found
+        empty = np.empty(0)
+        return Detections(empty, empty, empty, empty, background_map, b, background, background_rms)
     labels = segments.data
+    # statistics over source pixels only: a few % of the frame, far cheaper than label-wide passes
+    where = np.flatnonzero(labels)
+    lab = labels.ravel()[where]
+    n = int(lab.max()) + 1
+    width = labels.shape[1]
+    rows, cols = np.divmod(where, width)
+    weight = smoothed.ravel()[where].astype(np.float64)
+    wsum = np.bincount(lab, weight, n)
     index = segments.labels
-    flux = ndimage.sum_labels(image, labels, index)
-    centres = np.asarray(ndimage.center_of_mass(smoothed, labels, index), dtype=np.float64).reshape(-1, 2)
-    area = np.bincount(labels.ravel(), minlength=int(index.max()) + 1)[index] * float(b * b)
+    flux = np.bincount(lab, image.ravel()[where].astype(np.float64), n)[index]
+    cy = np.bincount(lab, weight * rows, n)[index] / wsum[index]
+    cx = np.bincount(lab, weight * cols, n)[index] / wsum[index]
+    area = np.bincount(lab, minlength=n)[index] * float(b * b)
     # a binned pixel i covers unbinned pixels b*i .. b*i + b-1: its centre is b*i + (b-1)/2
-    y = centres[:, 0] * b + (b - 1) / 2.0
-    x = centres[:, 1] * b + (b - 1) / 2.0
+    y = cy * b + (b - 1) / 2.0
+    x = cx * b + (b - 1) / 2.0
     radius = np.sqrt(area / math.pi)
-    return Detections(x, y, np.asarray(flux, dtype=np.float64), radius, background_map, rms / b, b, background, background_rms)
+    return Detections(x, y, flux, radius, background_map, b, background, background_rms)

@@ -29,6 +29,8 @@ MAD_TO_SIGMA = 1.4826  # a normal distribution's sigma / its median absolute dev
 CONVERGED = 0.005  # HFR iterations stop once the HFR changes by less than this fraction
 MIN_APERTURE = 3.0  # px: the smallest circle measured, so a tiny first estimate still sees the star
 WINDOW_ROUNDS = 4  # rounds of windowed re-centring per HFR iteration
+MAX_GROWTH = 2.0  # the HFR estimate grows at most this factor per iteration
+NOT_CONVERGED = 0.05  # still changing this much after all iterations: light from elsewhere
 
 REJECTIONS = ("saturated", "edge", "blended", "faint", "size")
 """Why a source was not kept: a pixel at or above the saturation level; centre within
@@ -131,10 +133,11 @@ class _FrameMeasurer:
         margin = s.edge_margin
         if x < margin or y < margin or x > self.width - 1 - margin or y > self.height - 1 - margin:
             return "edge"
-        # first guess: a Gaussian's radius at a few sigma above the sky is ~1.5-2.5 HFR
-        hfr = max(float(det.radius[i]) / 1.5, 1.0)
+        # first guess: the radius at the detection threshold is 1-3.5 HFR for a Gaussian (more
+        # for brighter stars); start small, as a circle reaching a neighbour inflates the HFR
+        hfr = max(float(det.radius[i]) / 2.5, 0.7)
         raw, sub, x0, y0 = self._cutout(x, y, max(s.aperture_factor * hfr, MIN_APERTURE))
-        if raw.max() >= self.saturation and self._peak(raw, x - x0, y - y0, 2.0 * hfr) >= self.saturation:
+        if raw.max() >= self.saturation and self._peak(raw, x - x0, y - y0, 2.5 * hfr) >= self.saturation:
             return "saturated"  # checked early: the brightest sources are the likely saturated ones
         # rough rounds without sub-pixels to settle the centre and the aperture
         for _ in range(s.hfr_iterations):
@@ -145,12 +148,15 @@ class _FrameMeasurer:
             new_hfr, _ = half_flux_radius(sub, xc, yc, rmax, 1)
             if not math.isfinite(new_hfr) or new_hfr <= 0:
                 return "faint"
-            if new_hfr > s.max_hfr:
-                return "size"
             change = abs(new_hfr - hfr) / hfr
-            hfr = new_hfr
+            # a star's own wings make the HFR creep up a little each round; a neighbour or
+            # nebulosity entering the circle makes it run away
+            hfr = min(new_hfr, MAX_GROWTH * hfr)
             if change < CONVERGED:
                 break
+        else:
+            if change > NOT_CONVERGED:
+                return "blended"
         rmax = max(s.aperture_factor * hfr, MIN_APERTURE)
         if self._off_frame(x, y, rmax):
             return "edge"

@@ -9,9 +9,9 @@ Three models are fitted, each weighted by the uncertainty of its points' median 
 A model is trusted only if (as RTS2's focusing does) it explains the data significantly better than a
 constant and than a straight line: an F-test on the χ² drop, which does not depend on the absolute
 error scale. It must also have a weighted R² above a floor, open upwards, have its minimum inside the
-sampled positions and a small enough σ(position). Of the trusted models the one with the lowest reduced
-χ² wins. At most one outlier is rejected (Grubbs' test on the normalised residuals of the best model);
-the refit is kept only if it improves the reduced χ² of the chosen model.
+sampled positions and a small enough σ(position). Of the trusted models the one with the smallest
+σ(position) wins. At most one outlier is rejected (Grubbs' test on the normalised residuals of the best
+model); the refit is kept only if it improves the chosen model's reduced χ².
 
 Everything here is pure: numbers in, dataclasses out.
 """
@@ -55,8 +55,10 @@ class FocusPoint:
 class FitSettings:
     """How V-curve fits are judged. Every threshold that decides "trusted or not" lives here."""
 
-    # models tried, in order of preference on ties
-    models: list[ModelName] = field(default_factory=lambda: list(MODELS))
+    # models tried. "v" is opt-in: its σ(position) cannot include the uncertainty of where the two
+    # lines break, so on rounded curves (the simulator's, and any curve sampled near focus only) it can
+    # win with a confident, wrong minimum. Use it for deep, sharp V-curves sampled far out on both sides.
+    models: list[ModelName] = field(default_factory=lambda: ["parabola", "hyperbola"])
     # an F-test p-value below this is needed to beat both a constant and a straight line (RTS2's rule):
     # smaller = stricter. 0.01 rejects flat or monotonic noise while 9 points of a real V pass easily.
     significance: float = 0.01
@@ -195,7 +197,9 @@ def _judge(points: list[FocusPoint], settings: FitSettings) -> FitOutcome:
         fits.append(fit)
 
     accepted = [f for f in fits if f.accepted]
-    best = min(accepted, key=lambda f: f.reduced_chi2) if accepted else None
+    # the most precise trusted estimate wins; σ(position) is inflated by reduced χ² when the model
+    # misfits, so a wrong shape loses even when it happens to thread the noise
+    best = min(accepted, key=lambda f: f.sigma_position) if accepted else None
     reason = None
     if best is None:
         reason = "; ".join(f"{f.model}: {f.reason}" for f in fits) or "no model converged"
@@ -340,33 +344,35 @@ def _fit_hyperbola(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit 
 
 
 def _fit_v(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit | None:
-    """Two lines meeting at the minimum. Tried from every interior split; the best χ² wins."""
+    """Two weighted lines, falling then rising, meeting at the minimum.
+
+    Every split of the sorted points into a left and a right group (two points or more each) is
+    tried; the lines' intersection must fall between the groups. The split with the lowest χ² wins.
+    """
     u, centre, scale = _normalise(x)
-
-    def f(uu, c, h0, left, right):
-        return h0 + left * np.maximum(c - uu, 0.0) + right * np.maximum(uu - c, 0.0)
-
+    w = 1.0 / sigma**2
     best = None
-    for i in range(1, len(u) - 1):
-        p0 = (u[i], float(y[i]), max((y[0] - y[i]) / max(u[i] - u[0], 1e-3), 1e-3),
-              max((y[-1] - y[i]) / max(u[-1] - u[i], 1e-3), 1e-3))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                p, cov = optimize.curve_fit(f, u, y, p0=p0, sigma=sigma, absolute_sigma=True,
-                                            bounds=([-20.0, 0.0, 0.0, 0.0], [20.0, np.inf, np.inf, np.inf]),
-                                            maxfev=5000)
-        except (RuntimeError, ValueError, optimize.OptimizeWarning):
+    for k in range(2, len(u) - 1):
+        (al, bl), cov_l = _wls(np.column_stack([np.ones(k), u[:k]]), y[:k], w[:k])
+        (ar, br), cov_r = _wls(np.column_stack([np.ones(len(u) - k), u[k:]]), y[k:], w[k:])
+        if bl >= 0 or br <= 0:
             continue
-        chi2 = float(np.sum(((y - f(u, *p)) / sigma) ** 2))
+        d = br - bl
+        c = (al - ar) / d
+        if not u[k - 1] <= c <= u[k]:
+            continue
+        h0 = al + bl * c
+        chi2 = float(np.sum(w * (y - (h0 - bl * np.maximum(c - u, 0) + br * np.maximum(u - c, 0))) ** 2))
+        # δ-method variance of the intersection from the two independent line fits
+        var_c = float(np.array([1 / d, c / d]) @ cov_l @ np.array([1 / d, c / d])
+                      + np.array([-1 / d, -c / d]) @ cov_r @ np.array([-1 / d, -c / d]))
         if best is None or chi2 < best[0]:
-            best = (chi2, p, cov)
+            best = (chi2, c, h0, -bl, br, var_c)
     if best is None:
         return None
-    _, (c, h0, left, right), cov = best
+    _, c, h0, left, right, var_c = best
     params = (centre + c * scale, h0, left / scale, right / scale)
-    var = cov[0, 0] * scale * scale if np.all(np.isfinite(cov)) else math.inf
-    return _finish("v", params, x, y, sigma, params[0], h0, var, 4)
+    return _finish("v", params, x, y, sigma, params[0], h0, var_c * scale * scale, 4)
 
 
 _FITTERS = {"parabola": _fit_parabola, "hyperbola": _fit_hyperbola, "v": _fit_v}

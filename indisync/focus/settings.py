@@ -11,7 +11,7 @@ Example (all keys optional; these are the defaults)::
       approach: up
       min_stars: 5
       max_extensions: 2
-      extension_points: 3
+      extension_points: 2
       min_points_each_side: 2
       check_tolerance: 0.25
       timeout: 900
@@ -52,7 +52,7 @@ class FocusSettings:
     # When the minimum lies at (or beyond) an edge of the sweep, measure ``extension_points`` more
     # positions beyond that edge, at most ``max_extensions`` times; then the run fails rather than wander.
     max_extensions: int = 2
-    extension_points: int = 3
+    extension_points: int = 2
     # A fitted minimum needs at least this many usable points on each side, else the sweep is extended:
     # a curve seen from one side only puts its minimum where the model's shape, not the data, says.
     min_points_each_side: int = 2

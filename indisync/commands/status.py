@@ -1,0 +1,139 @@
+"""`indisync status`: every node on the broker in one table (or one JSON snapshot).
+
+Reads the same retained ``status`` and ``state`` topics Home Assistant and Node-RED read; it
+publishes nothing, so any broker user with read access can run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import uuid
+
+from ..config import Config, parse_hostport
+from ..errors import ProtocolError
+from ..protocol import topics
+from ..protocol.registry import NodeInfo, NodeRegistry
+from ..protocol.transport import MqttTransport
+
+HELP = "show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, heartbeat age"
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker address, overriding the config")
+    parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    parser.add_argument("--json", action="store_true", help="with --once: print {\"nodes\": [...]} as JSON")
+    parser.add_argument("--wait", type=float, default=1.0, help="seconds to collect retained messages (default 1)")
+    parser.add_argument("--interval", type=float, default=1.0, help="live table refresh period in seconds")
+
+
+def run(args, cfg: Config) -> int:
+    mqtt_cfg = cfg.mqtt
+    if args.broker:
+        host, port = parse_hostport(args.broker, mqtt_cfg.port)
+        mqtt_cfg = dataclasses.replace(mqtt_cfg, host=host, port=port)
+    tree = topics.Topics(mqtt_cfg.topic_prefix, mqtt_cfg.discovery_prefix)
+    # A unique id: two viewers with the same id would keep kicking each other off the broker.
+    transport = MqttTransport(mqtt_cfg, client_id=f"indisync-status-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    registry = NodeRegistry(mqtt_cfg.dead_after)
+    registry.attach(transport, tree)
+    transport.start()
+    try:
+        if not transport.wait_connected(CONNECT_TIMEOUT_S):
+            raise ProtocolError(
+                f"no MQTT broker answered at {mqtt_cfg.host}:{mqtt_cfg.port} within {CONNECT_TIMEOUT_S:g} s; "
+                "check --broker / mqtt.host and mqtt.port, and the credentials"
+            )
+        time.sleep(args.wait)
+        if args.once:
+            nodes = snapshot(registry)
+            if args.json:
+                print(json.dumps({"nodes": nodes}, indent=2))
+            else:
+                print(render_table(nodes))
+            return 0
+        clear = "\x1b[H\x1b[J" if sys.stdout.isatty() else ""
+        while True:
+            table = render_table(snapshot(registry))
+            stamp = time.strftime("%H:%M:%S")
+            sys.stdout.write(f"{clear}indisync status  {mqtt_cfg.host}:{mqtt_cfg.port}  {stamp}  (Ctrl-C quits)\n{table}\n")
+            sys.stdout.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        transport.stop()
+        registry.stop()
+
+
+def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
+    state = info.state or {}
+    age = info.seconds_since_heartbeat(now_mono)
+    # Live heartbeats decide; with only retained messages (the first second) trust a fresh one.
+    online = info.alive or (info.status == topics.ONLINE and age is not None and age < dead_after)
+    exposure = state.get("exposure")
+    return {
+        "name": info.name,
+        "role": state.get("role"),
+        "online": bool(online),
+        "status": info.status,
+        "phase": state.get("phase"),
+        "filter": state.get("filter"),
+        "exposure": (
+            {k: exposure.get(k) for k in ("id", "filter", "start", "duration", "progress")} if exposure else None
+        ),
+        "hfr": state.get("hfr"),
+        "stars": state.get("stars"),
+        "focuser_position": state.get("focuser_position"),
+        "frames": state.get("frames"),
+        "version": state.get("version"),
+        "seconds_since_heartbeat": round(age, 1) if age is not None else None,
+        "last_state": info.state_ts,
+        "error": state.get("error"),
+    }
+
+
+def snapshot(registry: NodeRegistry) -> list[dict]:
+    now = time.monotonic()
+    return [node_row(info, registry.dead_after, now) for info in registry.nodes()]
+
+
+_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "HEARTBEAT")
+
+
+def _cells(row: dict) -> tuple[str, ...]:
+    def dash(value, fmt="{}"):
+        return "-" if value is None else fmt.format(value)
+
+    exposure = row["exposure"]
+    if exposure:
+        progress = exposure.get("progress")
+        pct = f"{progress * 100:.0f}% of " if progress is not None else ""
+        exp = f"{pct}{exposure['duration']:g}s"
+    else:
+        exp = "-"
+    return (
+        row["name"],
+        dash(row["role"]),
+        "yes" if row["online"] else "NO",
+        dash(row["phase"]),
+        dash(row["filter"]),
+        exp,
+        dash(row["hfr"], "{:.2f}"),
+        dash(row["focuser_position"]),
+        dash(row["frames"]),
+        dash(row["seconds_since_heartbeat"], "{:.1f}s ago"),
+    )
+
+
+def render_table(rows: list[dict]) -> str:
+    if not rows:
+        return "no nodes seen on this broker (yet)"
+    lines = [_COLUMNS] + [_cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)

@@ -1,0 +1,157 @@
+"""The slave role: expose whenever the master says so, through the next filter of its rotation.
+
+The rotation (the checked filters of ``slave.filters``, looping) is kept on disk, so it goes on
+across refocus cycles and restarts. After each frame the wheel moves to the next filter at once,
+so the master's next start is not held up by the wheel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from ..errors import IndisyncError
+from ..sequence.loose import fits as fits_in_time
+from ..sequence.loose import plan_loose
+from ..sequence.rotation import FilterRotation, exposure_for, validate_checked_filters
+from ..sequence.state_store import StateStore
+from .base import NodeBase, utc_now_iso
+from .imaging import FrameRequest, take_frame
+
+log = logging.getLogger(__name__)
+
+
+def state_path(cfg) -> Path:
+    return Path(cfg.storage.directory) / ".indisync" / f"{cfg.node.name}.state.json"
+
+
+class SlaveNode(NodeBase):
+    role = "slave"
+    needed_devices = ("camera",)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.store = StateStore(state_path(cfg))
+        self.rotation: FilterRotation | None = None
+
+    def prepare(self, devices) -> None:
+        if devices.filter_wheel is None:
+            if self.cfg.slave.filters:
+                log.warning("no filter wheel: slave.filters %s ignored, frames are unfiltered", self.cfg.slave.filters)
+            return
+        # A checked name the wheel lacks stops start-up here, listing the wheel's names.
+        checked = validate_checked_filters(self.cfg.slave.filters, devices.filter_wheel.names)
+        self.rotation = FilterRotation(checked, self.store)
+        devices.filter_wheel.select(self.rotation.peek())
+        log.info("rotation %s, next %s", checked, self.rotation.peek())
+
+    def command_handlers(self):
+        return {**super().command_handlers(), "expose": self.cmd_expose}
+
+    # ---- expose ---------------------------------------------------------------------------------
+    def cmd_expose(self, command, progress) -> dict:
+        args = command.args
+        if not self.device_lock.acquire(timeout=30):
+            raise IndisyncError("busy: the previous exposure, wheel move or autofocus has not finished")
+        try:
+            self.abort_event.clear()
+            devices = self.supervisor.get()
+            master_duration = float(args["duration"])
+            loose = args.get("sync") == "loose"
+            deadline = time.monotonic() + master_duration
+            if loose and self.rotation is not None:
+                plan = plan_loose(master_duration, self.rotation.upcoming(),
+                                  lambda f: exposure_for(self.cfg.slave, f), self.cfg.slave.frame_overhead)
+                count = max(plan.count, 0)
+            else:
+                count = 1
+            saved = []
+            for n in range(count):
+                filter_name = self.rotation.peek() if self.rotation is not None else None
+                duration = exposure_for(self.cfg.slave, filter_name) if filter_name else self._unfiltered_exposure()
+                if not loose and duration > master_duration + 1e-6:
+                    raise IndisyncError(
+                        f"strict sync: this slave's {filter_name} exposure ({duration:g} s) is longer than the "
+                        f"master's ({master_duration:g} s); shorten slave.exposure or use master.sync: loose"
+                    )
+                if loose and n > 0 and not fits_in_time(deadline - time.monotonic(), duration,
+                                                        self.cfg.slave.frame_overhead):
+                    break
+                if self.abort_event.is_set():
+                    break
+                record = self._one_frame(devices, args, filter_name, duration, n)
+                saved.append(record)
+                if loose and n + 1 < count and self.rotation is not None and devices.filter_wheel is not None:
+                    devices.filter_wheel.select(self.rotation.peek())
+        except BaseException:
+            self.link.update_state(phase="idle", exposure=None)
+            self.device_lock.release()
+            raise
+        # Move the wheel to the next filter now, in the background, keeping the device lock so a
+        # new exposure waits for the wheel rather than racing it.
+        threading.Thread(target=self._premove_and_release, args=(devices,), daemon=True).start()
+        return {
+            "files": [r.path.name for r in saved],
+            "filters": [r.filter_name for r in saved],
+            "starts": [r.start for r in saved],
+            "durations": [r.duration for r in saved],
+        }
+
+    def _unfiltered_exposure(self) -> float:
+        exposure = self.cfg.slave.exposure
+        return float(exposure) if not isinstance(exposure, dict) else float(min(exposure.values()))
+
+    def _one_frame(self, devices, args, filter_name, duration, n):
+        exposure_id = args.get("exposure_id") or f"{args.get('batch') or 0}-{self.frames + 1}"
+        if n:
+            exposure_id = f"{exposure_id}.{n + 1}"
+        request = FrameRequest(
+            duration=duration, filter_name=filter_name, frame_type=args.get("frame_type", "light"),
+            binning=int(args.get("binning") or 1), target=args.get("target"), suffix=filter_name,
+            batch=args.get("batch"), seq_index=self.frames + 1,
+            exposure_id=_numeric_id(args.get("exposure_id")),
+        )
+
+        def on_start(req: FrameRequest) -> None:
+            start = utc_now_iso()
+            exposure = {"id": exposure_id, "filter": filter_name, "start": start, "duration": duration}
+            self.link.update_state(phase="exposing", exposure=exposure, filter=filter_name)
+            self.link.event("exposure_started", exposure_id=exposure_id, filter=filter_name, duration=duration,
+                            frame_type=req.frame_type, start=start)
+
+        try:
+            record = take_frame(devices, self.cfg, request, on_start)
+        except IndisyncError as exc:
+            self.link.event("exposure_done", exposure_id=exposure_id, status="failed", filter=filter_name,
+                            reason=str(exc)[:500])
+            raise
+        if self.rotation is not None:
+            self.rotation.advance()  # only after the frame is safely on disk
+        self.frames += 1
+        self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=filter_name,
+                        file=record.path.name[:64] if len(record.path.name) <= 64 else None)
+        self.link.update_state(phase="idle", exposure=None, frames=self.frames, hfr=record.hfr, stars=record.stars)
+        return record
+
+    def _premove_and_release(self, devices) -> None:
+        try:
+            if self.rotation is not None and devices.filter_wheel is not None:
+                previous = devices.filter_wheel.current
+                devices.filter_wheel.select(self.rotation.peek())
+                if previous != self.rotation.peek():
+                    self.link.event("filter_changed", filter=self.rotation.peek(), previous=previous)
+                    self.link.update_state(filter=self.rotation.peek())
+        except Exception as exc:  # noqa: BLE001 - the next exposure selects the filter again anyway
+            log.warning("could not move the wheel to the next filter: %s", exc)
+        finally:
+            self.device_lock.release()
+
+
+def _numeric_id(value) -> int | None:
+    """The master's exposure ids look like 'b2-3' or '17'; FITS EXPOSID keeps the running number."""
+    if value is None:
+        return None
+    digits = "".join(ch if ch.isdigit() else " " for ch in str(value)).split()
+    return int(digits[-1]) if digits else None

@@ -1,0 +1,176 @@
+"""A whole simulated rig on one machine: a private broker, one indiserver per node (each with the
+INDI simulators and its own port and socket), a config file per node, and the node processes.
+
+Used by `indisync demo`, the end-to-end tests and the sync benchmark. The simulator's true focus
+(``SIM_FOCUSING``) is set here, near each node's focuser, so that autofocus has something to find;
+the nodes themselves only ever see images.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .broker import Mosquitto
+from .indi import IndiServer, set_number
+
+# A node's simulators: the master also has the mount (and the guide camera for the guider).
+SLAVE_DRIVERS = ("indi_simulator_ccd", "indi_simulator_focus", "indi_simulator_wheel", "indi_simulator_telescope")
+MASTER_DRIVERS = SLAVE_DRIVERS + ("indi_simulator_guide",)
+
+# The CCD simulator's defocus scale: FWHM = 0.5625*(20*d/SIM_FOCUS_MAX)^2 + seeing. 10000 gives a
+# V-curve whose critical zone is a few hundred steps wide, like a real small refractor.
+SIM_FOCUS_MAX = 10000
+FOCUSER_START = 50000
+
+
+@dataclass
+class SimNode:
+    name: str
+    role: str
+    indi: IndiServer
+    config_path: Path
+    true_focus: int
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    starts: int = 0
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace") if self.log_path else ""
+        except OSError:
+            return ""
+
+
+@dataclass
+class SimRig:
+    slaves: int = 1
+    time_factor: float = 0.01
+    workdir: Path | None = None
+    master_section: dict = field(default_factory=dict)
+    slave_section: dict = field(default_factory=dict)
+    focus_section: dict = field(default_factory=dict)
+    mqtt_section: dict = field(default_factory=dict)
+    focus_offset: tuple[int, int] = (150, 600)  # true focus this many steps (random) from the start
+    seed: int = 1
+    nodes: dict[str, SimNode] = field(default_factory=dict)
+    broker: Mosquitto | None = None
+
+    def __post_init__(self):
+        self._own_workdir = self.workdir is None
+        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="indisync-rig-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._rng = random.Random(self.seed)
+
+    @property
+    def images(self) -> Path:
+        return self.workdir / "images"
+
+    def start(self) -> "SimRig":
+        try:
+            self.broker = Mosquitto()
+            self.broker.start()
+            self._add_node("master", "master", MASTER_DRIVERS)
+            for i in range(1, self.slaves + 1):
+                self._add_node(f"slave{i}", "slave", SLAVE_DRIVERS)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _add_node(self, name: str, role: str, drivers) -> None:
+        indi = IndiServer(drivers=drivers, time_factor=self.time_factor, workdir=self.workdir / f"indi-{name}")
+        indi.start()
+        offset = self._rng.randint(*self.focus_offset) * self._rng.choice((-1, 1))
+        true_focus = FOCUSER_START + offset
+        set_number(indi.host, indi.port, "CCD Simulator", "SIM_FOCUSING",
+                   {"SIM_FOCUS_POSITION": true_focus, "SIM_FOCUS_MAX": SIM_FOCUS_MAX, "SIM_SEEING": 3.0})
+        config = {
+            "node": {"name": name, "role": role},
+            "indi": {"host": indi.host, "port": indi.port, "connect_timeout": 10},
+            "mqtt": {"host": self.broker.host, "port": self.broker.port, "keepalive": 5, "heartbeat": 1.0,
+                     "dead_after": 5.0, **self.mqtt_section},
+            "storage": {"directory": str(self.images / name)},
+            "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
+        }
+        if role == "master":
+            config["master"] = self.master_section
+        else:
+            config["slave"] = self.slave_section
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.nodes[name] = SimNode(name, role, indi, path, true_focus)
+
+    # ---- node processes ------------------------------------------------------------------------
+    def start_node(self, name: str, extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
+        node = self.nodes[name]
+        node.starts += 1
+        node.log_path = self.workdir / f"{name}.{node.starts}.log"
+        log = open(node.log_path, "wb")
+        try:
+            node.process = subprocess.Popen(
+                [sys.executable, "-m", "indisync.cli", "run", "--role", node.role, "--config", str(node.config_path),
+                 *extra_args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            log.close()
+        return node.process
+
+    def kill_node(self, name: str) -> None:
+        proc = self.nodes[name].process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    def stop_node(self, name: str, timeout: float = 20.0) -> int | None:
+        proc = self.nodes[name].process
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        return proc.returncode
+
+    def wait_node(self, name: str, timeout: float) -> int | None:
+        proc = self.nodes[name].process
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        for name in list(self.nodes):
+            try:
+                self.stop_node(name, timeout=10)
+            except Exception:  # noqa: BLE001 - stop everything we can
+                pass
+        for node in self.nodes.values():
+            node.indi.cleanup()
+        if self.broker is not None:
+            self.broker.close()
+
+    def __enter__(self) -> "SimRig":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def logs(self) -> str:
+        parts = []
+        for node in self.nodes.values():
+            parts.append(f"===== {node.name} (node) =====\n{node.log_text()[-6000:]}")
+        return "\n".join(parts)
