@@ -22,7 +22,9 @@ COMMANDS = [
     "expose",
     "focus",
     "run",
+    "demo",
     "status",
+    "guide",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Star detection and half-flux-radius measurement: pure numpy / photutils, no hardware, no MQTT.
+"""Star detection and half-flux-radius measurement: numpy, scipy and photutils only; no hardware, no MQTT.
 
     from indisync.analysis import AnalysisSettings, measure_frame
     result = measure_frame(hdu.data, AnalysisSettings())

@@ -45,6 +45,7 @@ class Detections:
     y: np.ndarray
     flux: np.ndarray  # background-subtracted ADU summed over the source's pixels
     radius: np.ndarray  # radius of a disc with the source's area above threshold, px
+    peak_fraction: np.ndarray  # the brightest (detection) pixel's share of the flux: ~1 for a hot pixel
     background_map: np.ndarray  # sky per unbinned pixel, on the detection grid (see background_at)
     binning: int
     background: float  # median sky per unbinned pixel, ADU
@@ -85,14 +86,14 @@ def _segment(image: np.ndarray, rms: float, settings: AnalysisSettings, b: int):
     return smoothed, segments
 
 
-def _sky(raw: np.ndarray, box: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """(sky-subtracted image, sky grid, median noise) of ``raw``."""
+def _sky(raw: np.ndarray, box: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(sky-subtracted image, sky map, median sky, median noise) of ``raw``."""
     sky_grid, rms_grid, box = background_mesh(raw, box, mask)
-    image = raw - upsample(sky_grid, raw.shape, box)
+    sky = upsample(sky_grid, raw.shape, box)
     rms = float(np.median(rms_grid))
     # a noise-free frame (rms 0) must not detect every pixel: keep the threshold above zero
     rms = max(rms, 1e-6 * max(float(np.abs(sky_grid).max()), 1.0))
-    return image, (sky_grid, box), rms
+    return raw - sky, sky, float(np.median(sky_grid)), rms
 
 
 def detect(data: np.ndarray, settings: AnalysisSettings) -> Detections:
@@ -100,7 +101,7 @@ def detect(data: np.ndarray, settings: AnalysisSettings) -> Detections:
     b = detection_binning(data.shape, settings)
     raw = _bin2(data) if b == 2 else data.astype(np.float32)
     box = settings.background_box // b
-    image, sky, rms = _sky(raw, box)
+    image, sky, level, rms = _sky(raw, box)
     smoothed, segments = _segment(image, rms, settings, b)
     if segments is not None:
         covered = segments.data > 0
@@ -110,17 +111,16 @@ def detect(data: np.ndarray, settings: AnalysisSettings) -> Detections:
             # boxes): redo the sky with the sources masked, in boxes that can hold one
             grow = 2 * int(math.ceil(typical / 2)) + 1
             mask = ndimage.maximum_filter(covered, size=grow)
-            image, sky, rms = _sky(raw, max(box, int(8 * typical)), mask)
+            image, sky, level, rms = _sky(raw, max(box, int(8 * typical)), mask)
             smoothed, segments = _segment(image, rms, settings, b)
     del raw
     # the summed 2x2 block holds 4x the sky and 2x the (uncorrelated) noise of one pixel
-    sky_grid, sky_box = sky
-    background_map = upsample(sky_grid / (b * b), (data.shape[0] // b, data.shape[1] // b), sky_box)
-    background = float(np.median(sky_grid)) / (b * b)
+    background_map = sky / (b * b) if b > 1 else sky
+    background = level / (b * b)
     background_rms = rms / b
     if segments is None:
         empty = np.empty(0)
-        return Detections(empty, empty, empty, empty, background_map, b, background, background_rms)
+        return Detections(empty, empty, empty, empty, empty, background_map, b, background, background_rms)
     labels = segments.data
     # statistics over source pixels only: a few % of the frame, far cheaper than label-wide passes
     where = np.flatnonzero(labels)
@@ -131,7 +131,12 @@ def detect(data: np.ndarray, settings: AnalysisSettings) -> Detections:
     weight = smoothed.ravel()[where].astype(np.float64)
     wsum = np.bincount(lab, weight, n)
     index = segments.labels
-    flux = np.bincount(lab, image.ravel()[where].astype(np.float64), n)[index]
+    values = image.ravel()[where].astype(np.float64)
+    flux = np.bincount(lab, values, n)[index]
+    peak = np.full(n, -np.inf)
+    np.maximum.at(peak, lab, values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peak_fraction = np.where(flux > 0, peak[index] / flux, 1.0)
     cy = np.bincount(lab, weight * rows, n)[index] / wsum[index]
     cx = np.bincount(lab, weight * cols, n)[index] / wsum[index]
     area = np.bincount(lab, minlength=n)[index] * float(b * b)
@@ -139,4 +144,4 @@ def detect(data: np.ndarray, settings: AnalysisSettings) -> Detections:
     y = cy * b + (b - 1) / 2.0
     x = cx * b + (b - 1) / 2.0
     radius = np.sqrt(area / math.pi)
-    return Detections(x, y, flux, radius, background_map, b, background, background_rms)
+    return Detections(x, y, flux, radius, peak_fraction, background_map, b, background, background_rms)

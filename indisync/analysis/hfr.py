@@ -10,6 +10,9 @@ Definition (the same as SEP's ``flux_radius(data, x, y, rmax, 0.5, subpix=5)``, 
 3. The total is ``F(rmax)``; the HFR is where ``F`` reaches half of it, linearly interpolated
    between ring edges (below the first edge, from 0).
 
+Up to ``rmax`` = 20 px this is exactly SEP's computation; beyond, pixels are split into fewer
+parts (``effective_subpixels``), which moves the HFR by < 0.5 %.
+
 The result depends on ``rmax``: too small and it cuts the wings, too large and sky noise gets in.
 ``measure_frame`` therefore iterates ``rmax = aperture_factor * HFR``, so the circle grows with
 the star as focus moves away (``AnalysisSettings.aperture_factor``).
@@ -96,4 +99,4 @@ def radius_at_fraction(curve: np.ndarray, rmax: float, fraction: float = 0.5) ->
 def half_flux_radius(cutout: np.ndarray, xc: float, yc: float, rmax: float, subpix: int = 5) -> tuple[float, float]:
     """(HFR, flux within rmax) of the star at ``(xc, yc)`` of a background-subtracted cutout."""
     curve = enclosed_flux_curve(cutout, xc, yc, rmax, subpix)
-    return radius_at_fraction(curve, rmax, 0.5), float(curve[-1])
+    return float(radius_at_fraction(curve, rmax, 0.5)), float(curve[-1])

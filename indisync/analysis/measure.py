@@ -29,14 +29,26 @@ MAD_TO_SIGMA = 1.4826  # a normal distribution's sigma / its median absolute dev
 CONVERGED = 0.005  # HFR iterations stop once the HFR changes by less than this fraction
 MIN_APERTURE = 3.0  # px: the smallest circle measured, so a tiny first estimate still sees the star
 WINDOW_ROUNDS = 4  # rounds of windowed re-centring per HFR iteration
+ROUGH_PARTS = 30.0  # rough rounds split pixels so that rmax spans at least this many parts
 MAX_GROWTH = 2.0  # the HFR estimate grows at most this factor per iteration
+ELONGATION_RADIUS = 2.0  # x HFR: the circle the shape is measured in (core, little sky noise)
 NOT_CONVERGED = 0.05  # still changing this much after all iterations: light from elsewhere
+MAX_SHIFT = 0.5  # x HFR: a star re-centred this far from its source's centroid shares the source
 
-REJECTIONS = ("saturated", "edge", "blended", "faint", "size")
-"""Why a source was not kept: a pixel at or above the saturation level; centre within
-``edge_margin`` or aperture crossing the border; a comparable neighbour within
-``blend_separation`` apertures; SNR below ``min_snr`` (or no positive flux); HFR outside
-[min_hfr, max_hfr]."""
+REJECTIONS = ("hot_pixel", "saturated", "edge", "blended", "elongated", "faint", "size")
+"""Why a source was not kept (counted in ``FrameMeasurement.rejected``):
+
+- hot_pixel: ``hot_pixel_fraction`` of its flux in one pixel (hot pixel, cosmic-ray hit); such
+  sources are not counted as anyone's neighbour either;
+- saturated: a pixel within the aperture at or above the saturation level;
+- edge: centre within ``edge_margin`` of the border, or the aperture crossing it;
+- blended: a neighbour with ``blend_flux_ratio`` of its flux within ``blend_separation``
+  apertures; or merged with another star into one source (the re-centred star lies far from the
+  source's centroid); or an HFR that would not settle (light from elsewhere in the circle);
+- elongated: major / minor axis above ``max_elongation`` (two merged stars, a trail);
+- faint: SNR below ``min_snr``, or no positive flux;
+- size: HFR outside [min_hfr, max_hfr].
+"""
 
 
 @dataclass
@@ -54,8 +66,8 @@ class FrameMeasurement:
     star_count: int
     median_hfr: float  # px; NaN when star_count == 0
     hfr_spread: float  # px, MAD-based sigma of the stars' HFRs; NaN when star_count == 0
-    background: float  # median sky per pixel, ADU (bias included)
-    background_rms: float  # median sky noise per pixel, ADU
+    background: float  # sky per pixel, ADU (bias included): median over the frame's boxes
+    background_rms: float  # sky noise per pixel, ADU: median over the frame's boxes
     stars: list[StarMeasurement] = field(default_factory=list)
     detected: int = 0  # sources found before rejection (those not reached because of max_stars included)
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count, reasons in REJECTIONS
@@ -88,6 +100,27 @@ def _windowed_centre(sub: np.ndarray, xc: float, yc: float, hfr: float) -> tuple
     return xc, yc
 
 
+def elongation(sub: np.ndarray, xc: float, yc: float, radius: float) -> float:
+    """Major / minor axis ratio from the second moments of the positive pixels within ``radius``.
+
+    1 for a round star or a centred donut; two merged stars d apart give ~sqrt(1 + (d/2 sigma)^2).
+    """
+    dy = np.arange(sub.shape[0]) - yc
+    dx = np.arange(sub.shape[1]) - xc
+    inside = dy[:, None] ** 2 + dx[None, :] ** 2 <= radius * radius
+    w = np.where(inside, np.clip(sub, 0.0, None), 0.0)
+    total = w.sum()
+    if not total > 0:
+        return math.nan
+    myy = float((w.sum(axis=1) * dy * dy).sum() / total)
+    mxx = float((w.sum(axis=0) * dx * dx).sum() / total)
+    mxy = float((w * dy[:, None] * dx[None, :]).sum() / total)
+    mean = 0.5 * (mxx + myy)
+    diff = math.sqrt(0.25 * (mxx - myy) ** 2 + mxy * mxy)
+    minor = mean - diff
+    return math.sqrt((mean + diff) / minor) if minor > 0 else math.inf
+
+
 class _FrameMeasurer:
     """Per-frame state for measuring sources one by one."""
 
@@ -97,7 +130,11 @@ class _FrameMeasurer:
         self.s = settings
         self.saturation = settings.saturation_level(data.dtype)
         self.height, self.width = data.shape
-        self.tree = cKDTree(np.column_stack([det.x, det.y])) if len(det) > 1 else None
+        # hot pixels next to a star must not reject it as blended
+        self.hot = det.peak_fraction >= settings.hot_pixel_fraction
+        self.neighbours = np.flatnonzero(~self.hot)
+        pos = np.column_stack([det.x[self.neighbours], det.y[self.neighbours]])
+        self.tree = cKDTree(pos) if len(self.neighbours) > 1 else None
 
     def _cutout(self, x: float, y: float, rmax: float) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(raw, background-subtracted) pixels around (x, y) reaching rmax + 2, and their origin."""
@@ -122,13 +159,15 @@ class _FrameMeasurer:
         if self.tree is None or self.s.blend_separation <= 0:
             return False
         det = self.det
-        near = self.tree.query_ball_point([det.x[i], det.y[i]], self.s.blend_separation * rmax)
+        near = self.neighbours[self.tree.query_ball_point([det.x[i], det.y[i]], self.s.blend_separation * rmax)]
         limit = self.s.blend_flux_ratio * det.flux[i]
         return any(j != i and det.flux[j] >= limit for j in near)
 
     def measure(self, i: int) -> StarMeasurement | str:
         """The star from source ``i``, or the reason (one of REJECTIONS) it is not kept."""
         s, det = self.s, self.det
+        if self.hot[i]:
+            return "hot_pixel"
         x, y = float(det.x[i]), float(det.y[i])
         margin = s.edge_margin
         if x < margin or y < margin or x > self.width - 1 - margin or y > self.height - 1 - margin:
@@ -139,13 +178,13 @@ class _FrameMeasurer:
         raw, sub, x0, y0 = self._cutout(x, y, max(s.aperture_factor * hfr, MIN_APERTURE))
         if raw.max() >= self.saturation and self._peak(raw, x - x0, y - y0, 2.5 * hfr) >= self.saturation:
             return "saturated"  # checked early: the brightest sources are the likely saturated ones
-        # rough rounds without sub-pixels to settle the centre and the aperture
+        # rough rounds, with coarser sub-pixels, to settle the centre and the aperture
         for _ in range(s.hfr_iterations):
             rmax = max(s.aperture_factor * hfr, MIN_APERTURE)
             raw, sub, x0, y0 = self._cutout(x, y, rmax)
             xc, yc = _windowed_centre(sub, x - x0, y - y0, hfr)
             x, y = xc + x0, yc + y0
-            new_hfr, _ = half_flux_radius(sub, xc, yc, rmax, 1)
+            new_hfr, _ = half_flux_radius(sub, xc, yc, rmax, min(s.subpixels, math.ceil(ROUGH_PARTS / rmax)))
             if not math.isfinite(new_hfr) or new_hfr <= 0:
                 return "faint"
             change = abs(new_hfr - hfr) / hfr
@@ -174,7 +213,12 @@ class _FrameMeasurer:
             return "faint"
         if self._blended(i, rmax):
             return "blended"
-        return StarMeasurement(x, y, flux, peak, hfr, snr)
+        # the source's centroid lies between merged stars; the re-centred circle sits on one
+        if math.hypot(x - det.x[i], y - det.y[i]) > max(MAX_SHIFT * hfr, 1.0):
+            return "blended"
+        if elongation(sub, x - x0, y - y0, ELONGATION_RADIUS * hfr) > s.max_elongation:
+            return "elongated"
+        return StarMeasurement(float(x), float(y), flux, peak, hfr, snr)
 
 
 def summarize(stars: list[StarMeasurement]) -> tuple[float, float]:
@@ -199,6 +243,11 @@ def measure_frame(data: np.ndarray, settings: AnalysisSettings | None = None) ->
         raise AnalysisError(f"a frame must hold numbers, got dtype {data.dtype}")
     if min(data.shape) < 16:
         raise AnalysisError(f"a frame of {data.shape[1]}x{data.shape[0]} px is too small to measure (>= 16x16)")
+
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        # bad pixels some drivers or calibrations mark as NaN: the sky level, so they add nothing
+        finite = np.isfinite(data)
+        data = np.where(finite, data, np.median(data[finite]) if finite.any() else 0.0)
 
     det = detect(data, settings)
     measurer = _FrameMeasurer(data, det, settings)

@@ -15,8 +15,9 @@ from ..configtypes import ConfigValueError
 class AnalysisSettings:
     # --- background -------------------------------------------------------------------------
     background_box: int = 64
-    """Side of the boxes the sky is estimated in (sigma-clipped median per box, then a 3x3
-    median filter over boxes). Several times a focused star, small enough to follow gradients."""
+    """Side of the boxes the sky is estimated in (3-sigma-clipped mean per box, then a 3x3
+    median filter over boxes; see analysis/background.py). Several times a focused star, small
+    enough to follow gradients; defocused stars get larger boxes automatically."""
 
     # --- detection --------------------------------------------------------------------------
     detection_sigma: float = 3.0
@@ -27,7 +28,7 @@ class AnalysisSettings:
     """Width (px) of the Gaussian the frame is smoothed with before thresholding. Focused
     stars on small-pixel cameras are 2-5 px; broad defocused stars are still found with it."""
     min_pixels: int = 5
-    """Fewest connected pixels above threshold that make a source (drops hot pixels)."""
+    """Fewest connected pixels above threshold that make a source (drops faint hot pixels)."""
     large_frame_megapixels: float = 8.0
     """Frames larger than this are detected on a 2x2-binned copy (background, smoothing and
     segmentation cost 4x less); stars are still measured on the unbinned pixels."""
@@ -65,11 +66,18 @@ class AnalysisSettings:
     blend_flux_ratio: float = 0.05
     """... and that source has at least this fraction of the star's flux. Fainter neighbours
     change the HFR by well under 1 % and are ignored, so noise specks do not reject stars."""
+    max_elongation: float = 1.5
+    """Sources whose major / minor axis ratio (second moments within 2 HFR) exceeds this are
+    rejected: two stars merged into one source (1.8 for a pair 3 sigma apart), or trailed.
+    Good tracking with coma or tilt stays under ~1.3."""
     min_snr: float = 10.0
     """Stars with a signal-to-noise ratio below this are rejected; their HFR is mostly noise.
     SNR = flux / sqrt(flux / gain + aperture_area * background_rms**2)."""
     gain: float = 1.0
     """Electrons per ADU, only used for the star's own photon noise in the SNR."""
+    hot_pixel_fraction: float = 0.7
+    """Sources with at least this share of their flux in their brightest pixel are hot pixels or
+    cosmic-ray hits (a focused star centred on a pixel puts < 0.5 there, even 2x2-binned)."""
     min_hfr: float = 0.5
     """Sources with a smaller HFR (px) are hot pixels or cosmic-ray hits, not stars."""
     max_hfr: float = 100.0
@@ -108,6 +116,10 @@ class AnalysisSettings:
             raise ConfigValueError("blend_separation", f"got {self.blend_separation}; allowed: >= 0")
         if not 0 <= self.blend_flux_ratio <= 1:
             raise ConfigValueError("blend_flux_ratio", f"got {self.blend_flux_ratio}; allowed: 0..1")
+        if not 0 < self.hot_pixel_fraction <= 1:
+            raise ConfigValueError("hot_pixel_fraction", f"got {self.hot_pixel_fraction}; allowed: 0 < f <= 1")
+        if self.max_elongation < 1:
+            raise ConfigValueError("max_elongation", f"got {self.max_elongation}; allowed: >= 1 (major / minor axis)")
         if self.min_snr < 0:
             raise ConfigValueError("min_snr", f"got {self.min_snr}; allowed: >= 0")
         if self.max_hfr <= self.min_hfr:

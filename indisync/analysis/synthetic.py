@@ -78,9 +78,11 @@ def render_stars(shape: tuple[int, int], stars: list[SyntheticStar]) -> np.ndarr
     height, width = shape
     image = np.zeros(shape, dtype=np.float64)
     for star in stars:
-        extent = 5.0 * star.sigma if star.profile == "gaussian" else 8.0 * star.sigma
-        if star.profile == "moffat":
-            extent = star.sigma * 12.0
+        # beyond these radii the profile holds < 1e-4 of the flux
+        extents = {"gaussian": 5.0 * star.sigma, "moffat": 12.0 * star.sigma, "donut": star.sigma + 12.0}
+        if star.profile not in extents:
+            raise ValueError(f"unknown profile {star.profile!r}; allowed: {', '.join(extents)}")
+        extent = extents[star.profile]
         half = int(math.ceil(extent)) + 1
         size = 2 * half + 1
         x0 = int(round(star.x)) - half

@@ -77,8 +77,8 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
-class FocusFailed(Exception):
-    """Internal: a run cannot produce a trusted result; the message is the reason reported."""
+class _RunFailed(Exception):
+    """A run cannot produce a trusted result; the message is the reason reported. Never escapes."""
 
 
 def plan_sweep(start: int, settings: FocusSettings, lo: int, hi: int) -> list[int]:
@@ -154,7 +154,8 @@ def run_autofocus(
 
     ``should_stop`` is polled between frames (a node's abort request). ``save`` writes the PNG and
     JSON record into ``settings.output_dir`` (when set). KeyboardInterrupt still returns the focuser
-    to its start before propagating.
+    to its start before propagating. Only an error reading the focuser before anything moved
+    (its position or limits) propagates as is.
     """
     run = _Run(camera, focuser, measure, settings, progress, should_stop, clock)
     result = run.execute()
@@ -178,6 +179,7 @@ class _Run:
         self.extensions = 0
         self.here: int | None = None  # last position the focuser reported
         self.approached = False  # True once the last move ended moving in the approach direction
+        self.moved = False  # any move commanded yet (a run failing before one has nothing to undo)
         self.outcome: FitOutcome | None = None
         self.check: FocusPoint | None = None
 
@@ -189,7 +191,7 @@ class _Run:
         self.lo, self.hi = int(self.focuser.min_position), int(self.focuser.max_position)
         try:
             position, predicted = self._focus()
-        except FocusFailed as exc:
+        except _RunFailed as exc:
             return self._fail(str(exc), started)
         except Exception as exc:
             log.exception("autofocus aborted by an error")
@@ -216,27 +218,29 @@ class _Run:
             if side is None:
                 break
             if self.extensions >= s.max_extensions:
-                raise FocusFailed(
+                raise _RunFailed(
                     f"the minimum is still at the {side} end after {self.extensions} extensions "
                     f"(focus.max_extensions): start closer to focus or raise focus.step"
                 )
             new = plan_extension(self.points, side, s, self.lo, self.hi)
+            if not new and self.outcome.best is not None:
+                break  # focus near the end of the focuser's travel: nothing more to see, the check decides
             if not new:
-                raise FocusFailed(f"the minimum is at the {side} end of the focuser's travel ({self.lo}..{self.hi})")
+                raise _RunFailed(f"the minimum is at the {side} end of the focuser's travel ({self.lo}..{self.hi})")
             self.extensions += 1
             for i, pos in enumerate(new):
                 self._measure_at(pos, "extend")
                 self._require_stars(remaining=len(new) - i - 1)
         best = self.outcome.best
         if best is None:
-            raise FocusFailed(f"no trusted fit: {self.outcome.reason}")
+            raise _RunFailed(f"no trusted fit: {self.outcome.reason}")
         target = min(max(round(best.position), self.lo), self.hi)
         self.check = self._measure_at(target, "check", record=False)
         predicted = float(best.predict([target])[0])
         if not self.check.usable:
-            raise FocusFailed(f"check frame at {target} had {self.check.stars} stars (< focus.min_stars={s.min_stars})")
+            raise _RunFailed(f"check frame at {target} had {self.check.stars} stars (< focus.min_stars={s.min_stars})")
         if abs(self.check.hfr - predicted) > s.check_tolerance * predicted:
-            raise FocusFailed(
+            raise _RunFailed(
                 f"check frame HFR {self.check.hfr:.2f} px at {target} is not within "
                 f"{s.check_tolerance:.0%} of the predicted {predicted:.2f} px"
             )
@@ -247,7 +251,7 @@ class _Run:
         usable = sum(1 for p in self.points if p.usable)
         if usable + remaining < self.s.fit.min_points:
             starless = len(self.points) - usable
-            raise FocusFailed(
+            raise _RunFailed(
                 f"too few stars: {starless} of {len(self.points)} frames had fewer than "
                 f"{self.s.min_stars} stars (clouds, dome closed, or exposure too short?)"
             )
@@ -275,6 +279,7 @@ class _Run:
         target = min(max(int(target), self.lo), self.hi)
         if self.approached and self.here == target:
             return target
+        self.moved = True
         if not self.approached or d * (target - self.here) < 0:
             overshoot = min(max(target - d * self.s.backlash, self.lo), self.hi)
             if overshoot != target:
@@ -285,14 +290,16 @@ class _Run:
 
     def _check_time(self) -> None:
         if self.should_stop is not None and self.should_stop():
-            raise FocusFailed("stopped on request")
+            raise _RunFailed("stopped on request")
         elapsed = self.clock() - self.t0
         if elapsed > self.s.timeout:
-            raise FocusFailed(f"timed out after {elapsed:.0f} s (focus.timeout={self.s.timeout:.0f} s)")
+            raise _RunFailed(f"timed out after {elapsed:.0f} s (focus.timeout={self.s.timeout:.0f} s)")
 
     # ----------------------------------------------------------------------------------- endings
 
     def _restore(self) -> tuple[bool, str | None]:
+        if not self.moved:
+            return True, None
         # after an error mid-move our idea of where the focuser is may be stale: ask it, and take
         # the backlash overshoot regardless
         self.approached = False

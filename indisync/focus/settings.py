@@ -37,7 +37,7 @@ from .fit import FitSettings
 class FocusSettings:
     # Focuser steps between sweep points. Pick it so the HFR at the sweep's ends, (points-1)/2·step from
     # focus, is 2-4x the best HFR: deep enough for a well-defined V, not so deep that stars vanish.
-    # 400 suits the INDI simulator at SIM_FOCUS_MAX=10000 (±1600 steps, FWHM grows by ~5.8").
+    # 400 suits the INDI CCD simulator with a 10000-step focus scale (±1600 steps: FWHM grows by ~5.8").
     step: int = 400
     # Sweep frames centred on the start position. Odd keeps the start itself in the sweep.
     points: int = 9

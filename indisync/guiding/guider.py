@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CalibrationError, GuideError
+from ..errors import CalibrationError, GuideError, IndisyncError
 from .calibration import Calibration, axis_done, derive_calibration
 from .control import GuideController, Pulse
 from .dither import DitherResult, SettleTracker, random_offset
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 EVENT_KINDS = (
     "star_selected", "calibration_step", "calibrated", "started", "frame", "star_lost", "star_found",
-    "reacquired", "dither", "settled", "settle_failed", "stopped", "error",
+    "reacquired", "dither", "settled", "settle_failed", "exposure_failed", "stopped", "error",
 )
 # Stars of one measurement whose displacement differs from the median by more than this many px are
 # dropped as mismatches (a neighbour, a cosmic ray) rather than averaged in.
@@ -237,9 +237,9 @@ class Guider:
             self._want_reacquire = reacquire or self._lock is None
             self._lost_frames = 0
             self._state = GuiderState.GUIDING
+        self._emit("started", reacquire=reacquire)
         self._thread = threading.Thread(target=self._run, name="guider", daemon=True)
         self._thread.start()
-        self._emit("started")
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop guiding after the current frame and pulses end; waits for the guide thread."""
@@ -401,7 +401,15 @@ class Guider:
 
     def _expose(self) -> np.ndarray:
         s = self.settings
-        hdu = self.camera.expose(s.exposure, s.binning)
+        for attempt in range(s.exposure_retries + 1):
+            try:
+                hdu = self.camera.expose(s.exposure, s.binning)
+                break
+            except IndisyncError as exc:
+                if attempt == s.exposure_retries or self._stop.is_set():
+                    raise
+                log.warning("guide frame failed (%s); retrying", exc)
+                self._emit("exposure_failed", message=str(exc), attempt=attempt + 1)
         if hdu.data is None or np.ndim(hdu.data) != 2:
             raise GuideError(f"the guide camera sent no 2-D image (got {None if hdu.data is None else np.shape(hdu.data)})")
         if self._stats.pixel_scale is None:

@@ -17,7 +17,7 @@ Example (all keys optional; these are the defaults)::
       min_pulse_ms: 10
       max_pulse_ms: 2000
       dec_mode: auto             # auto | north | south | off
-      pulse_settle: 0.3          # s to wait after a pulse ends before the next exposure
+      pulse_settle: 0.2          # s to wait after a pulse ends before the next exposure
       pixel_scale: null          # arcsec/px; null: from the frame header (SCALE or PIXSIZE1/FOCALLEN)
       search_radius: 20          # px around each star's expected position
       max_stars: 5               # stars averaged into one measurement (1 = single-star guiding)
@@ -27,6 +27,7 @@ Example (all keys optional; these are the defaults)::
       isolation: 15              # px; no comparable star may be nearer
       lost_after_frames: 3       # consecutive frames without the star before "star lost"
       reacquire_after_frames: 10 # frames lost before a new star is chosen; 0 = wait for it
+      exposure_retries: 2        # failed guide frames in a row ridden out before guiding stops
 
     master:
       dither: {every_frames: 1, pixels: 3.0, ra_only: false,
@@ -71,7 +72,7 @@ class GuiderSettings:
     dec_mode: Literal["auto", "north", "south", "off"] = "auto"
     # Seconds to wait after a pulse ends before the next exposure starts, so the frame shows the
     # corrected position (mounts report completion before they have fully settled).
-    pulse_settle: float = 0.3
+    pulse_settle: float = 0.2
     pixel_scale: float | None = None  # arcsec per (binned) pixel; null: from the frame header
     search_radius: float = 20.0  # px around a star's expected position where its centroid is sought
     max_stars: int = 5  # averaging several stars beats single-star seeing and pixel noise
@@ -81,6 +82,9 @@ class GuiderSettings:
     isolation: float = 15.0  # px; a neighbour within this (and >10% of the flux) spoils the centroid
     lost_after_frames: int = 3
     reacquire_after_frames: int = 10
+    # A guide frame that fails (driver ALERT, a BLOB that never came) is retried this many times in a
+    # row before guiding stops with an error: one bad frame must not end a night's guiding.
+    exposure_retries: int = 2
 
     def validate(self) -> None:
         positive = ("exposure", "calibration_distance", "search_radius", "min_snr", "isolation")
@@ -97,7 +101,7 @@ class GuiderSettings:
         if not 0 <= self.hysteresis < 1:
             raise ConfigValueError("hysteresis", f"got {self.hysteresis}; allowed: 0 <= value < 1")
         for key in ("min_move", "min_pulse_ms", "pulse_settle", "edge_margin", "reacquire_after_frames",
-                    "max_orthogonality_error", "calibration_min_move"):
+                    "exposure_retries", "max_orthogonality_error", "calibration_min_move"):
             if getattr(self, key) < 0:
                 raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: a number >= 0")
         if self.min_pulse_ms > self.max_pulse_ms:

@@ -43,12 +43,19 @@ class FrameRecord:
 
 
 def take_frame(devices, cfg: Config, request: FrameRequest,
-               on_start: Callable[[FrameRequest], None] | None = None) -> FrameRecord:
+               on_start: Callable[[FrameRequest], None] | None = None,
+               on_exposed: Callable[[], None] | None = None) -> FrameRecord:
+    """``on_start`` runs with the wheel in place just before the shutter opens; ``on_exposed`` as
+    soon as the image is in, before it is measured and written (a slave moves its wheel then)."""
     if request.filter_name is not None and devices.filter_wheel is not None:
         devices.filter_wheel.select(request.filter_name)
+    # Read now: once on_exposed has started the next wheel move, the wheel no longer says it.
+    filter_name = devices.filter_wheel.current if devices.filter_wheel is not None else request.filter_name
     if on_start is not None:
         on_start(request)
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
+    if on_exposed is not None:
+        on_exposed()
     hfr = stars = None
     if request.frame_type == "light" and hdu.data is not None:
         try:
@@ -57,7 +64,6 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
             hfr = measured.median_hfr if stars and math.isfinite(measured.median_hfr) else None
         except Exception as exc:  # a measurement problem must never cost the frame
             log.warning("could not measure HFR: %s", exc)
-    filter_name = devices.filter_wheel.current if devices.filter_wheel is not None else request.filter_name
     focuser = devices.focuser
     apply_frame_header(
         hdu.header,

@@ -81,17 +81,12 @@ class SlaveNode(NodeBase):
                     break
                 if self.abort_event.is_set():
                     break
-                record = self._one_frame(devices, args, filter_name, duration, n)
-                saved.append(record)
-                if loose and n + 1 < count and self.rotation is not None and devices.filter_wheel is not None:
-                    devices.filter_wheel.select(self.rotation.peek())
+                saved.append(self._one_frame(devices, args, filter_name, duration, n))
         except BaseException:
             self.link.update_state(phase="idle", exposure=None)
-            self.device_lock.release()
             raise
-        # Move the wheel to the next filter now, in the background, keeping the device lock so a
-        # new exposure waits for the wheel rather than racing it.
-        threading.Thread(target=self._premove_and_release, args=(devices,), daemon=True).start()
+        finally:
+            self.device_lock.release()
         return {
             "files": [r.path.name for r in saved],
             "filters": [r.filter_name for r in saved],
@@ -121,12 +116,19 @@ class SlaveNode(NodeBase):
             self.link.event("exposure_started", exposure_id=exposure_id, filter=filter_name, duration=duration,
                             frame_type=req.frame_type, start=start)
 
+        # The wheel starts for the next filter as soon as the image is in, while this frame is
+        # measured and written; the reply waits for both, so the master's next start (which
+        # follows our reply in strict mode) never finds the wheel moving.
+        premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name), daemon=True)
         try:
-            record = take_frame(devices, self.cfg, request, on_start)
+            record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start)
         except IndisyncError as exc:
             self.link.event("exposure_done", exposure_id=exposure_id, status="failed", filter=filter_name,
                             reason=str(exc)[:500])
             raise
+        finally:
+            if premove.is_alive() or premove.ident is not None:
+                premove.join(self.cfg.indi.move_timeout + 5)
         if self.rotation is not None:
             self.rotation.advance()  # only after the frame is safely on disk
         self.frames += 1
@@ -135,18 +137,21 @@ class SlaveNode(NodeBase):
         self.link.update_state(phase="idle", exposure=None, frames=self.frames, hfr=record.hfr, stars=record.stars)
         return record
 
-    def _premove_and_release(self, devices) -> None:
+    def _move_to_next_filter(self, devices, current: str | None) -> None:
+        """Move the wheel to the filter after ``current`` in the rotation (not yet advanced)."""
+        if self.rotation is None or devices.filter_wheel is None:
+            return
+        upcoming = self.rotation.upcoming()
+        next(upcoming)  # the filter just exposed
+        target = next(upcoming)
+        if target == current:
+            return
         try:
-            if self.rotation is not None and devices.filter_wheel is not None:
-                previous = devices.filter_wheel.current
-                devices.filter_wheel.select(self.rotation.peek())
-                if previous != self.rotation.peek():
-                    self.link.event("filter_changed", filter=self.rotation.peek(), previous=previous)
-                    self.link.update_state(filter=self.rotation.peek())
-        except Exception as exc:  # noqa: BLE001 - the next exposure selects the filter again anyway
-            log.warning("could not move the wheel to the next filter: %s", exc)
-        finally:
-            self.device_lock.release()
+            devices.filter_wheel.select(target)
+            self.link.event("filter_changed", filter=target, previous=current)
+            self.link.update_state(filter=target)
+        except Exception as exc:  # noqa: BLE001 - the next exposure selects its filter again anyway
+            log.warning("could not move the wheel to %s: %s", target, exc)
 
 
 def _numeric_id(value) -> int | None:

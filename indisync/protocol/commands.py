@@ -194,6 +194,7 @@ class PendingCommand:
     finished: threading.Event = field(default_factory=threading.Event)
     last: dict | None = None  # latest reply payload
     accepted_after: float | None = None  # seconds from first send to 'accepted'
+    finished_after: float | None = None  # seconds from first send to 'done' / 'failed'
     last_sent: float = 0.0
     _callbacks: list = field(default_factory=list)
     _callback_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -312,6 +313,7 @@ class CommandClient:
             pending.accepted_after = time.monotonic() - pending.sent_at
             pending.accepted.set()
         if status in ("done", "failed"):
+            pending.finished_after = time.monotonic() - pending.sent_at
             with self._lock:
                 self._pending.pop(pending.id, None)
             pending._finish()

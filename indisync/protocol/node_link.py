@@ -79,10 +79,10 @@ class NodeLink:
     def close(self) -> None:
         """Say ``offline`` (retained), disconnect cleanly, stop the command workers."""
         self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(2.0)  # no state may follow the final 'offline'
         self.transport.stop(final=[(self.topics.status(self.node), topics.OFFLINE, True)])
         self.commands.close()
-        if self._heartbeat is not None:
-            self._heartbeat.join(2.0)
 
     def __enter__(self) -> "NodeLink":
         self.start()

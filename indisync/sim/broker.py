@@ -160,6 +160,7 @@ class Mosquitto:
         lines = [
             f"listener {self.port} {self.host}",
             "persistence false",
+            "set_tcp_nodelay true",  # as in configs/mosquitto.conf: no Nagle delay on small messages
             f"log_dest file {self._dir / 'mosquitto.log'}",
             "log_type error",
             "log_type warning",

@@ -64,6 +64,10 @@ class IndiServer:
             raise ValueError(f"unknown simulator driver(s) {unknown}; known: {', '.join(DRIVERS)}")
         if shutil.which("indiserver") is None:
             raise SimulatorStartError("indiserver is not installed: run ./scripts/setup.sh (Debian package indi-bin)")
+        if time_factor is not None and not 0.01 <= time_factor <= 100:
+            # The simulator silently keeps its old factor for anything else: a 600 s exposure
+            # would then really take 600 s.
+            raise ValueError(f"time_factor {time_factor} is outside the simulators' range 0.01..100")
         self.drivers = tuple(drivers)
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -109,6 +113,10 @@ class IndiServer:
                     if device in self.devices:
                         set_number(self.host, self.port, device, "SIMULATOR_SETTINGS",
                                    {"SIM_TIME_FACTOR": self.time_factor})
+                        actual = get_numbers(self.host, self.port, device, "SIMULATOR_SETTINGS")["SIM_TIME_FACTOR"]
+                        if abs(actual - self.time_factor) > 1e-6:
+                            raise SimulatorStartError(
+                                f"{device} kept SIM_TIME_FACTOR {actual} instead of {self.time_factor}")
         except BaseException:
             self.stop()
             raise

@@ -77,7 +77,8 @@ class SimRig:
 
     def start(self) -> "SimRig":
         try:
-            self.broker = Mosquitto()
+            # Nagle on the broker's sockets delays small command packets by tens of ms.
+            self.broker = Mosquitto(config_extra="set_tcp_nodelay true\n")
             self.broker.start()
             self._add_node("master", "master", MASTER_DRIVERS)
             for i in range(1, self.slaves + 1):
@@ -125,6 +126,18 @@ class SimRig:
         finally:
             log.close()
         return node.process
+
+    def wait_up(self, name: str, timeout: float = 30.0) -> None:
+        """Wait until the node says it is up (devices connected, broker reached) in its log."""
+        node = self.nodes[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if f"{node.role} {name} up:" in node.log_text():
+                return
+            if node.process is not None and node.process.poll() is not None:
+                raise RuntimeError(f"node {name} exited with {node.process.returncode}:\n{node.log_text()[-3000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"node {name} not up within {timeout:g}s:\n{node.log_text()[-3000:]}")
 
     def kill_node(self, name: str) -> None:
         proc = self.nodes[name].process

@@ -210,6 +210,21 @@ def test_minimum_at_the_focuser_limit_fails():
     assert min(to for _, to in focuser.moves) >= 0
 
 
+def test_focus_near_the_focuser_limit_is_accepted_after_the_check():
+    focuser = FakeFocuser(1000, lo=0, hi=100000)
+    sky = SkyModel(150)
+    r = run_autofocus(FakeCamera(focuser), focuser, sky, settings())
+    assert r.ok, r.reason
+    assert abs(r.position - 150) < 0.5 * w5(3.0) and focuser.position == r.position
+    assert min(to for _, to in focuser.moves) == 0
+
+
+def test_failure_before_any_move_does_not_move():
+    cam, foc, sky = rig(40000, 40000)
+    r = run_autofocus(cam, foc, sky, settings(), should_stop=lambda: True)
+    assert r.status == "failed" and r.frames == 0 and foc.moves == []
+
+
 def test_device_error_mid_sweep_restores_the_start():
     focuser = FakeFocuser(40000, fail_on_move=5)
     sky = SkyModel(40200)

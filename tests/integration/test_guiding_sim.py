@@ -1,0 +1,166 @@
+"""Guiding on the INDI simulators with drift and periodic error switched on.
+
+One server for the module: the mount points at a star field (DEC 30) and tracks at a custom rate off
+sidereal (a steady drift in both axes); the CCD Simulator, used here as the guide camera because it
+is the simulator with periodic error, has SIM_PEPERIOD/SIM_PEMAX and SIM_POLAR/SIM_POLARDRIFT on.
+The `indisync guide` test runs on the Guide Simulator, the default guide camera.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from indisync.config import load_config
+from indisync.devices.session import open_devices
+from indisync.guiding.guider import Guider, GuiderState
+from indisync.guiding.settings import GuiderSettings, SettleSettings
+from indisync.sim.indi import IndiServer, get_numbers, set_number, set_switch
+
+pytestmark = pytest.mark.integration
+
+DRIVERS = ["indi_simulator_ccd", "indi_simulator_telescope", "indi_simulator_guide"]
+SIDEREAL = 15.041067  # arcsec/s
+DEC = 30.0
+DRIFT_RA, DRIFT_DEC = 0.25, 0.15  # arcsec/s of tracking error
+PE_PERIOD, PE_MAX = 40.0, 5.0  # s, arcsec
+PHASE = 25.0  # seconds each of unguided and guided
+SETTINGS = GuiderSettings(exposure=1.0, calibration_step_ms=1500, pulse_settle=0.1)
+
+
+class DroppedPulses:
+    """The real mount's coordinates, but pulses go nowhere: the unguided baseline through the same loop."""
+
+    def __init__(self, mount):
+        self.mount = mount
+
+    @property
+    def coordinates(self):
+        return self.mount.coordinates
+
+    def pulse_guide(self, direction, ms):
+        time.sleep(ms / 1000.0)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    with IndiServer(drivers=DRIVERS, time_factor=0.2) as server:
+        h, p = server.host, server.port
+        cfg = load_config(data={"indi": {"host": h, "port": p, "guide_camera": "CCD Simulator"}})
+        with open_devices(cfg.indi, need=("guide_camera", "mount"), want=("guide_camera", "mount")) as dev:
+            dev.mount.goto(6.0, DEC)
+            set_switch(h, p, "Telescope Simulator", "TELESCOPE_TRACK_MODE", {"TRACK_CUSTOM": True})
+            set_number(h, p, "Telescope Simulator", "TELESCOPE_TRACK_RATE",
+                       {"TRACK_RATE_RA": SIDEREAL + DRIFT_RA, "TRACK_RATE_DE": DRIFT_DEC})
+            set_number(h, p, "CCD Simulator", "SIMULATOR_SETTINGS",
+                       {"SIM_PEPERIOD": PE_PERIOD, "SIM_PEMAX": PE_MAX, "SIM_POLAR": 30.0, "SIM_POLARDRIFT": 1.0})
+            for camera in ("CCD Simulator", "Guide Simulator"):  # check for finished exposures every 0.1 s, not 1 s
+                set_number(h, p, camera, "POLLING_PERIOD", {"PERIOD_MS": 100})
+            time.sleep(1.0)
+            cal = Guider(dev.guide_camera, dev.mount, SETTINGS).calibrate()
+            yield server, dev, cal
+
+
+def test_calibration_matches_the_mount_guide_rate(rig):
+    server, dev, cal = rig
+    rates = get_numbers(server.host, server.port, "Telescope Simulator", "GUIDE_RATE")
+    scale = cal.pixel_scale
+    assert scale == pytest.approx(206.265 * 5.2 / 900, rel=0.01)  # CCD Simulator: 5.2 um at 900 mm
+    expected_dec = rates["GUIDE_RATE_NS"] * SIDEREAL / scale / 1000  # px per ms
+    expected_ra = rates["GUIDE_RATE_WE"] * SIDEREAL * math.cos(math.radians(DEC)) / scale / 1000
+    # drift and periodic error run on during calibration: allow 25 %
+    assert cal.dec.rate == pytest.approx(expected_dec, rel=0.25)
+    assert cal.ra.rate == pytest.approx(expected_ra, rel=0.25)
+    assert cal.orthogonality_error < 15
+    assert cal.declination == pytest.approx(DEC, abs=0.1)
+
+
+def _phase(guider, seconds):
+    guider.start()
+    time.sleep(seconds)
+    guider.stop()
+    return guider.stats
+
+
+def test_guided_rms_is_well_below_unguided_drift(rig):
+    server, dev, cal = rig
+    unguided = _phase(Guider(dev.guide_camera, DroppedPulses(dev.mount), SETTINGS, calibration=cal), PHASE)
+    guided = _phase(Guider(dev.guide_camera, dev.mount, SETTINGS, calibration=cal), PHASE)
+    print(f"\nunguided {unguided.summary()}\nguided {guided.summary()}")
+    assert unguided.frames >= 10 and guided.frames >= 10
+    # 25 s of 0.29"/s drift plus up to 0.8"/s periodic error walks the star several pixels
+    assert unguided.rms_px > 2.0
+    assert guided.rms_px < 0.35 * unguided.rms_px
+    assert guided.rms_px < 1.5
+    assert guided.summary()["rms_arcsec"] == pytest.approx(guided.rms_px * cal.pixel_scale)
+
+
+def test_dither_settles(rig):
+    server, dev, cal = rig
+    guider = Guider(dev.guide_camera, dev.mount, SETTINGS, calibration=cal)
+    guider.start()
+    try:
+        settle = SettleSettings(pixels=1.5, time=3.0, timeout=45.0)
+        first = guider.wait_settled(settle)
+        result = guider.dither(4.0, ra_only=False, settle=settle)
+    finally:
+        guider.stop()
+    print(f"\nstart settle {first}\ndither {result}")
+    assert first.settled
+    assert result.settled, result
+    assert 3.0 <= result.seconds < 45.0
+    assert 0 < math.hypot(result.dx, result.dy) <= 4.0 * math.sqrt(2) * 1.3  # skewed axes stretch a little
+
+
+def test_star_lost_when_noise_drowns_the_stars(rig):
+    server, dev, cal = rig
+    # 0.25 s frames: the CCD Simulator's noise tops out at 6000 ADU, which its brightest star
+    # outshines in 1 s; in a quarter of that, every star drowns.
+    guider = Guider(dev.guide_camera, dev.mount, dataclasses.replace(SETTINGS, exposure=0.25), calibration=cal)
+    lost, found = threading.Event(), threading.Event()
+    # back on the same star ("star_found") or, after reacquire_after_frames, on a new one ("reacquired")
+    guider.add_listener(lambda e: lost.set() if e.kind == "star_lost"
+                        else found.set() if e.kind in ("star_found", "reacquired") else None)
+    guider.start()
+    try:
+        time.sleep(3.0)
+        assert guider.state in (GuiderState.GUIDING, GuiderState.SETTLING)
+        assert guider.stats.frames >= 3  # guiding on the short frames works while the noise is low
+        set_number(server.host, server.port, "CCD Simulator", "SIMULATOR_SETTINGS", {"SIM_NOISE": 6000})
+        try:
+            assert lost.wait(30), "no star_lost event with the noise far above the stars"
+            assert guider.state is GuiderState.LOST
+            assert guider.running  # still looking, not dead
+        finally:
+            set_number(server.host, server.port, "CCD Simulator", "SIMULATOR_SETTINGS", {"SIM_NOISE": 10})
+        assert found.wait(30), "the star did not come back after the noise went away"
+    finally:
+        guider.stop()
+    assert guider.star_lost_count == 1
+
+
+def test_guide_command_reports_json(rig, tmp_path):
+    server, dev, cal = rig
+    config = tmp_path / "indisync.yaml"
+    config.write_text(f"indi: {{host: {server.host}, port: {server.port}, guide_camera: Guide Simulator}}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "indisync.cli", "guide", "--config", str(config), "--seconds", "20",
+         "--dither-every", "6", "--json"],
+        capture_output=True, text=True, timeout=150,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\n{result}")
+    assert set(result) >= {"rms_px", "rms_arcsec", "dithers", "calibration"}
+    assert result["calibration"]["dec"]["rate"] > 0 and result["calibration"]["orthogonality_error_deg"] < 15
+    assert result["pixel_scale"] == pytest.approx(206.265 * 2.4 / 900, rel=0.01)  # Guide Simulator
+    assert result["dithers"] and all(isinstance(d["settled"], bool) and d["seconds"] > 0 for d in result["dithers"])
+    assert result["frames"] > 0 and result["rms_px"] < 2.0
+    assert result["rms_arcsec"] == pytest.approx(result["rms_px"] * result["pixel_scale"])
