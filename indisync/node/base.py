@@ -12,6 +12,7 @@ from typing import Callable
 from ..config import Config
 from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
+from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.node_link import NodeLink
 from .focusing import autofocus_with_devices
 from .supervisor import DeviceSupervisor
@@ -33,6 +34,9 @@ class NodeBase:
         # One device action at a time: an exposure, an autofocus run or a filter move.
         self.device_lock = threading.Lock()
         self.frames = 0
+        # Where focus is known to be (last good autofocus, else focus.default_position); filter
+        # offsets and the temperature coefficient are applied relative to it.
+        self.focus_base: FocusBase | None = default_base(cfg.focus)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,10 +124,24 @@ class NodeBase:
         hfr = result.hfr if result.hfr is not None and result.hfr == result.hfr else None
         self.link.event("autofocus_done", run_id=run_id, status=result.status, position=result.position,
                         hfr=hfr, reason=result.reason[:500] if result.reason else None)
+        if result.ok:
+            self.focus_base = FocusBase(result.position, filter_name, devices.focuser.temperature)
         self.link.update_state(phase="idle", focuser_position=result.position, hfr=hfr)
         log.info("autofocus %s: %s at %s (HFR %s, %d frames)%s", run_id, result.status, result.position,
                  hfr, result.frames, f": {result.reason}" if result.reason else "")
         return result
+
+    def focus_for(self, devices, filter_name: str | None) -> None:
+        """Move the focuser by the filter offset / temperature term for ``filter_name``, if any."""
+        focuser = devices.focuser
+        if focuser is None or self.focus_base is None:
+            return
+        target = offset_move(focuser.position, self.focus_base, filter_name, focuser.temperature, self.cfg.focus)
+        if target is None:
+            return
+        log.info("focus offset: %s -> %s for %s", focuser.position, target, filter_name)
+        focuser.move_to(target)
+        self.link.update_state(focuser_position=target)
 
     # ---- state -----------------------------------------------------------------------------------
     def publish_device_state(self, devices, **fields) -> None:

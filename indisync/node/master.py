@@ -103,6 +103,7 @@ class MasterNode(NodeBase):
         args = {
             "duration": frame.exposure, "frame_type": frame.type, "binning": frame.binning,
             "target": self.cfg.master.target, "batch": self.progress.batch, "exposure_id": exposure_id,
+            "sync": self.cfg.master.sync,
         }
         barrier = Barrier(slaves, self.registry)
         request = FrameRequest(
@@ -127,6 +128,9 @@ class MasterNode(NodeBase):
         record = None
         with self.device_lock:
             try:
+                if frame.filter and devices.filter_wheel is not None:
+                    devices.filter_wheel.select(frame.filter)
+                self.focus_for(devices, frame.filter)  # before the slaves are told to start
                 record = take_frame(devices, self.cfg, request, on_start)
                 self.frames += 1
                 self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=record.filter_name,

@@ -150,6 +150,7 @@ class SlaveNode(NodeBase):
             devices.filter_wheel.select(target)
             self.link.event("filter_changed", filter=target, previous=current)
             self.link.update_state(filter=target)
+            self.focus_for(devices, target)
         except Exception as exc:  # noqa: BLE001 - the next exposure selects its filter again anyway
             log.warning("could not move the wheel to %s: %s", target, exc)
 

@@ -232,6 +232,8 @@ COMMANDS: dict[str, dict[str, Field]] = {
         "suffix": opt(safe_name),
         "batch": opt(integer(0, 10**6)),
         "exposure_id": opt(ident),  # the master's id of the slot, shared by every node's frame
+        # strict: one slave frame per master frame; loose: as many as fit in ``duration``
+        "sync": Field(one_of("strict", "loose"), "strict"),
     },
     "abort": {"reason": opt(_REASON)},
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},

@@ -95,10 +95,12 @@ def test_guided_rms_is_well_below_unguided_drift(rig):
     guided = _phase(Guider(dev.guide_camera, dev.mount, SETTINGS, calibration=cal), PHASE)
     print(f"\nunguided {unguided.summary()}\nguided {guided.summary()}")
     assert unguided.frames >= 10 and guided.frames >= 10
-    # 25 s of 0.29"/s drift plus up to 0.8"/s periodic error walks the star several pixels
-    assert unguided.rms_px > 2.0
-    assert guided.rms_px < 0.35 * unguided.rms_px
-    assert guided.rms_px < 1.5
+    # 25 s of ~0.25"/s drift plus up to 0.8"/s periodic error walks the star several pixels away
+    # (how far depends on where in the PE cycle the phase falls: the peak is the robust figure)
+    assert unguided.peak_px > 3.0 and unguided.rms_px > 1.5
+    assert guided.rms_px < 0.25 * unguided.peak_px
+    assert guided.rms_px < 0.5 * unguided.rms_px
+    assert guided.rms_px < 1.2
     assert guided.summary()["rms_arcsec"] == pytest.approx(guided.rms_px * cal.pixel_scale)
 
 

@@ -138,3 +138,26 @@ def test_slave_with_unknown_checked_filter_is_refused_at_start(make_rig):
     assert result.returncode != 0
     assert "Purple" in result.stderr and "Luminance" in result.stderr and "Red" in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_loose_sync_fits_several_slave_frames_inside_each_master_frame(make_rig):
+    # Real time (factor 1): the slave plans its frames against the wall clock.
+    master = sequence(2, exposure=12, after_batch=False)
+    master["sync"] = "loose"
+    rig = make_rig(slaves=1, time_factor=1.0, master_section=master,
+                   slave_section={"filters": ["Red", "Green", "Blue"], "exposure": 2, "frame_overhead": 2})
+    start_all(rig)
+    assert rig.wait_node("master", 120) == 0
+    frames = by_node(read_frames(rig.images))
+    masters = {f.exposure_id: f for f in frames["master"]}
+    per_master = {}
+    for f in frames["slave1"]:
+        per_master.setdefault(f.exposure_id, []).append(f)
+        m = masters[f.exposure_id]
+        # never runs past the master's exposure (DATE-OBS is second-resolution-safe to 0.5 s here)
+        assert (f.start - m.start).total_seconds() > -0.5
+        assert (f.start - m.start).total_seconds() + f.exptime <= m.exptime + 0.5
+    assert sorted(per_master) == sorted(masters)
+    assert all(len(fs) >= 2 for fs in per_master.values()), {k: len(v) for k, v in per_master.items()}
+    taken = [f.filter for f in sorted(frames["slave1"], key=lambda f: f.start)]
+    assert taken == [["Red", "Green", "Blue"][i % 3] for i in range(len(taken))]
