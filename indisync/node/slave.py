@@ -138,19 +138,19 @@ class SlaveNode(NodeBase):
         return record
 
     def _move_to_next_filter(self, devices, current: str | None) -> None:
-        """Move the wheel to the filter after ``current`` in the rotation (not yet advanced)."""
-        if self.rotation is None or devices.filter_wheel is None:
-            return
-        upcoming = self.rotation.upcoming()
-        next(upcoming)  # the filter just exposed
-        target = next(upcoming)
-        if target == current:
-            return
+        """Move the wheel to the filter after ``current`` in the rotation (not yet advanced), and the
+        focuser to that filter's offset."""
+        target = current
+        if self.rotation is not None and devices.filter_wheel is not None:
+            upcoming = self.rotation.upcoming()
+            next(upcoming)  # the filter just exposed
+            target = next(upcoming)
         try:
-            devices.filter_wheel.select(target)
-            self.link.event("filter_changed", filter=target, previous=current)
-            self.link.update_state(filter=target)
-            self.focus_for(devices, target)
+            if target != current:
+                devices.filter_wheel.select(target)
+                self.link.event("filter_changed", filter=target, previous=current)
+                self.link.update_state(filter=target)
+            self.focus_for(devices, target)  # filter offset, or a temperature change since the last frame
         except Exception as exc:  # noqa: BLE001 - the next exposure selects its filter again anyway
             log.warning("could not move the wheel to %s: %s", target, exc)
 
