@@ -18,9 +18,10 @@ from .analysis.settings import AnalysisSettings
 from .configtypes import ConfigValueError, build
 from .errors import ConfigError
 from .focus.settings import FocusSettings
+from .guiding.settings import GuiderSettings
 from .sequence.settings import MasterSettings, SlaveSettings
 
-NODE_NAME = re.compile(r"^[a-z0-9-]+$")
+NODE_NAME = re.compile(r"^[a-z0-9-]+\Z")  # \Z, not $: "$" also matches before a trailing newline
 
 
 @dataclass
@@ -74,7 +75,7 @@ class MqttConfig:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigValueError("port", f"got {self.port}; allowed: 1..65535")
-        if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", self.topic_prefix):
+        if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z", self.topic_prefix):
             raise ConfigValueError("topic_prefix", "allowed: letters, digits, '_', '-' separated by '/', no wildcards")
         if self.keepalive < 1:
             raise ConfigValueError("keepalive", "allowed: an integer >= 1 (seconds)")
@@ -108,6 +109,8 @@ class Config:
     focus: FocusSettings = field(default_factory=FocusSettings)  # autofocus sweep, fit, offsets
     master: MasterSettings = field(default_factory=MasterSettings)  # used when node.role is master
     slave: SlaveSettings = field(default_factory=SlaveSettings)  # used when node.role is slave
+    # The master guides (and dithers, per master.dither) only when this section is present.
+    guider: GuiderSettings | None = None
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

@@ -25,13 +25,8 @@ def add_arguments(parser) -> None:
 
 
 def settings_from(cfg) -> tuple[GuiderSettings, DitherSettings]:
-    """The guider and dither sections of the config.
-
-    Until the config wires ``guider:`` and ``master.dither`` in, their documented defaults apply.
-    """
-    guider = getattr(cfg, "guider", None) or GuiderSettings()
-    dither = getattr(getattr(cfg, "master", None), "dither", None) or DitherSettings()
-    return guider, dither
+    """The config's guider: section (its defaults when absent) and master.dither."""
+    return cfg.guider or GuiderSettings(), cfg.master.dither
 
 
 def _printer():

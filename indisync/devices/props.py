@@ -56,15 +56,29 @@ def last_message(client: IndiClient, device: str) -> str | None:
     return None
 
 
-def _send(client: IndiClient, device: str, name: str, kind: str, fill, timeout: float, wait: bool) -> PropertySnapshot | None:
+def _send(client: IndiClient, device: str, name: str, kind: str, values: dict, timeout: float,
+          wait: bool) -> PropertySnapshot | None:
+    """Send a request built afresh from our snapshot: every element, at its current value unless
+    ``values`` changes it. Never the live PyIndi property: the client thread may rewrite that
+    between our fill and our send (seen as a stray CCD_EXPOSURE=0 while guiding fast)."""
     snap = client.wait_property(device, name, timeout)
     if snap.kind != kind:
         raise DeviceError(f"{device}.{name} is a {snap.kind} property, not a {kind} one")
+    merged = {**snap.values, **values}
+    vec = {"number": PyIndi.PropertyNumber, "switch": PyIndi.PropertySwitch, "text": PyIndi.PropertyText}[kind](
+        len(merged))
+    vec.setDeviceName(device)
+    vec.setName(name)
+    for i, (elem, value) in enumerate(merged.items()):
+        vec[i].setName(elem)
+        if kind == "number":
+            vec[i].setValue(float(value))
+        elif kind == "switch":
+            vec[i].setState(PyIndi.ISS_ON if value else PyIndi.ISS_OFF)
+        else:
+            vec[i].setText(str(value))
     before = client.generation()
-    raw = client.pyindi_property(device, name)
-    wrapper = {"number": PyIndi.PropertyNumber, "switch": PyIndi.PropertySwitch, "text": PyIndi.PropertyText}[kind]
-    vec = wrapper(raw)
-    fill(vec)
+    client.check_alive()
     client.sendNewProperty(vec)
     if not wait:
         return None
@@ -79,12 +93,7 @@ def set_number(client: IndiClient, device: str, name: str, values: dict[str, flo
         if lo is not None and hi is not None and hi > lo and not lo <= value <= hi:
             raise DeviceError(f"{device}.{name}.{elem} = {value} is outside the device's range {lo:g}..{hi:g}")
 
-    def fill(vec):
-        for e in vec:
-            if e.getName() in values:
-                e.setValue(float(values[e.getName()]))
-
-    return _send(client, device, name, "number", fill, timeout, wait)
+    return _send(client, device, name, "number", {k: float(v) for k, v in values.items()}, timeout, wait)
 
 
 def set_switch(client: IndiClient, device: str, name: str, on: Iterable[str], timeout: float, wait: bool = True):
@@ -93,27 +102,15 @@ def set_switch(client: IndiClient, device: str, name: str, on: Iterable[str], ti
     snap = client.wait_property(device, name, timeout)
     _check_elements(snap, on)
     exclusive = snap.rule in ("OneOfMany", "AtMostOne")
-
-    def fill(vec):
-        for e in vec:
-            if e.getName() in on:
-                e.setState(PyIndi.ISS_ON)
-            elif exclusive:
-                e.setState(PyIndi.ISS_OFF)
-
-    return _send(client, device, name, "switch", fill, timeout, wait)
+    states = {e: (e in on) for e in snap.values} if exclusive else {e: True for e in on}
+    return _send(client, device, name, "switch", states, timeout, wait)
 
 
 def set_text(client: IndiClient, device: str, name: str, values: dict[str, str], timeout: float, wait: bool = True):
     snap = client.wait_property(device, name, timeout)
     _check_elements(snap, values)
 
-    def fill(vec):
-        for e in vec:
-            if e.getName() in values:
-                e.setText(str(values[e.getName()]))
-
-    return _send(client, device, name, "text", fill, timeout, wait)
+    return _send(client, device, name, "text", {k: str(v) for k, v in values.items()}, timeout, wait)
 
 
 def get_values(client: IndiClient, device: str, name: str, timeout: float) -> dict:

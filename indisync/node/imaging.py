@@ -65,6 +65,22 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
         except Exception as exc:  # a measurement problem must never cost the frame
             log.warning("could not measure HFR: %s", exc)
     focuser = devices.focuser
+    try:
+        _annotate(hdu, cfg, request, filter_name, focuser, hfr, stars)
+    except Exception as exc:  # noqa: BLE001 - a header problem must never cost the frame
+        log.error("could not write indisync's header keywords (%s); saving the frame without them", exc)
+    path = save_frame(
+        cfg.storage.directory, cfg.storage.filename, hdu,
+        node=cfg.node.name, target=request.target or "frame", filter=filter_name or "none",
+        exposure=request.duration, seq=request.seq_index or 1, type=request.frame_type,
+        suffix=request.suffix or filter_name or "", batch=request.batch or 0,
+    )
+    log.info("saved %s (%s, %gs, HFR %s, %s stars)", path, filter_name, request.duration,
+             f"{hfr:.2f}" if hfr else "-", stars)
+    return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars)
+
+
+def _annotate(hdu, cfg: Config, request: FrameRequest, filter_name, focuser, hfr, stars) -> None:
     apply_frame_header(
         hdu.header,
         node=cfg.node.name,
@@ -79,12 +95,3 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
         hfr=hfr,
         stars=stars,
     )
-    path = save_frame(
-        cfg.storage.directory, cfg.storage.filename, hdu,
-        node=cfg.node.name, target=request.target or "frame", filter=filter_name or "none",
-        exposure=request.duration, seq=request.seq_index or 1, type=request.frame_type,
-        suffix=request.suffix or filter_name or "", batch=request.batch or 0,
-    )
-    log.info("saved %s (%s, %gs, HFR %s, %s stars)", path, filter_name, request.duration,
-             f"{hfr:.2f}" if hfr else "-", stars)
-    return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars)

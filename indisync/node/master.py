@@ -14,12 +14,14 @@ import threading
 import time
 
 from ..errors import IndisyncError
+from ..guiding.guider import Guider
 from ..protocol.registry import Barrier
 from ..sequence.plan import PlannedFrame, expand_batch
 from ..sequence.rotation import validate_checked_filters
 from ..sequence.state_store import StateStore, load_master_progress, save_master_progress
 from ..sequence.triggers import RefocusTriggers
 from .base import NodeBase, utc_now_iso
+from .guiding import MasterGuiding
 from .imaging import FrameRequest, take_frame
 from .slave import state_path
 
@@ -33,7 +35,10 @@ class MasterNode(NodeBase):
     needed_devices = ("camera",)
 
     def __init__(self, cfg):
+        # With a guider: section the guide camera and the mount are needed, not just wanted.
+        self.needed_devices = ("camera", "guide_camera", "mount") if cfg.guider is not None else ("camera",)
         super().__init__(cfg)
+        self.guiding: MasterGuiding | None = None
         self.store = StateStore(state_path(cfg))
         self.progress = load_master_progress(self.store)
         self.plan: list[PlannedFrame] = expand_batch(cfg.master.sequence)
@@ -49,7 +54,11 @@ class MasterNode(NodeBase):
                                 "(indi.filter_wheel); remove the slot filters or configure the wheel")
         if wanted:
             validate_checked_filters(wanted, devices.filter_wheel.names)
-        log.info("no guider configured: guiding and dithering are skipped")
+        if self.cfg.guider is None:
+            log.info("no guider: section in the config: guiding and dithering are skipped")
+        else:
+            guider = Guider(devices.guide_camera, devices.mount, self.cfg.guider)
+            self.guiding = MasterGuiding(guider, self.cfg.master, self.link, self.stop_event)
 
     def start(self) -> None:
         super().start()
@@ -58,6 +67,8 @@ class MasterNode(NodeBase):
         self.client = self.link.command_client()
 
     def close(self) -> None:
+        if self.guiding is not None:
+            self.guiding.stop()
         if self.client is not None:
             self.client.close()
         if self.registry is not None:
@@ -72,19 +83,25 @@ class MasterNode(NodeBase):
         if self.progress.align_with(self.plan):
             log.warning("the sequence changed since the last run: batch %d starts again", self.progress.batch)
         save_master_progress(self.store, self.progress)
+        if self.guiding is not None and not self.progress.finished(batches):
+            self.guiding.start()
         while not self.stop_event.is_set() and not self.progress.finished(batches):
             frame = self.progress.next_frame(self.plan)
             if frame is not None:
                 self.stop_event.wait(frame.delay_before)
+                if self.guiding is not None:
+                    self.guiding.wait_until_guiding()
                 if self.stop_event.is_set():
                     break
-                record = self.synced_exposure(frame)
+                record = self.synced_exposure(frame)  # returns once every slave's exposure has ended
                 self.progress.frame_done()
                 save_master_progress(self.store, self.progress)
                 temperature = self._temperature()
                 reason = self.triggers.frame_done(record.hfr if record else None, frame.filter, temperature)
                 if reason is not None and not self.progress.batch_complete(self.plan):
                     self.refocus_all(str(reason))
+                elif self.guiding is not None and not self.progress.batch_complete(self.plan):
+                    self.guiding.frame_done()  # dither, if due; never while anyone is exposing
                 continue
             # End of the batch: refocus (if configured), then the next batch.
             reason = self.triggers.batch_done()
@@ -156,6 +173,8 @@ class MasterNode(NodeBase):
     def refocus_all(self, reason: str) -> None:
         """Every node autofocuses at once; wait for all (bounded), report who failed, go on."""
         log.info("refocus (%s)", reason)
+        if self.guiding is not None:
+            self.guiding.stop()  # as in MaxIm: no guiding while the focus moves the stars
         slaves = self.registry.live("slave")
         barrier = Barrier(slaves, self.registry)
         pendings = []
@@ -194,6 +213,8 @@ class MasterNode(NodeBase):
         self.focus_runs.append({"reason": reason, "nodes": outcome})
         self.triggers.reset_after_focus(self._temperature())
         self.link.update_state(phase="idle")
+        if self.guiding is not None and not self.stop_event.is_set():
+            self.guiding.start()  # a fresh guide star: focus may have shifted the field
 
     def _temperature(self) -> float | None:
         try:

@@ -42,10 +42,11 @@ REPLY_STATUSES = ("accepted", "progress", "done", "failed")
 Validator = Callable[[Any, str], Any]
 _MISSING = object()
 
-_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# Every pattern ends in \Z, not $: '$' also matches before a trailing newline, which let "M42\n" through.
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 # Letters, digits, space, . _ + -; starts with a letter, digit or '_'; never '..', '/', '\\'.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+-]{0,63}$")
-_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|\+00:00)$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+-]{0,63}\Z")
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|\+00:00)\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -220,6 +221,12 @@ STATE = {
     "frames": Field(integer(0, 10**9), 0),
     "version": req(text(32)),
     "error": opt(_REASON),  # what put the node into phase 'error'
+    # the master's guider: state and RMS since guiding (re)started
+    "guiding": opt(obj({
+        "state": req(one_of("idle", "calibrating", "guiding", "settling", "lost", "error")),
+        "rms_px": opt(number(0, 10_000)),
+        "rms_arcsec": opt(number(0, 100_000)),
+    })),
 }
 
 COMMANDS: dict[str, dict[str, Field]] = {

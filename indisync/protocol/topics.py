@@ -25,7 +25,7 @@ KINDS = (STATUS, STATE, EVENT, CMD, REPLY)
 ONLINE = "online"
 OFFLINE = "offline"
 
-NODE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")  # the same rule as NodeConfig.name
+NODE_NAME = re.compile(r"^[a-z0-9-]{1,64}\Z")  # NodeConfig.name's rule; \Z: '$' would allow a trailing newline
 
 
 @dataclass(frozen=True)

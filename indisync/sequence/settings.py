@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..configtypes import ConfigValueError
+from ..guiding.settings import DitherSettings
 from .naming import unsafe_name_reason
 
 FRAME_TYPES = ("light", "dark", "flat", "bias")
@@ -123,13 +124,16 @@ class RefocusSettings:
 
 @dataclass
 class MasterSettings:
-    """The ``master:`` section. (The guiding issue adds a ``dither`` section here.)"""
+    """The ``master:`` section."""
 
     target: str = "untitled"  # OBJECT header and the {target} file name field
     sync: Literal["strict", "loose"] = "strict"  # strict: one slave frame per master frame; loose: as many as fit
     batches: int | None = None  # number of batches; null = until stopped
     sequence: SequenceSettings = field(default_factory=SequenceSettings)
     refocus: RefocusSettings = field(default_factory=RefocusSettings)
+    dither: DitherSettings = field(default_factory=DitherSettings)  # used only with a guider: section
+    # A lost guide star: "pause" holds the next exposure until guiding is back; "continue" shoots unguided.
+    on_star_lost: Literal["pause", "continue"] = "pause"
 
     def validate(self) -> None:
         _check_name("target", self.target, allow_none=False)
@@ -137,7 +141,7 @@ class MasterSettings:
             raise ConfigValueError("sync", f"got {self.sync!r}; allowed: strict, loose")
         if self.batches is not None and self.batches < 1:
             raise ConfigValueError("batches", f"got {self.batches}; allowed: null (until stopped) or an integer >= 1")
-        for key in ("sequence", "refocus"):
+        for key in ("sequence", "refocus", "dither"):
             try:
                 getattr(self, key).validate()
             except ConfigValueError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from .broker import Mosquitto
-from .indi import IndiServer, set_number
+from .indi import IndiServer, set_number, set_switch
 
 # A node's simulators: the master also has the mount (and the guide camera for the guider).
 SLAVE_DRIVERS = ("indi_simulator_ccd", "indi_simulator_focus", "indi_simulator_wheel", "indi_simulator_telescope")
@@ -31,6 +31,7 @@ MASTER_DRIVERS = SLAVE_DRIVERS + ("indi_simulator_guide",)
 # V-curve whose critical zone is a few hundred steps wide, like a real small refractor.
 SIM_FOCUS_MAX = 10000
 FOCUSER_START = 50000
+SIDEREAL_ARCSEC_PER_S = 15.041067
 
 
 @dataclass
@@ -60,6 +61,8 @@ class SimRig:
     slave_section: dict = field(default_factory=dict)
     focus_section: dict = field(default_factory=dict)
     mqtt_section: dict = field(default_factory=dict)
+    guider_section: dict | None = None  # given: the master guides (its mount is pointed off the pole)
+    drift_arcsec_per_s: tuple[float, float] = (0.25, 0.15)  # mount tracking error (RA, Dec) when guiding
     focus_offset: tuple[int, int] = (150, 600)  # true focus this many steps (random) from the start
     seed: int = 1
     nodes: dict[str, SimNode] = field(default_factory=dict)
@@ -105,11 +108,28 @@ class SimRig:
         }
         if role == "master":
             config["master"] = self.master_section
+            if self.guider_section is not None:
+                config["guider"] = self.guider_section
+                self._point_mount(indi)
         else:
             config["slave"] = self.slave_section
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.nodes[name] = SimNode(name, role, indi, path, true_focus)
+
+    def _point_mount(self, indi: IndiServer) -> None:
+        """Slew the simulated mount away from the pole (where RA pulses move nothing), give it a
+        tracking error to correct, and let the guide camera report finished frames every 0.1 s."""
+        from ..config import IndiConfig
+        from ..devices.session import open_devices
+
+        with open_devices(IndiConfig(host=indi.host, port=indi.port), need=("mount",), want=("mount",)) as dev:
+            dev.mount.goto(6.0, 30.0)
+        ra_drift, dec_drift = self.drift_arcsec_per_s
+        set_switch(indi.host, indi.port, "Telescope Simulator", "TELESCOPE_TRACK_MODE", {"TRACK_CUSTOM": True})
+        set_number(indi.host, indi.port, "Telescope Simulator", "TELESCOPE_TRACK_RATE",
+                   {"TRACK_RATE_RA": SIDEREAL_ARCSEC_PER_S + ra_drift, "TRACK_RATE_DE": dec_drift})
+        set_number(indi.host, indi.port, "Guide Simulator", "POLLING_PERIOD", {"PERIOD_MS": 100})
 
     # ---- node processes ------------------------------------------------------------------------
     def start_node(self, name: str, extra_args: tuple[str, ...] = ()) -> subprocess.Popen:

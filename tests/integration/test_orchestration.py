@@ -161,3 +161,45 @@ def test_loose_sync_fits_several_slave_frames_inside_each_master_frame(make_rig)
     assert all(len(fs) >= 2 for fs in per_master.values()), {k: len(v) for k, v in per_master.items()}
     taken = [f.filter for f in sorted(frames["slave1"], key=lambda f: f.start)]
     assert taken == [["Red", "Green", "Blue"][i % 3] for i in range(len(taken))]
+
+
+def test_master_guides_dithers_and_stops_guiding_for_autofocus(make_rig):
+    from indisync.config import MqttConfig
+
+    from ..conftest import MqttCollector
+
+    master = sequence(4, exposure=300, after_batch=True)
+    master["dither"] = {"every_frames": 1, "pixels": 3, "settle": {"pixels": 1.5, "time": 2, "timeout": 30}}
+    rig = make_rig(slaves=1, time_factor=0.01, master_section=master,
+                   guider_section={"exposure": 1.0},
+                   slave_section={"filters": ["Red", "Green"], "exposure": 300})
+    collector = MqttCollector(MqttConfig(host=rig.broker.host, port=rig.broker.port), "indisync/+/event",
+                              "indisync/master/state")
+    try:
+        start_all(rig)
+        assert rig.wait_node("master", 400) == 0, rig.nodes["master"].log_text()[-3000:]
+        import json
+
+        events = [json.loads(m.payload) for m in collector.messages() if m.topic.endswith("/event")]
+        states = [json.loads(m.payload)["payload"] for m in collector.messages("indisync/master/state")]
+    finally:
+        collector.close()
+    kinds = [(e["from"], e["type"]) for e in events]
+    dithers = [e for e in events if e["from"] == "master" and e["type"] == "dither_settled"]
+    # a dither after each frame but the last of the batch (then it refocuses instead)
+    assert len([k for k in kinds if k == ("master", "dither_started")]) == 3
+    assert len(dithers) == 3 and all(d["payload"]["status"] == "ok" for d in dithers), dithers
+    # no dither while the slave was exposing: each dither starts after the slave's frame is done
+    order = [e["type"] if e["from"] == "master" else "slave_" + e["type"] for e in events]
+    for i, kind in enumerate(order):
+        if kind == "dither_started":
+            last_slave = max(j for j, k in enumerate(order[:i]) if k.startswith("slave_exposure"))
+            assert order[last_slave] == "slave_exposure_done"
+    # guiding was running, was stopped for the autofocus, and the state carried the guide RMS
+    guide_states = [s["guiding"]["state"] for s in states if s.get("guiding")]
+    assert "guiding" in guide_states or "settling" in guide_states
+    assert any((s.get("guiding") or {}).get("rms_px") is not None for s in states)
+    focus_started = [i for i, e in enumerate(events) if e["type"] == "autofocus_started" and e["from"] == "master"]
+    assert focus_started, "the master did not refocus"
+    frames = by_node(read_frames(rig.images))
+    assert len(frames["master"]) == 4 and len(frames["slave1"]) == 4

@@ -34,7 +34,8 @@ def test_defaults_match_the_issue_example():
         ({"refocus": {"every_frames": 0}}, "master.refocus.every_frames", ">= 1"),
         ({"refocus": {"hfr_rise_pct": -3}}, "master.refocus.hfr_rise_pct", "> 0"),
         ({"refocus": {"temperature_delta": 0}}, "master.refocus.temperature_delta", "> 0"),
-        ({"dither": {}}, "master.dither", "unknown key"),
+        ({"dither": {"pixels": 0}}, "master.dither.pixels", "positive"),
+        ({"on_star_lost": "shrug"}, "master.on_star_lost", "pause"),
     ],
 )
 def test_master_bad_values_name_the_key_and_what_is_allowed(data, path, words):
