@@ -67,7 +67,17 @@ class NodeBase:
 
     # ---- commands --------------------------------------------------------------------------------
     def command_handlers(self) -> dict[str, Callable]:
-        return {"autofocus": self.cmd_autofocus, "abort": self.cmd_abort}
+        return {"autofocus": self.cmd_autofocus, "abort": self.cmd_abort, "sync_wait": self.cmd_sync_wait}
+
+    def cmd_sync_wait(self, command, progress) -> dict:
+        """Answer done once this node is idle (no exposure, wheel move or autofocus running): the
+        barrier a master uses before it moves the mount."""
+        timeout = float(command.args.get("timeout", 60.0))
+        started = time.monotonic()
+        if not self.device_lock.acquire(timeout=timeout):
+            raise IndisyncError(f"still busy after {timeout:g} s (barrier {command.args['barrier']})")
+        self.device_lock.release()
+        return {"barrier": command.args["barrier"], "waited": round(time.monotonic() - started, 3)}
 
     def cmd_abort(self, command, progress) -> dict:
         self.abort_event.set()

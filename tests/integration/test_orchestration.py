@@ -203,3 +203,42 @@ def test_master_guides_dithers_and_stops_guiding_for_autofocus(make_rig):
     assert focus_started, "the master did not refocus"
     frames = by_node(read_frames(rig.images))
     assert len(frames["master"]) == 4 and len(frames["slave1"]) == 4
+
+
+def test_lost_guide_star_pauses_the_master_until_guiding_is_back(make_rig):
+    import json
+
+    from indisync.config import MqttConfig
+    from indisync.sim.indi import set_number
+
+    from ..conftest import MqttCollector
+
+    master = sequence(4, exposure=300, after_batch=False)
+    master["dither"] = {"every_frames": 0}
+    rig = make_rig(slaves=0, time_factor=0.01, master_section=master, guider_section={"exposure": 1.0})
+    collector = MqttCollector(MqttConfig(host=rig.broker.host, port=rig.broker.port),
+                              "indisync/master/event", "indisync/master/state")
+    indi = rig.nodes["master"].indi
+    try:
+        rig.start_node("master")
+        wait_for_frames(rig, "master", 1, 120)
+        set_number(indi.host, indi.port, "Guide Simulator", "SIMULATOR_SETTINGS", {"SIM_NOISE": 6000})
+
+        def phases():
+            return [json.loads(m.payload)["payload"].get("phase") for m in collector.messages("indisync/master/state")]
+
+        def lost_reported():
+            return any(json.loads(m.payload)["type"] == "error" and "guide star lost" in
+                       json.loads(m.payload)["payload"]["message"] for m in collector.messages("indisync/master/event"))
+
+        assert collector.wait_for(lost_reported, 60), "the lost guide star was not reported"
+        assert collector.wait_for(lambda: "waiting" in phases(), 60), "the master did not pause"
+        paused_at = len(list((rig.images / "master").glob("*.fits")))
+        time.sleep(8)
+        assert len(list((rig.images / "master").glob("*.fits"))) == paused_at, "exposed with the guide star lost"
+        assert paused_at < 4
+        set_number(indi.host, indi.port, "Guide Simulator", "SIMULATOR_SETTINGS", {"SIM_NOISE": 10})
+        assert rig.wait_node("master", 200) == 0
+    finally:
+        collector.close()
+    assert len(read_frames(rig.images)) == 4
