@@ -30,24 +30,10 @@ from indisync.config import load_config
 from indisync.devices.session import open_devices
 from indisync.guiding.guider import Guider
 from indisync.guiding.settings import GuiderSettings, SettleSettings
-from indisync.sim.indi import IndiServer, set_number, set_switch
+from indisync.sim.mounts import DroppedPulses, set_tracking_error
+from indisync.sim.indi import IndiServer, set_number
 
 DRIVERS = ["indi_simulator_ccd", "indi_simulator_telescope", "indi_simulator_guide"]
-SIDEREAL = 15.041067  # arcsec/s
-
-
-class DroppedPulses:
-    """A mount whose guide pulses go nowhere: the unguided baseline through the very same loop."""
-
-    def __init__(self, mount):
-        self.mount = mount
-
-    @property
-    def coordinates(self):
-        return self.mount.coordinates
-
-    def pulse_guide(self, direction: str, ms: int) -> None:
-        time.sleep(ms / 1000.0)  # keep the loop's timing the same as when guided
 
 
 def setup_sky(server, dev, camera: str, *, ra: float, dec: float, drift_ra: float, drift_dec: float,
@@ -56,9 +42,7 @@ def setup_sky(server, dev, camera: str, *, ra: float, dec: float, drift_ra: floa
     h, p = server.host, server.port
     dev.mount.goto(ra, dec)
     # custom tracking rate: the mount runs drift_ra arcsec/s fast in RA and drifts drift_dec in Dec
-    set_switch(h, p, "Telescope Simulator", "TELESCOPE_TRACK_MODE", {"TRACK_CUSTOM": True})
-    set_number(h, p, "Telescope Simulator", "TELESCOPE_TRACK_RATE",
-               {"TRACK_RATE_RA": SIDEREAL + drift_ra, "TRACK_RATE_DE": drift_dec})
+    set_tracking_error(h, p, drift_ra, drift_dec)
     settings = {"SIM_POLAR": polar, "SIM_POLARDRIFT": polar_drift}
     if camera == "CCD Simulator":
         settings.update({"SIM_PEPERIOD": pe_period, "SIM_PEMAX": pe_max})

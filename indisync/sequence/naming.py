@@ -133,7 +133,8 @@ def frame_path(directory: str | os.PathLike, template: str, ext: str = ".fits", 
         seq += 1
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a new or renamed directory entry durable (a power cut must not lose a written frame)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -178,7 +179,7 @@ def write_fits_atomically(path: str | os.PathLike, hdu: Any) -> Path:
             tmp.unlink()
         except FileNotFoundError:
             pass
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return path
 
 

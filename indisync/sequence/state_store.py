@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StateError
+from .naming import fsync_dir as _fsync_dir
 from .plan import MasterProgress
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,6 @@ def _read(path: Path) -> dict[str, dict]:
     if not all(isinstance(v, dict) for v in sections.values()):
         raise _Unreadable("a section is not a mapping")
     return sections
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class StateStore:

@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from .broker import Mosquitto
-from .indi import IndiServer, set_number, set_switch
+from .indi import IndiServer, set_number
+from .mounts import set_tracking_error
 
 # A node's simulators: the master also has the mount (and the guide camera for the guider).
 SLAVE_DRIVERS = ("indi_simulator_ccd", "indi_simulator_focus", "indi_simulator_wheel", "indi_simulator_telescope")
@@ -31,7 +32,6 @@ MASTER_DRIVERS = SLAVE_DRIVERS + ("indi_simulator_guide",)
 # V-curve whose critical zone is a few hundred steps wide, like a real small refractor.
 SIM_FOCUS_MAX = 10000
 FOCUSER_START = 50000
-SIDEREAL_ARCSEC_PER_S = 15.041067
 
 
 @dataclass
@@ -125,10 +125,7 @@ class SimRig:
 
         with open_devices(IndiConfig(host=indi.host, port=indi.port), need=("mount",), want=("mount",)) as dev:
             dev.mount.goto(6.0, 30.0)
-        ra_drift, dec_drift = self.drift_arcsec_per_s
-        set_switch(indi.host, indi.port, "Telescope Simulator", "TELESCOPE_TRACK_MODE", {"TRACK_CUSTOM": True})
-        set_number(indi.host, indi.port, "Telescope Simulator", "TELESCOPE_TRACK_RATE",
-                   {"TRACK_RATE_RA": SIDEREAL_ARCSEC_PER_S + ra_drift, "TRACK_RATE_DE": dec_drift})
+        set_tracking_error(indi.host, indi.port, *self.drift_arcsec_per_s)
         set_number(indi.host, indi.port, "Guide Simulator", "POLLING_PERIOD", {"PERIOD_MS": 100})
 
     # ---- node processes ------------------------------------------------------------------------

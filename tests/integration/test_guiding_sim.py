@@ -22,31 +22,17 @@ from indisync.config import load_config
 from indisync.devices.session import open_devices
 from indisync.guiding.guider import Guider, GuiderState
 from indisync.guiding.settings import GuiderSettings, SettleSettings
-from indisync.sim.indi import IndiServer, get_numbers, set_number, set_switch
+from indisync.sim.mounts import SIDEREAL_ARCSEC_PER_S, DroppedPulses, set_tracking_error
+from indisync.sim.indi import IndiServer, get_numbers, set_number
 
 pytestmark = pytest.mark.integration
 
 DRIVERS = ["indi_simulator_ccd", "indi_simulator_telescope", "indi_simulator_guide"]
-SIDEREAL = 15.041067  # arcsec/s
 DEC = 30.0
 DRIFT_RA, DRIFT_DEC = 0.25, 0.15  # arcsec/s of tracking error
 PE_PERIOD, PE_MAX = 40.0, 5.0  # s, arcsec
 PHASE = 25.0  # seconds each of unguided and guided
 SETTINGS = GuiderSettings(exposure=1.0, calibration_step_ms=1500, pulse_settle=0.1)
-
-
-class DroppedPulses:
-    """The real mount's coordinates, but pulses go nowhere: the unguided baseline through the same loop."""
-
-    def __init__(self, mount):
-        self.mount = mount
-
-    @property
-    def coordinates(self):
-        return self.mount.coordinates
-
-    def pulse_guide(self, direction, ms):
-        time.sleep(ms / 1000.0)
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +42,7 @@ def rig():
         cfg = load_config(data={"indi": {"host": h, "port": p, "guide_camera": "CCD Simulator"}})
         with open_devices(cfg.indi, need=("guide_camera", "mount"), want=("guide_camera", "mount")) as dev:
             dev.mount.goto(6.0, DEC)
-            set_switch(h, p, "Telescope Simulator", "TELESCOPE_TRACK_MODE", {"TRACK_CUSTOM": True})
-            set_number(h, p, "Telescope Simulator", "TELESCOPE_TRACK_RATE",
-                       {"TRACK_RATE_RA": SIDEREAL + DRIFT_RA, "TRACK_RATE_DE": DRIFT_DEC})
+            set_tracking_error(h, p, DRIFT_RA, DRIFT_DEC)
             set_number(h, p, "CCD Simulator", "SIMULATOR_SETTINGS",
                        {"SIM_PEPERIOD": PE_PERIOD, "SIM_PEMAX": PE_MAX, "SIM_POLAR": 30.0, "SIM_POLARDRIFT": 1.0})
             for camera in ("CCD Simulator", "Guide Simulator"):  # check for finished exposures every 0.1 s, not 1 s
@@ -73,8 +57,8 @@ def test_calibration_matches_the_mount_guide_rate(rig):
     rates = get_numbers(server.host, server.port, "Telescope Simulator", "GUIDE_RATE")
     scale = cal.pixel_scale
     assert scale == pytest.approx(206.265 * 5.2 / 900, rel=0.01)  # CCD Simulator: 5.2 um at 900 mm
-    expected_dec = rates["GUIDE_RATE_NS"] * SIDEREAL / scale / 1000  # px per ms
-    expected_ra = rates["GUIDE_RATE_WE"] * SIDEREAL * math.cos(math.radians(DEC)) / scale / 1000
+    expected_dec = rates["GUIDE_RATE_NS"] * SIDEREAL_ARCSEC_PER_S / scale / 1000  # px per ms
+    expected_ra = rates["GUIDE_RATE_WE"] * SIDEREAL_ARCSEC_PER_S * math.cos(math.radians(DEC)) / scale / 1000
     # drift and periodic error run on during calibration: allow 25 %
     assert cal.dec.rate == pytest.approx(expected_dec, rel=0.25)
     assert cal.ra.rate == pytest.approx(expected_ra, rel=0.25)
