@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -300,8 +301,17 @@ def _disable_nagle(host: str, port: int) -> None:
         return
     for fd in fds:
         try:
-            sock = socket.socket(fileno=os.dup(fd))
+            # Only sockets: a duplicate of anything else (the client's wake-up pipe, say) would keep
+            # it open behind the client's back.
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            dup = os.dup(fd)
         except OSError:
+            continue
+        try:
+            sock = socket.socket(fileno=dup)
+        except OSError:
+            os.close(dup)
             continue
         try:
             if sock.type == socket.SOCK_STREAM and sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -125,3 +125,17 @@ def test_missing_needed_device_lists_what_is_there(indi_sim):
     with pytest.raises(DeviceError, match="No Such Camera.*CCD Simulator"):
         with open_devices(cfg):
             pass
+
+
+def test_repeated_sessions_leak_no_file_descriptors(indi_config):
+    """A node reconnects all night: each session must give back every descriptor it took."""
+    import gc
+    import os
+
+    counts = []
+    for _ in range(6):
+        with open_devices(indi_config, need=("focuser",), want=("focuser",)) as dev:
+            assert dev.focuser.position >= 0
+        gc.collect()
+        counts.append(len(os.listdir("/proc/self/fd")))
+    assert counts[-1] <= counts[1], counts
