@@ -13,7 +13,8 @@ from astropy.io import fits
 
 from ..errors import DeviceError, PropertyAlert
 from .client import IndiClient
-from .props import ensure_connected, last_message, set_number, set_switch
+from .device import IndiDevice
+from .props import last_message, set_number, set_switch
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,16 @@ IMAGETYP = {"light": "Light Frame", "dark": "Dark Frame", "flat": "Flat Field", 
 log = logging.getLogger(__name__)
 
 
-class Camera:
+class Camera(IndiDevice):
     def __init__(self, client: IndiClient, name: str, property_timeout: float = 10.0,
                  readout_timeout: float = 60.0, head: CameraHead = PRIMARY):
-        self.client, self.name, self.head = client, name, head
-        self.property_timeout = property_timeout
+        super().__init__(client, name, property_timeout)
+        self.head = head
+        self.key_properties = (head.exposure,)
         self.readout_timeout = readout_timeout  # beyond the exposure time, for download and slow drivers
 
     def connect(self) -> "Camera":
-        ensure_connected(self.client, self.name, self.property_timeout)
-        self.client.wait_property(self.name, self.head.exposure, self.property_timeout)
+        super().connect()
         self.client.enable_blobs(self.name)
         return self
 

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from ..errors import DeviceError
-from .client import IndiClient
-from .props import ensure_connected, set_number
+from .device import IndiDevice
+from .props import set_number
 
 
-class Focuser:
-    def __init__(self, client: IndiClient, name: str, property_timeout: float = 10.0, move_timeout: float = 120.0):
-        self.client, self.name = client, name
-        self.property_timeout, self.move_timeout = property_timeout, move_timeout
-
-    def connect(self) -> "Focuser":
-        ensure_connected(self.client, self.name, self.property_timeout)
-        self.client.wait_property(self.name, "ABS_FOCUS_POSITION", self.property_timeout)
-        return self
+class Focuser(IndiDevice):
+    key_properties = ("ABS_FOCUS_POSITION",)
 
     @property
     def position(self) -> int:

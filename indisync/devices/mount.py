@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from ..errors import DeviceError
-from .client import IndiClient
-from .props import ensure_connected, set_number, set_switch
+from .device import IndiDevice
+from .props import set_number, set_switch
 
 PULSE = {"N": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_N"), "S": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_S"),
          "E": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_E"), "W": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_W")}
 
 
-class Mount:
-    def __init__(self, client: IndiClient, name: str, property_timeout: float = 10.0, move_timeout: float = 120.0):
-        self.client, self.name = client, name
-        self.property_timeout, self.move_timeout = property_timeout, move_timeout
-
-    def connect(self) -> "Mount":
-        ensure_connected(self.client, self.name, self.property_timeout)
-        self.client.wait_property(self.name, "EQUATORIAL_EOD_COORD", self.property_timeout)
-        return self
+class Mount(IndiDevice):
+    key_properties = ("EQUATORIAL_EOD_COORD",)
 
     @property
     def coordinates(self) -> tuple[float, float]:

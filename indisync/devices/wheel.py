@@ -5,24 +5,16 @@ from __future__ import annotations
 import re
 
 from ..errors import UnknownFilter
-from .client import IndiClient
-from .props import ensure_connected, set_number
+from .device import IndiDevice
+from .props import set_number
 
 
 def describe_names(names: list[str]) -> str:
     return ", ".join(f"{i} {n}" for i, n in enumerate(names, start=1))
 
 
-class FilterWheel:
-    def __init__(self, client: IndiClient, name: str, property_timeout: float = 10.0, move_timeout: float = 120.0):
-        self.client, self.name = client, name
-        self.property_timeout, self.move_timeout = property_timeout, move_timeout
-
-    def connect(self) -> "FilterWheel":
-        ensure_connected(self.client, self.name, self.property_timeout)
-        self.client.wait_property(self.name, "FILTER_SLOT", self.property_timeout)
-        self.client.wait_property(self.name, "FILTER_NAME", self.property_timeout)
-        return self
+class FilterWheel(IndiDevice):
+    key_properties = ("FILTER_SLOT", "FILTER_NAME")
 
     @property
     def names(self) -> list[str]:
