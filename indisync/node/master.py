@@ -27,6 +27,8 @@ from .slave import state_path
 log = logging.getLogger(__name__)
 
 SLAVE_MARGIN_S = 30.0  # beyond the exposure, for a slave's download, HFR and file write
+RETRY_S = 5.0  # wait before trying a failed frame again (the device supervisor may be reconnecting)
+FRAME_ATTEMPTS = 3  # a frame that failed this often is given up, with an error, so the night goes on
 
 
 class MasterNode(NodeBase):
@@ -84,6 +86,7 @@ class MasterNode(NodeBase):
         save_master_progress(self.store, self.progress)
         if self.guiding is not None and not self.progress.finished(batches):
             self.guiding.start()
+        attempts = 0
         while not self.stop_event.is_set() and not self.progress.finished(batches):
             frame = self.progress.next_frame(self.plan)
             if frame is not None:
@@ -92,7 +95,20 @@ class MasterNode(NodeBase):
                     self.guiding.wait_until_guiding()
                 if self.stop_event.is_set():
                     break
-                record = self.synced_exposure(frame)  # returns once every slave's exposure has ended
+                attempts += 1
+                try:
+                    record = self.synced_exposure(frame)  # returns once every slave's exposure has ended
+                except IndisyncError as exc:  # no devices right now (indiserver lost): try again
+                    record = None
+                    log.error("frame %d of batch %d: %s", frame.index + 1, self.progress.batch, exc)
+                    self.link.error(f"master frame not taken: {exc}"[:1000])
+                if record is None and attempts < FRAME_ATTEMPTS:
+                    self.stop_event.wait(RETRY_S)  # the same frame again: a lost frame costs the night
+                    continue
+                if record is None:
+                    log.error("giving up frame %d of batch %d after %d attempts", frame.index + 1,
+                              self.progress.batch, attempts)
+                attempts = 0
                 self.progress.frame_done()
                 save_master_progress(self.store, self.progress)
                 temperature = self._temperature()

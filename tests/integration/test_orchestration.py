@@ -242,3 +242,17 @@ def test_lost_guide_star_pauses_the_master_until_guiding_is_back(make_rig):
     finally:
         collector.close()
     assert len(read_frames(rig.images)) == 4
+
+
+def test_master_survives_its_indiserver_dying_and_coming_back(make_rig):
+    rig = make_rig(slaves=0, time_factor=0.01, master_section=sequence(4, exposure=300, after_batch=False))
+    rig.start_node("master")
+    wait_for_frames(rig, "master", 1, 120)
+    indi = rig.nodes["master"].indi
+    indi.kill()  # indiserver and its drivers gone at once, mid-exposure
+    time.sleep(4)
+    indi.start()  # back on the same port, as systemd would bring it back
+    assert rig.wait_node("master", 240) == 0, "the master died or got stuck with its indiserver"
+    frames = read_frames(rig.images)
+    assert len(frames) == 4, "a frame was lost"
+    assert "lost indiserver" in rig.nodes["master"].log_text()
