@@ -187,11 +187,7 @@ def run_session(slaves: int, frames: int, exposure: float, time_factor: float, w
         try:
             with rig:
                 timings["rig_start_s"] = time.monotonic() - t0
-                names = [n for n in rig.nodes if n != "master"]
-                for name in names:
-                    rig.start_node(name)
-                for name in names:
-                    rig.wait_up(name, timeout=60 + 10 * slaves)
+                rig.start_slaves(timeout=60 + 10 * slaves)
                 timings["slaves_up_s"] = time.monotonic() - t0
                 events = StartEvents(rig.broker.host, rig.broker.port)
                 if not events.start():

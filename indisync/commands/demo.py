@@ -50,11 +50,7 @@ def run(args, cfg) -> int:
             say(f"  {name}: indiserver {node.indi.address}, config {node.config_path.name}")
         say(f"  broker: mosquitto at {rig.broker.host}:{rig.broker.port}  "
             f"(watch: indisync status --broker {rig.broker.host}:{rig.broker.port})")
-        slaves = [name for name in rig.nodes if name != "master"]
-        for name in slaves:
-            rig.start_node(name)
-        for name in slaves:
-            rig.wait_up(name)
+        rig.start_slaves()
         rig.start_node("master")
         per_frame = args.exposure * args.time_factor + 10
         budget = args.batches * (args.frames * per_frame + 240) + 60

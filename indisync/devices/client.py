@@ -105,7 +105,6 @@ class IndiClient(PyIndi.BaseClient):
         self._lost = False
         self._closing = False  # we asked to disconnect: not a loss worth a warning
         self._blob_queues: dict[str, queue.Queue[Blob]] = {}
-        self._blob_devices: set[str] = set()
         self.messages: list[tuple[str, str]] = []  # (device, text), the latest few hundred
 
     @property
@@ -209,19 +208,15 @@ class IndiClient(PyIndi.BaseClient):
             if size <= 0:
                 continue
             blob = Blob(device, prop.getName(), elem.getName(), bytes(elem.getblobdata()), elem.getFormat(), time.time())
-            self._blob_queue(device).put(blob)
+            self.blob_queue(device).put(blob)
 
     # ---- what the rest of the layer uses ------------------------------------------------------
-    def _blob_queue(self, device: str) -> "queue.Queue[Blob]":
+    def blob_queue(self, device: str) -> "queue.Queue[Blob]":
         with self._cond:
             return self._blob_queues.setdefault(device, queue.Queue())
 
-    def blob_queue(self, device: str) -> "queue.Queue[Blob]":
-        return self._blob_queue(device)
-
     def enable_blobs(self, device: str) -> None:
         """Ask for this device's BLOBs on our connection. Needed again after every (re)connect."""
-        self._blob_devices.add(device)
         self.setBLOBMode(PyIndi.B_ALSO, device, None)
 
     @property

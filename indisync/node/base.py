@@ -190,7 +190,3 @@ def run_node(node: NodeBase) -> int:
         node.close()
     return 0
 
-
-def utc_now_iso() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"

@@ -19,7 +19,8 @@ from ..sequence.plan import PlannedFrame, expand_batch
 from ..sequence.rotation import validate_checked_filters
 from ..sequence.state_store import StateStore, load_master_progress, save_master_progress
 from ..sequence.triggers import RefocusTriggers
-from .base import NodeBase, utc_now_iso
+from ..protocol.messages import now_iso
+from .base import NodeBase
 from .guiding import MasterGuiding
 from .imaging import FrameRequest, take_frame
 from .slave import state_path
@@ -151,7 +152,7 @@ class MasterNode(NodeBase):
                 pending = self.client.send(node, "expose", args)
                 pending.add_done_callback(lambda p: barrier.arrive(p.node, p.last))
                 pendings.append(pending)
-            start = utc_now_iso()
+            start = now_iso()
             self.link.update_state(phase="exposing", filter=req.filter_name, exposure={
                 "id": exposure_id, "filter": req.filter_name, "start": start, "duration": req.duration})
             self.link.event("exposure_started", exposure_id=exposure_id, filter=req.filter_name,

@@ -17,7 +17,8 @@ from ..sequence.loose import fits as fits_in_time
 from ..sequence.loose import plan_loose
 from ..sequence.rotation import FilterRotation, exposure_for, validate_checked_filters
 from ..sequence.state_store import StateStore
-from .base import NodeBase, utc_now_iso
+from ..protocol.messages import now_iso
+from .base import NodeBase
 from .imaging import FrameRequest, take_frame
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class SlaveNode(NodeBase):
         )
 
         def on_start(req: FrameRequest) -> None:
-            start = utc_now_iso()
+            start = now_iso()
             exposure = {"id": exposure_id, "filter": filter_name, "start": start, "duration": duration}
             self.link.update_state(phase="exposing", exposure=exposure, filter=filter_name)
             self.link.event("exposure_started", exposure_id=exposure_id, filter=filter_name, duration=duration,

@@ -20,19 +20,13 @@ import time
 from pathlib import Path
 
 from ..errors import IndisyncError
+from .indi import free_port
 
 HOST = "127.0.0.1"
 
 
 class BrokerError(IndisyncError):
     """The private mosquitto could not be started or stopped."""
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the usual bind-to-0 race is acceptable in tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class Mosquitto:

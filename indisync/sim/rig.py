@@ -144,6 +144,15 @@ class SimRig:
             log.close()
         return node.process
 
+    def start_slaves(self, timeout: float = 30.0) -> list[str]:
+        """Start every slave node and wait until each is up (so the master's first frame finds them)."""
+        slaves = [name for name, node in self.nodes.items() if node.role == "slave"]
+        for name in slaves:
+            self.start_node(name)
+        for name in slaves:
+            self.wait_up(name, timeout)
+        return slaves
+
     def wait_up(self, name: str, timeout: float = 30.0) -> None:
         """Wait until the node says it is up (devices connected, broker reached) in its log."""
         node = self.nodes[name]

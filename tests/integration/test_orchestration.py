@@ -42,12 +42,7 @@ def make_rig(request, tmp_path):
 
 
 def start_all(rig: SimRig) -> None:
-    for name in rig.nodes:
-        if name != "master":
-            rig.start_node(name)
-    for name in rig.nodes:
-        if name != "master":
-            rig.wait_up(name)
+    rig.start_slaves()
     rig.start_node("master")
 
 
