@@ -36,12 +36,13 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 
-# Reinstall only when pyproject.toml changed since the last successful install.
+# Reinstall only when pyproject.toml or constraints.txt (the pinned versions) changed since the last
+# successful install.
 stamp=.venv/.indisync-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c "import indisync, PyIndi" 2>/dev/null; then
-  echo "setup: installing indisync and its test extras into .venv"
-  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "setup: installing indisync and its test extras into .venv (versions from constraints.txt)"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import PyIndi, paho.mqtt, photutils, indisync; print('setup: ready (indisync', indisync.__version__ + ')')"

@@ -6,9 +6,19 @@ in the test report (the "Captured stdout teardown" section).
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from indisync.sim.indi import ALL_SIMULATORS, IndiServer
+
+# Property tests draw the same examples on every run, so CI is never red because of a draw nobody
+# saw before. HYPOTHESIS_EXPLORE=1 ./scripts/test.sh -m "not integration" searches afresh; add what
+# it finds as an @example.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore")
+hypothesis_settings.load_profile("explore" if os.environ.get("HYPOTHESIS_EXPLORE") else "repeatable")
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

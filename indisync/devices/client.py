@@ -16,6 +16,7 @@ import socket
 import stat
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,14 +54,22 @@ class Blob:
 
 
 def guarded(method: Callable) -> Callable:
-    """Never let an exception leave a pyindi-client callback."""
+    """Never let an exception leave a pyindi-client callback.
+
+    The failure is logged as text only. A log record holding the exception would hold its traceback,
+    and with it the callback's PyIndi arguments, which wrap C++ objects owned by the client: freed
+    after the client is gone (when a log handler drops the record), they touch freed memory.
+    """
 
     @functools.wraps(method)
     def wrapper(self, *args):
         try:
             method(self, *args)
-        except BaseException:  # noqa: BLE001 - anything escaping would kill the process
-            log.exception("INDI callback %s failed (ignored)", method.__name__)
+        except BaseException as exc:  # noqa: BLE001 - anything escaping would kill the process
+            text = "".join(traceback.format_exception(exc))
+            traceback.clear_frames(exc.__traceback__)
+            del exc
+            log.error("INDI callback %s failed (ignored):\n%s", method.__name__, text)
 
     return wrapper
 
@@ -105,6 +114,10 @@ class IndiClient(PyIndi.BaseClient):
         self._lost = False
         self._closing = False  # we asked to disconnect: not a loss worth a warning
         self._blob_queues: dict[str, queue.Queue[Blob]] = {}
+        # pyindi-client writes one request to the socket in many small pieces and has no lock of its
+        # own: two threads sending at once (guide pulses while the main thread exposes) would
+        # interleave their XML. Every send on this connection goes through this lock.
+        self._send_lock = threading.Lock()
         self.messages: list[tuple[str, str]] = []  # (device, text), the latest few hundred
 
     @property
@@ -217,7 +230,14 @@ class IndiClient(PyIndi.BaseClient):
 
     def enable_blobs(self, device: str) -> None:
         """Ask for this device's BLOBs on our connection. Needed again after every (re)connect."""
-        self.setBLOBMode(PyIndi.B_ALSO, device, None)
+        with self._send_lock:
+            self.setBLOBMode(PyIndi.B_ALSO, device, None)
+
+    def send(self, request) -> None:
+        """Send one new-property request (a PyIndi PropertyNumber/Switch/Text) whole."""
+        with self._send_lock:
+            self.check_alive()
+            self.sendNewProperty(request)
 
     @property
     def lost(self) -> bool:

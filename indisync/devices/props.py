@@ -78,8 +78,7 @@ def _send(client: IndiClient, device: str, name: str, kind: str, values: dict, t
         else:
             vec[i].setText(str(value))
     before = client.generation()
-    client.check_alive()
-    client.sendNewProperty(vec)
+    client.send(vec)
     if not wait:
         return None
     return wait_answer(client, device, name, before, timeout)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import example, given, settings as hsettings, strategies as st
 
 from indisync.analysis import AnalysisSettings, FrameMeasurement, measure_frame
 from indisync.analysis.hfr import half_flux_radius
@@ -66,6 +66,8 @@ def test_hfr_of_noise_free_gaussian_is_its_half_light_radius(sigma):
     dy=st.floats(-0.5, 0.5),
     factor=st.floats(2.5, 6.0),
 )
+@example(sigma=4.5, dx=0.0, dy=0.0, factor=5.3125)  # once drawn at random: 0.55 % off SEP
+@example(sigma=3.27, dx=0.0, dy=0.0, factor=5.82)  # the grid's worst case, 1.07 %
 def test_hfr_equals_sep_flux_radius(sigma, dx, dy, factor):
     sep = pytest.importorskip("sep")
     star = SyntheticStar(50 + dx, 50 + dy, 1e5, sigma)
@@ -73,8 +75,10 @@ def test_hfr_equals_sep_flux_radius(sigma, dx, dy, factor):
     rmax = factor * gaussian_hfr(sigma)
     ours, _ = half_flux_radius(image, star.x, star.y, rmax, 5)
     theirs, _ = sep.flux_radius(image, np.array([star.x]), np.array([star.y]), np.array([rmax]), 0.5, subpix=5)
-    # same parts as SEP up to rmax 20 px; beyond, fewer sub-pixels (see hfr.FULL_SUBPIX_RADIUS)
-    assert ours == pytest.approx(float(theirs[0]), rel=1e-6 if rmax <= 20 else 5e-3)
+    # Same parts as SEP up to rmax 20 px. Beyond, fewer sub-pixels (see hfr.FULL_SUBPIX_RADIUS): on a
+    # grid over this domain the worst difference was 1.07 % (a star centred on a pixel, rmax 22.5 px,
+    # 4 sub-pixels instead of 5), so 2 % bounds it without hiding a real change.
+    assert ours == pytest.approx(float(theirs[0]), rel=1e-6 if rmax <= 20 else 0.02)
 
 
 def test_hfr_of_nothing_is_nan_not_an_error():
