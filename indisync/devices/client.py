@@ -4,10 +4,18 @@ pyindi-client calls our callbacks on its own network thread, and an exception es
 can take the whole process down, so every callback is guarded. Callbacks do not touch devices:
 they snapshot property values into plain Python objects, queue BLOB bytes, and wake waiters.
 Everything else (waiting, sending, decoding FITS) happens on the caller's thread.
+
+A client object must never be freed while its socket thread runs. libindi's ``disconnectServer``
+waits only 2 s for that thread, which may still be delivering a burst of callbacks (the flood of
+definitions right after connecting, on a loaded machine). If we then dropped the client, the running
+callback would hold the last reference, and the C++ client would be deleted on its own thread (an
+abort), or the thread would call into a freed Python object (heap corruption, a segfault minutes
+later). So every client is held here from connect until its socket thread has ended.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -53,6 +61,11 @@ class Blob:
     received: float  # time.time() on arrival
 
 
+# libindi calls these two on the thread that called connectServer/disconnectServer as well; every
+# other callback comes from the connection's socket thread.
+_CALLED_ON_CALLERS_THREAD = {"serverConnected", "serverDisconnected"}
+
+
 def guarded(method: Callable) -> Callable:
     """Never let an exception leave a pyindi-client callback.
 
@@ -64,6 +77,8 @@ def guarded(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapper(self, *args):
         try:
+            if method.__name__ not in _CALLED_ON_CALLERS_THREAD:
+                self._socket_threads.add(threading.get_native_id())
             method(self, *args)
         except BaseException as exc:  # noqa: BLE001 - anything escaping would kill the process
             text = "".join(traceback.format_exception(exc))
@@ -100,6 +115,41 @@ def _snapshot(prop, generation: int) -> PropertySnapshot | None:
     return None
 
 
+_TASKS = "/proc/self/task"  # one entry per live thread of this process (Linux)
+_HELD_LOCK = threading.Lock()
+_HELD: list["IndiClient"] = []  # every client from connect until its socket thread has ended
+
+
+def _thread_ids() -> set[int]:
+    try:
+        return {int(name) for name in os.listdir(_TASKS)}
+    except OSError:
+        return set()
+
+
+def release_finished_clients() -> int:
+    """Let go of closed clients whose socket threads have ended; return how many are still held.
+
+    Called from ordinary Python threads (connect, close, exit), never from an INDI callback, so a
+    client freed here is freed on a thread that is not its own.
+    """
+    with _HELD_LOCK:
+        finished = [c for c in _HELD if c._closed and not c._socket_thread_running()]
+        _HELD[:] = [c for c in _HELD if not any(c is f for f in finished)]
+        still_held = len(_HELD)
+    del finished  # the last references may go here, on this thread
+    return still_held
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    # Interpreter shutdown frees what is left; make sure no socket thread is still calling in.
+    with _HELD_LOCK:
+        open_clients = [c for c in _HELD if not c._closed]
+    for client in open_clients:
+        client.close()
+
+
 class IndiClient(PyIndi.BaseClient):
     """Connection to one indiserver. Use ``IndiClient.connect(host, port, timeout)``."""
 
@@ -113,6 +163,12 @@ class IndiClient(PyIndi.BaseClient):
         self._connected = False
         self._lost = False
         self._closing = False  # we asked to disconnect: not a loss worth a warning
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._socket_threads: set[int] = set()  # native ids of the thread(s) seen delivering callbacks
+        # Threads that appeared while connectServer ran: the connection's thread among them. Used only
+        # if no callback ever came (a failed connect), because another library may start a thread then.
+        self._new_threads: set[int] = set()
         self._blob_queues: dict[str, queue.Queue[Blob]] = {}
         # pyindi-client writes one request to the socket in many small pieces and has no lock of its
         # own: two threads sending at once (guide pulses while the main thread exposes) would
@@ -126,11 +182,19 @@ class IndiClient(PyIndi.BaseClient):
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float = 10.0) -> "IndiClient":
+        release_finished_clients()
         client = cls(host, port)
         client.setServer(host, int(port))
         whole = max(1, int(timeout))
         client.setConnectionTimeout(whole, 0)
-        if not client.connectServer():
+        with _HELD_LOCK:
+            _HELD.append(client)
+        before = _thread_ids()
+        connected = client.connectServer()
+        python_threads = {t.native_id for t in threading.enumerate() if not isinstance(t, threading._DummyThread)}
+        client._new_threads = _thread_ids() - before - python_threads
+        if not connected:
+            client.close()  # its connecting thread may still be running: keep it held until it ends
             raise ConnectionFailed(
                 f"no INDI server answered at {host}:{port} within {timeout:g}s. Is indiserver running there? "
                 "Check --indi HOST:PORT or indi.host/indi.port in the config."
@@ -140,13 +204,35 @@ class IndiClient(PyIndi.BaseClient):
         _disable_nagle(host, int(port))
         return client
 
-    def close(self) -> None:
-        self._closing = True
-        try:
-            if self.isServerConnected():
-                self.disconnectServer()
-        except Exception:  # noqa: BLE001 - closing must not raise
-            log.debug("disconnectServer failed", exc_info=True)
+    def close(self, wait: float = 10.0) -> None:
+        """Disconnect, and wait (up to ``wait`` s) for the socket thread to end before letting go.
+
+        Safe to call twice and from any Python thread except an INDI callback.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closing = True
+            try:
+                if self.isServerConnected():
+                    self.disconnectServer()
+            except Exception:  # noqa: BLE001 - closing must not raise
+                log.debug("disconnectServer failed", exc_info=True)
+            self._closed = True
+        if not self._socket_threads:
+            wait = min(wait, 3.0)  # no callback ever came: only a connecting thread can be left
+        deadline = time.monotonic() + wait
+        while self._socket_thread_running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self._socket_thread_running() and self._socket_threads:
+            log.warning("the INDI socket thread for %s is still busy %gs after disconnecting; "
+                        "its client is kept until it ends", self.address, wait)
+        release_finished_clients()
+
+    def _socket_thread_running(self) -> bool:
+        if not os.path.isdir(_TASKS):
+            return True  # cannot tell: hold the client for the life of the process
+        return bool((self._socket_threads or self._new_threads) & _thread_ids())
 
     # ---- callbacks: copy, queue, notify; nothing else ----------------------------------------
     @guarded
