@@ -153,3 +153,39 @@ def test_repeated_sessions_leak_no_file_descriptors(indi_config):
         one_session()
         counts.append(open_descriptors(settle_to=baseline))
     assert max(counts) <= baseline, (baseline, counts)
+
+
+def test_client_closed_during_a_callback_is_freed_only_after_its_socket_thread_ends(indi_config):
+    """libindi's disconnect waits only 2 s for the socket thread. A client dropped while a callback was
+    still running used to be freed by that callback's last reference, on its own thread: the process
+    aborted, or a later callback touched freed memory (the CI segfault)."""
+    import gc
+    import weakref
+
+    from indisync.devices import client as client_module
+
+    in_callback = threading.Event()
+
+    class SlowClient(client_module.IndiClient):
+        slowed = False
+
+        def newProperty(self, prop):
+            if not SlowClient.slowed:
+                SlowClient.slowed = True
+                in_callback.set()
+                time.sleep(3.0)  # longer than libindi's 2 s wait on disconnect
+            super().newProperty(prop)
+
+    client = SlowClient.connect(indi_config.host, indi_config.port, timeout=5)
+    assert in_callback.wait(10)
+    client.close(wait=0.1)  # returns while the callback still sleeps
+    held = weakref.ref(client)
+    del client
+    gc.collect()
+    assert held() is not None, "dropped while its socket thread was inside a callback"
+    deadline = time.monotonic() + 15
+    while held() is not None and time.monotonic() < deadline:
+        client_module.release_finished_clients()
+        gc.collect()
+        time.sleep(0.1)
+    assert held() is None, "never let go after its socket thread ended"
