@@ -134,18 +134,19 @@ def release_finished_clients() -> int:
     client freed here is freed on a thread that is not its own.
     """
     with _HELD_LOCK:
-        finished = [c for c in _HELD if c._closed and not c._socket_thread_running()]
-        _HELD[:] = [c for c in _HELD if not any(c is f for f in finished)]
-        still_held = len(_HELD)
-    del finished  # the last references may go here, on this thread
-    return still_held
+        keep, finished = [], []
+        for client in _HELD:
+            (finished if client._closing and not client._socket_thread_running() else keep).append(client)
+        _HELD[:] = keep
+    # Returning drops ``finished``: the last references to those clients may go here, on this thread.
+    return len(keep)
 
 
 @atexit.register
 def _close_all_at_exit() -> None:
     # Interpreter shutdown frees what is left; make sure no socket thread is still calling in.
     with _HELD_LOCK:
-        open_clients = [c for c in _HELD if not c._closed]
+        open_clients = [c for c in _HELD if not c._closing]
     for client in open_clients:
         client.close()
 
@@ -162,8 +163,7 @@ class IndiClient(PyIndi.BaseClient):
         self._generation = 0
         self._connected = False
         self._lost = False
-        self._closing = False  # we asked to disconnect: not a loss worth a warning
-        self._closed = False
+        self._closing = False  # close() was called: a disconnect now is no loss worth a warning
         self._close_lock = threading.Lock()
         self._socket_threads: set[int] = set()  # native ids of the thread(s) seen delivering callbacks
         # Threads that appeared while connectServer ran: the connection's thread among them. Used only
@@ -191,8 +191,7 @@ class IndiClient(PyIndi.BaseClient):
             _HELD.append(client)
         before = _thread_ids()
         connected = client.connectServer()
-        python_threads = {t.native_id for t in threading.enumerate() if not isinstance(t, threading._DummyThread)}
-        client._new_threads = _thread_ids() - before - python_threads
+        client._new_threads = _thread_ids() - before - {t.native_id for t in threading.enumerate()}
         if not connected:
             client.close()  # its connecting thread may still be running: keep it held until it ends
             raise ConnectionFailed(
@@ -210,7 +209,7 @@ class IndiClient(PyIndi.BaseClient):
         Safe to call twice and from any Python thread except an INDI callback.
         """
         with self._close_lock:
-            if self._closed:
+            if self._closing:
                 return
             self._closing = True
             try:
@@ -218,7 +217,6 @@ class IndiClient(PyIndi.BaseClient):
                     self.disconnectServer()
             except Exception:  # noqa: BLE001 - closing must not raise
                 log.debug("disconnectServer failed", exc_info=True)
-            self._closed = True
         if not self._socket_threads:
             wait = min(wait, 3.0)  # no callback ever came: only a connecting thread can be left
         deadline = time.monotonic() + wait
