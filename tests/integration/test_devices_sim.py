@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import os
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
 import sep
 
+from indisync.config import IndiConfig
+from indisync.devices import client as client_module
 from indisync.devices.session import open_devices
 from indisync.errors import ConnectionFailed, DeviceError, UnknownFilter
 from indisync.sim.indi import crash_ccd_driver, free_port
@@ -108,8 +113,6 @@ def test_server_gone_mid_session_errors_within_timeout(indi_sim, indi_config):
 
 
 def test_no_server_fails_fast_naming_the_address():
-    from indisync.config import IndiConfig
-
     port = free_port()
     started = time.monotonic()
     with pytest.raises(ConnectionFailed, match=f"127.0.0.1:{port}"):
@@ -119,8 +122,6 @@ def test_no_server_fails_fast_naming_the_address():
 
 
 def test_missing_needed_device_lists_what_is_there(indi_sim):
-    from indisync.config import IndiConfig
-
     cfg = IndiConfig(host=indi_sim.host, port=indi_sim.port, camera="No Such Camera", connect_timeout=2)
     with pytest.raises(DeviceError, match="No Such Camera.*CCD Simulator"):
         with open_devices(cfg):
@@ -129,8 +130,6 @@ def test_missing_needed_device_lists_what_is_there(indi_sim):
 
 def test_repeated_sessions_leak_no_file_descriptors(indi_config):
     """A node reconnects all night: each session must give back every descriptor it took."""
-    import gc
-    import os
 
     def open_descriptors(settle_to: int | None = None) -> int:
         # A closed client's socket thread may still be ending for a moment; a leak never settles.
@@ -159,11 +158,6 @@ def test_client_closed_during_a_callback_is_freed_only_after_its_socket_thread_e
     """libindi's disconnect waits only 2 s for the socket thread. A client dropped while a callback was
     still running used to be freed by that callback's last reference, on its own thread: the process
     aborted, or a later callback touched freed memory (the CI segfault)."""
-    import gc
-    import weakref
-
-    from indisync.devices import client as client_module
-
     in_callback = threading.Event()
 
     class SlowClient(client_module.IndiClient):
