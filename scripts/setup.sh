@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 
 # indi-bin: indiserver + simulators; mosquitto: the broker; libdbus-1-dev libglib2.0-dev pkg-config:
 # pyindi-client's dbus-python dependency builds from source with them; python3-venv/-dev, gcc: the
-# virtual environment and that build.
+# virtual environment and that build; astrometry.net: solve-field and build-astrometry-index for
+# plate solving (index files for a real sky come from the astrometry-data-* packages, see README);
+# chromium chromium-driver: the headless browser the dashboard's tests drive (a browser downloaded
+# by a Python package cannot work offline).
 PACKAGES=(indi-bin mosquitto mosquitto-clients libdbus-1-dev libglib2.0-dev pkg-config
-          python3-venv python3-dev build-essential)
+          python3-venv python3-dev build-essential astrometry.net chromium chromium-driver)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
