@@ -16,7 +16,7 @@ import time
 
 from ..errors import DeviceError, PropertyTimeout
 from .device import IndiDevice
-from .props import last_message, set_number, set_switch, wait_answer
+from .props import last_message, set_number, set_switch, switch_to, wait_answer
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +101,11 @@ class Mount(IndiDevice):
         snap = self.client.wait_property(self.name, "TELESCOPE_TRACK_STATE", self.property_timeout)
         if bool(snap.values.get("TRACK_ON")) == on and snap.state != "Alert":
             return
-        # INDI keeps TELESCOPE_TRACK_STATE Busy for as long as the mount tracks, so the answer to wait
-        # for is the switch itself (read back), not the end of Busy.
-        before = self.client.generation()
-        set_switch(self.client, self.name, "TELESCOPE_TRACK_STATE", ["TRACK_ON" if on else "TRACK_OFF"],
-                   self.property_timeout, wait=False)
-
-        def answered():
-            now = self.client._props.get((self.name, "TELESCOPE_TRACK_STATE"))
-            if now is None:
-                raise DeviceError(f"{self.name}.TELESCOPE_TRACK_STATE vanished (did the driver crash?)")
-            if now.generation > before and (now.state == "Alert" or bool(now.values.get("TRACK_ON")) == on):
-                return now
-            return None
-
-        try:
-            answer = self.client.wait_until(answered, self.property_timeout, f"{self.name} tracking {on}")
-        except PropertyTimeout:
-            answer = None
-        if answer is None or answer.state == "Alert" or self.tracking is not on:
+        # INDI keeps TELESCOPE_TRACK_STATE Busy for as long as the mount tracks: wait for the switch
+        # itself to read back, not for the end of Busy.
+        switch_to(self.client, self.name, "TELESCOPE_TRACK_STATE", "TRACK_ON" if on else "TRACK_OFF",
+                  self.property_timeout)
+        if self.tracking is not on:
             raise DeviceError(f"{self.name} did not turn tracking {'on' if on else 'off'}: "
                               f"{last_message(self.client, self.name) or 'no message from the driver'}")
 
