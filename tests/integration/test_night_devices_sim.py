@@ -78,6 +78,18 @@ def test_slew_j2000_arrives_and_tracks(server, devices):
     assert raw_side[f"PIER_{mount.pier_side.upper()}"] is True
 
 
+def test_sync_j2000_moves_the_reported_position_not_the_mount(server, devices):
+    mount = devices.mount
+    ra0, dec0 = mount.position_j2000()
+    claimed = ((ra0 + 0.5) % 360.0, dec0 - 0.3)  # what a plate solve might say
+    mount.sync_j2000(*claimed)
+    assert separation_arcsec(*claimed, *raw_position_j2000(server)) < 5.0
+    assert separation_arcsec(*claimed, *mount.position_j2000()) < 5.0
+    assert get_switches(server.host, server.port, MOUNT, "ON_COORD_SET")["TRACK"] is True  # next goto is a goto
+    mount.slew_j2000(ra0, dec0, timeout=30)  # and a goto after the sync lands where asked
+    assert separation_arcsec(ra0, dec0, *raw_position_j2000(server)) < 5.0
+
+
 def test_tracking_off_and_on_read_back(server, devices):
     mount = devices.mount
     mount.unpark()
