@@ -96,8 +96,7 @@ class SimRig:
         indi.start()
         offset = self._rng.randint(*self.focus_offset) * self._rng.choice((-1, 1))
         true_focus = FOCUSER_START + offset
-        set_number(indi.host, indi.port, "CCD Simulator", "SIM_FOCUSING",
-                   {"SIM_FOCUS_POSITION": true_focus, "SIM_FOCUS_MAX": SIM_FOCUS_MAX, "SIM_SEEING": 3.0})
+        self._set_true_focus(indi, true_focus)
         config = {
             "node": {"name": name, "role": role},
             "indi": {"host": indi.host, "port": indi.port, "connect_timeout": 10},
@@ -116,6 +115,30 @@ class SimRig:
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.nodes[name] = SimNode(name, role, indi, path, true_focus)
+
+    @staticmethod
+    def _set_true_focus(indi: IndiServer, true_focus: int) -> None:
+        set_number(indi.host, indi.port, "CCD Simulator", "SIM_FOCUSING",
+                   {"SIM_FOCUS_POSITION": true_focus, "SIM_FOCUS_MAX": SIM_FOCUS_MAX, "SIM_SEEING": 3.0})
+
+    def kill_indi(self, name: str) -> None:
+        """kill -9 a node's indiserver and its drivers, as a crash or a pulled USB cable would."""
+        self.nodes[name].indi.kill()
+
+    def start_indi(self, name: str) -> None:
+        """Bring a node's indiserver back on the same port (as systemd would) and put the simulators
+        back as the real hardware would still be: the true focus where it was, and the master's
+        mount pointed and tracking with its tracking error (a real mount keeps its position)."""
+        node = self.nodes[name]
+        node.indi.start()
+        self._set_true_focus(node.indi, node.true_focus)
+        if node.role == "master" and self.guider_section is not None:
+            self._point_mount(node.indi)
+
+    def restart_indi(self, name: str, down_for: float = 3.0) -> None:
+        self.kill_indi(name)
+        time.sleep(down_for)
+        self.start_indi(name)
 
     def _point_mount(self, indi: IndiServer) -> None:
         """Slew the simulated mount away from the pole (where RA pulses move nothing), give it a
