@@ -24,7 +24,7 @@ plan), `frames` per node (wanted = the master's planned frames), each fault's `a
 results against the simulator's true focus, and each process's exit.
 
     .venv/bin/python benchmarks/chaos_night.py            # the full night: 4 batches x 11 frames
-    .venv/bin/python benchmarks/chaos_night.py --quick    # CI's short form: 2 x 3 frames, 3 faults
+    .venv/bin/python benchmarks/chaos_night.py --quick    # CI's short form: 2 batches x 4 frames, 3 faults
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
 from typing import Callable
 
@@ -166,13 +167,18 @@ class FileWatch:
         self.scan()
 
 
+NIGHT_OVER: list[Callable[[], bool]] = []  # set by run(): the master has exited, nothing more will come
+
+
 def wait_for(fn: Callable[[], float | None | bool], timeout: float, step: float = 0.2):
+    """fn's first truthy value within ``timeout`` s, else None (also once the night is over)."""
     deadline = time.monotonic() + timeout
     while True:
+        over = any(check() for check in NIGHT_OVER)
         value = fn()
         if value:
             return value
-        if time.monotonic() >= deadline:
+        if over or time.monotonic() >= deadline:
             return None
         time.sleep(step)
 
@@ -338,7 +344,7 @@ def master_section(frames: int, batches: int) -> dict:
 
 
 def run(quick: bool, workdir: Path) -> dict:
-    frames, batches = (3, 2) if quick else (11, 4)
+    frames, batches = (4, 2) if quick else (11, 4)
     wanted = frames * batches
     started = time.monotonic()
     rig = SimRig(slaves=2, time_factor=TIME_FACTOR, workdir=workdir, master_section=master_section(frames, batches),
@@ -354,11 +360,12 @@ def run(quick: bool, workdir: Path) -> dict:
         t0 = time.time()
         rig.start_node("master")
         night = Night(rig, mon, files, t0)
+        NIGHT_OVER[:] = [lambda: rig.nodes["master"].process.poll() is not None]
         if quick:
             schedule = [
+                lambda: fault_guide_star_loss(night, hold_s=5.0),
                 lambda: fault_slave_kill9(night),
                 lambda: fault_master_indiserver(night),
-                lambda: fault_guide_star_loss(night, hold_s=5.0),
             ]
             triggers = [1, 2, 4]
         else:
@@ -377,6 +384,7 @@ def run(quick: bool, workdir: Path) -> dict:
                 break
             faults.append(apply())
             print(json.dumps(faults[-1]), file=sys.stderr, flush=True)
+        NIGHT_OVER.clear()
         exits["master"] = rig.wait_node("master", 1500 if not quick else 300)
         for name in rig.nodes:
             if name != "master":
@@ -415,7 +423,11 @@ def judge(rig: SimRig, files: FileWatch, faults: list[dict], exits: dict, wanted
         for exposure_id in lost_exposures(master, nodes.get(name, [])):
             lines = [line.split("WARNING indisync.node.master: ", 1)[-1] for line in master_log.splitlines()
                      if f"exposure {exposure_id}: no frame from" in line]
-            why.append({"exposure_id": exposure_id, "why": lines[-1] if lines else "no warning in the master log"})
+            if not lines:
+                start = next(f.start for f in master if f.exposure_id == exposure_id)
+                start = (start if start.tzinfo else start.replace(tzinfo=timezone.utc)).timestamp()
+                lines = [_down_at(master_log, name, start) or "no warning in the master log"]
+            why.append({"exposure_id": exposure_id, "why": lines[-1]})
         lost_why[name] = why
     focus = read_focus_runs(rig.workdir / "focus")
     autofocus = {name: [{"status": r.get("status"), "position": r.get("position"),
@@ -450,6 +462,16 @@ def judge(rig: SimRig, files: FileWatch, faults: list[dict], exits: dict, wanted
         "all_recovered": faults_ok and exits.get("master") == 0 and len(faults) > 0,
     }
     return result
+
+
+def _down_at(master_log: str, node: str, when: float) -> str | None:
+    """Why the master did not command ``node`` at ``when``: its registry had it offline then."""
+    offline = log_times(master_log, f"node {node}: offline") + log_times(master_log, f"node {node}: missed heartbeats")
+    joined = log_times(master_log, f"node {node}: joined")
+    down = [t for t in offline if t <= when]
+    if down and not any(max(down) < t <= when for t in joined):
+        return f"not commanded: the master's registry had {node} down since {max(down) - when:+.1f} s (offline)"
+    return None
 
 
 def main(argv=None) -> int:

@@ -237,8 +237,18 @@ class MasterNode(NodeBase):
             if result.missing or failed:
                 log.warning("exposure %s: no frame from %s%s", exposure_id, result.missing or "",
                             f"; failed: {failed}" if failed else "")
+                # Said on MQTT too: a slave frame lost in silence is a hole found only at dawn.
+                self._report_lost_slave_frames(exposure_id, list(result.missing), failed)
             self.link.update_state(phase="idle")
         return record
+
+    def _report_lost_slave_frames(self, exposure_id: str, missing: list, failed: dict) -> None:
+        parts = [f"{node}: no answer within the exposure + {SLAVE_MARGIN_S:g} s" for node in missing]
+        parts += [f"{node}: {why or 'failed'}" for node, why in failed.items()]
+        try:
+            self.link.error(f"exposure {exposure_id}: no slave frame from " + "; ".join(parts)[:900])
+        except Exception:  # noqa: BLE001 - the log line above has it; reporting never stops a frame
+            log.exception("could not report the lost slave frames")
 
     def refocus_all(self, reason: str) -> None:
         """Every node autofocuses at once; wait for all (bounded), report who failed, go on."""
