@@ -24,7 +24,7 @@ plan), `frames` per node (wanted = the master's planned frames), each fault's `a
 results against the simulator's true focus, and each process's exit.
 
     .venv/bin/python benchmarks/chaos_night.py            # the full night: 4 batches x 11 frames
-    .venv/bin/python benchmarks/chaos_night.py --quick    # CI's short form: 2 batches x 3 frames, 3 faults
+    .venv/bin/python benchmarks/chaos_night.py --quick    # CI's short form: 2 batches x 4 frames, 3 faults
 """
 
 from __future__ import annotations
@@ -343,7 +343,7 @@ def master_section(frames: int, batches: int) -> dict:
 
 
 def run(quick: bool, workdir: Path) -> dict:
-    frames, batches = (3, 2) if quick else (11, 4)
+    frames, batches = (4, 2) if quick else (11, 4)
     wanted = frames * batches
     started = time.monotonic()
     rig = SimRig(slaves=2, time_factor=TIME_FACTOR, workdir=workdir, master_section=master_section(frames, batches),
@@ -362,11 +362,11 @@ def run(quick: bool, workdir: Path) -> dict:
         NIGHT_OVER[:] = [lambda: rig.nodes["master"].process.poll() is not None]
         if quick:
             schedule = [
-                lambda: fault_guide_star_loss(night, hold_s=5.0),
+                lambda: fault_guide_star_loss(night, hold_s=3.0),
                 lambda: fault_slave_kill9(night),
                 lambda: fault_master_indiserver(night),
             ]
-            triggers = [1, 2, 3]
+            triggers = [1, 2, 4]  # the master's indiserver early enough to see its frames after
         else:
             schedule = [
                 lambda: fault_slave_kill9(night),

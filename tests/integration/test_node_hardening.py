@@ -25,7 +25,7 @@ def master_section(frames: int) -> dict:
 
 @pytest.mark.timeout(280)
 def test_guiding_resumes_after_the_masters_indiserver_is_killed_and_restarted(tmp_path, request):
-    frames = 10
+    frames = 6
     rig = SimRig(slaves=0, time_factor=0.01, workdir=tmp_path / "rig", master_section=master_section(frames),
                  guider_section={"exposure": 1.0}).start()
     collector = MqttCollector(MqttConfig(host=rig.broker.host, port=rig.broker.port), "indisync/master/state")
