@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from ..errors import IndisyncError
 from ..guiding.guider import Guider
@@ -23,12 +24,17 @@ from ..protocol.messages import now_iso
 from .base import NodeBase
 from .guiding import MasterGuiding
 from .imaging import FrameRequest, take_frame
+from .locking import bounded
 from .slave import state_path
 
 log = logging.getLogger(__name__)
 
 SLAVE_MARGIN_S = 30.0  # beyond the exposure, for a slave's download, HFR and file write
 RETRY_S = 5.0  # wait before trying a failed frame again (the device supervisor may be reconnecting)
+# The longest any device_lock wait may take: past it the frame or focus run fails with a reason
+# (an autofocus still holding the lock after its own timeout has been asked to abort by then).
+DEVICE_LOCK_WAIT_S = 60.0
+STRAY_FOCUS_JOIN_S = 30.0  # at close, how long an aborted autofocus run gets to end (one frame)
 FRAME_ATTEMPTS = 3  # a frame that failed this often is given up, with an error, so the night goes on
 
 
@@ -48,6 +54,8 @@ class MasterNode(NodeBase):
         self.registry = None
         self.client = None
         self.focus_runs: list[dict] = []
+        self._stray_focus_threads: list[threading.Thread] = []  # autofocus runs that outlived their wait
+        self._guiding_rebuilt = threading.Event()  # the guider was rebuilt on new devices: start it again
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
@@ -59,8 +67,44 @@ class MasterNode(NodeBase):
         if self.cfg.guider is None:
             log.info("no guider: section in the config: guiding and dithering are skipped")
         else:
-            guider = Guider(devices.guide_camera, devices.mount, self.cfg.guider)
-            self.guiding = MasterGuiding(guider, self.cfg.master, self.link, self.stop_event)
+            self.guiding = self._build_guiding(devices, None)
+            # The supervisor owns device lifetime: after an indiserver reconnect the guider is rebuilt
+            # on the new devices (the old ones belong to a closed client and never answer again).
+            self.supervisor.add_rebuild_hook(self._rebuild_guiding)
+
+    def _build_guiding(self, devices, previous: MasterGuiding | None) -> MasterGuiding:
+        """The guider and its night cycle on ``devices``. Rebuilt after a reconnect, it keeps the
+        calibration (same mount, same guide camera orientation) and the dither count."""
+        calibration = previous.guider.calibration if previous is not None else None
+        guider = Guider(devices.guide_camera, devices.mount, self.cfg.guider, calibration=calibration)
+        guiding = MasterGuiding(guider, self.cfg.master, self.link, self.stop_event)
+        if previous is not None:
+            guiding.frames_since_dither = previous.frames_since_dither
+            guiding.dithers = previous.dithers
+        return guiding
+
+    def _rebuild_guiding(self, devices) -> None:
+        """Supervisor hook, after an indiserver reconnect: the old guider's devices are dead. Build a
+        new one on the new devices; the next frame starts it (not here: this runs on the supervisor's
+        thread, and starting waits for the guide star to settle)."""
+        old = self.guiding
+        if old is not None:
+            try:
+                old.guider.stop(timeout=5.0)
+            except Exception as exc:  # noqa: BLE001 - it talks to a closed client; it is dropped anyway
+                log.warning("the old guider did not stop cleanly: %s", exc)
+        self.guiding = self._build_guiding(devices, old)
+        self._guiding_rebuilt.set()
+        log.info("guider rebuilt on the new devices; guiding restarts before the next frame")
+
+    def _resume_guiding_after_rebuild(self) -> None:
+        if self.guiding is None or not self._guiding_rebuilt.is_set() or self.stop_event.is_set():
+            return
+        self._guiding_rebuilt.clear()
+        if self.progress.finished(self.cfg.master.batches):
+            return
+        log.info("restarting guiding after the indiserver reconnect")
+        self.guiding.start()  # reports its own failure; the frame goes on (as on_star_lost says)
 
     def start(self) -> None:
         super().start()
@@ -70,7 +114,16 @@ class MasterNode(NodeBase):
 
     def close(self) -> None:
         if self.guiding is not None:
-            self.guiding.stop()
+            try:
+                self.guiding.stop()
+            except Exception as exc:  # noqa: BLE001 - a stuck guide camera must not keep the rest open
+                log.error("could not stop guiding cleanly: %s", exc)
+        self.stop()  # sets abort: an autofocus run that outlived its wait stops at its next frame
+        for thread in self._stray_focus_threads:
+            thread.join(STRAY_FOCUS_JOIN_S)
+            if thread.is_alive():
+                log.error("an autofocus run is still running at close (after %gs); closing anyway",
+                          STRAY_FOCUS_JOIN_S)
         if self.client is not None:
             self.client.close()
         if self.registry is not None:
@@ -159,7 +212,8 @@ class MasterNode(NodeBase):
                             duration=req.duration, frame_type=req.frame_type, start=start)
 
         record = None
-        with self.device_lock:
+        self._resume_guiding_after_rebuild()
+        with bounded(self.device_lock, DEVICE_LOCK_WAIT_S, "take the master frame"):
             try:
                 if frame.filter and devices.filter_wheel is not None:
                     devices.filter_wheel.select(frame.filter)
@@ -183,12 +237,24 @@ class MasterNode(NodeBase):
             if result.missing or failed:
                 log.warning("exposure %s: no frame from %s%s", exposure_id, result.missing or "",
                             f"; failed: {failed}" if failed else "")
+                # Said on MQTT too: a slave frame lost in silence is a hole found only at dawn.
+                self._report_lost_slave_frames(exposure_id, list(result.missing), failed)
             self.link.update_state(phase="idle")
         return record
+
+    def _report_lost_slave_frames(self, exposure_id: str, missing: list, failed: dict) -> None:
+        parts = [f"{node}: no answer within the exposure + {SLAVE_MARGIN_S:g} s" for node in missing]
+        parts += [f"{node}: {why or 'failed'}" for node, why in failed.items()]
+        try:
+            self.link.error(f"exposure {exposure_id}: no slave frame from " + "; ".join(parts)[:900])
+        except Exception:  # noqa: BLE001 - the log line above has it; reporting never stops a frame
+            log.exception("could not report the lost slave frames")
 
     def refocus_all(self, reason: str) -> None:
         """Every node autofocuses at once; wait for all (bounded), report who failed, go on."""
         log.info("refocus (%s)", reason)
+        started = time.monotonic()
+        self._guiding_rebuilt.clear()  # the restart below covers a guider rebuilt meanwhile
         if self.guiding is not None:
             self.guiding.stop()  # as in MaxIm: no guiding while the focus moves the stars
         slaves = self.registry.live("slave")
@@ -198,23 +264,34 @@ class MasterNode(NodeBase):
             pending = self.client.send(node, "autofocus", {"reason": reason[:500]})
             pending.add_done_callback(lambda p: barrier.arrive(p.node, p.last))
             pendings.append(pending)
-        own: dict = {}
+        own = _FocusOutcome()
+        lock_wait = self.cfg.focus.timeout + SLAVE_MARGIN_S
 
         def own_focus() -> None:
             try:
-                with self.device_lock:
+                with bounded(self.device_lock, DEVICE_LOCK_WAIT_S, "autofocus the master"):
                     self.abort_event.clear()
-                    own["result"] = self.autofocus(reason=reason)
+                    own.set(result=self.autofocus(reason=reason))
             except Exception as exc:  # noqa: BLE001 - reported below; the night goes on
-                own["error"] = str(exc)
+                log.error("master autofocus failed: %s", exc)
+                own.set(error=str(exc))
 
         thread = threading.Thread(target=own_focus, name="master-autofocus", daemon=True)
         thread.start()
-        result = barrier.wait(self.cfg.focus.timeout + SLAVE_MARGIN_S)
-        thread.join(self.cfg.focus.timeout + SLAVE_MARGIN_S)
+        result = barrier.wait(lock_wait)
+        thread.join(max(0.0, lock_wait - (time.monotonic() - started)) + 1.0)
         for pending in pendings:
             self.client.forget(pending)
-        outcome = {self.name: own["result"].summary() if "result" in own else {"status": "failed", "reason": own.get("error")}}
+        if thread.is_alive():
+            # Still running: its result is not ours to read. Ask it to stop (the routine polls the
+            # abort flag between frames) and keep it accounted, so the next device_lock wait (bounded)
+            # and close() know of it; the night goes on with this node's focus counted as failed.
+            self.abort_event.set()
+            self._stray_focus_threads = [t for t in self._stray_focus_threads if t.is_alive()] + [thread]
+            log.error("master autofocus still running after %gs; asked it to stop, going on", lock_wait)
+            own.set(error=f"still running after {lock_wait:g} s (focus.timeout + {SLAVE_MARGIN_S:g} s); aborted")
+        ok_result, error = own.get()
+        outcome = {self.name: ok_result.summary() if ok_result is not None else {"status": "failed", "reason": error}}
         for node, reply in result.answered.items():
             reply = reply or {}
             body = reply.get("result") or {}
@@ -238,3 +315,24 @@ class MasterNode(NodeBase):
         except IndisyncError:
             return None
         return focuser.temperature if focuser is not None else None
+
+
+class _FocusOutcome:
+    """The master's own autofocus result, written by its thread and read by refocus_all: first
+    writer wins, both sides under one lock, so a late result from a run already counted as failed
+    never changes what was reported."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._result = None
+        self._error: str | None = None
+        self._set = False
+
+    def set(self, result=None, error: str | None = None) -> None:
+        with self._lock:
+            if not self._set:
+                self._result, self._error, self._set = result, error, True
+
+    def get(self):
+        with self._lock:
+            return self._result, (self._error if self._set else "no result")

@@ -65,7 +65,9 @@ class SlaveNode(NodeBase):
             if loose and self.rotation is not None:
                 plan = plan_loose(master_duration, self.rotation.upcoming(),
                                   lambda f: exposure_for(self.cfg.slave, f), self.cfg.slave.frame_overhead)
-                count = max(plan.count, 0)
+                count = plan.count
+                if count == 0:
+                    self._refuse_loose_misfit(master_duration)
             else:
                 count = 1
             saved = []
@@ -94,6 +96,25 @@ class SlaveNode(NodeBase):
             "starts": [r.start for r in saved],
             "durations": [r.duration for r in saved],
         }
+
+    def _refuse_loose_misfit(self, master_duration: float) -> None:
+        """Loose sync, and the rotation's next filter does not fit in this master exposure: nothing
+        is taken and the rotation stays on that filter (skipping it would starve it). Say so loudly,
+        as a failed reply, a log line and an MQTT error, instead of answering "done" with no frame."""
+        name = self.rotation.peek()
+        seconds = exposure_for(self.cfg.slave, name)
+        overhead = self.cfg.slave.frame_overhead
+        message = (
+            f"loose sync: the next filter {name} ({seconds:g} s + {overhead:g} s overhead) does not fit in the "
+            f"master's {master_duration:g} s exposure, so no frame was taken and the rotation waits on {name}. "
+            f"Shorten slave.exposure for {name} or slave.frame_overhead, or lengthen the master's exposures"
+        )
+        log.error("%s", message)
+        try:
+            self.link.error(message[:1000])
+        except Exception:  # noqa: BLE001 - the failed reply below still carries the reason
+            log.exception("could not publish the loose-sync error")
+        raise IndisyncError(message)
 
     def _unfiltered_exposure(self) -> float:
         exposure = self.cfg.slave.exposure

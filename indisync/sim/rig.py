@@ -96,8 +96,7 @@ class SimRig:
         indi.start()
         offset = self._rng.randint(*self.focus_offset) * self._rng.choice((-1, 1))
         true_focus = FOCUSER_START + offset
-        set_number(indi.host, indi.port, "CCD Simulator", "SIM_FOCUSING",
-                   {"SIM_FOCUS_POSITION": true_focus, "SIM_FOCUS_MAX": SIM_FOCUS_MAX, "SIM_SEEING": 3.0})
+        self._set_true_focus(indi, true_focus)
         config = {
             "node": {"name": name, "role": role},
             "indi": {"host": indi.host, "port": indi.port, "connect_timeout": 10},
@@ -116,6 +115,59 @@ class SimRig:
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.nodes[name] = SimNode(name, role, indi, path, true_focus)
+
+    @staticmethod
+    def _set_true_focus(indi: IndiServer, true_focus: int) -> None:
+        set_number(indi.host, indi.port, "CCD Simulator", "SIM_FOCUSING",
+                   {"SIM_FOCUS_POSITION": true_focus, "SIM_FOCUS_MAX": SIM_FOCUS_MAX, "SIM_SEEING": 3.0})
+
+    def kill_indi(self, name: str) -> None:
+        """kill -9 a node's indiserver and its drivers, as a crash or a pulled USB cable would."""
+        self.nodes[name].indi.kill()
+
+    def start_indi(self, name: str) -> None:
+        """Bring a node's indiserver back on the same port (as systemd would) and put the simulators
+        back as the real hardware would still be: the true focus where it was, and the master's
+        mount pointed and tracking with its tracking error (a real mount keeps its position)."""
+        node = self.nodes[name]
+        node.indi.start()
+        self._set_true_focus(node.indi, node.true_focus)
+        if node.role == "master" and self.guider_section is not None:
+            self._resume_mount(node.indi)
+
+    def _resume_mount(self, indi: IndiServer, ra_hours: float = 6.0, dec_deg: float = 30.0) -> None:
+        """A restarted Telescope Simulator forgets where it pointed; a real mount does not. Sync it
+        back there at once (a goto would slew for seconds while the node already guides), read the
+        position back, and track again with the tracking error."""
+        from ..config import IndiConfig
+        from ..devices.props import set_number as set_indi_number
+        from ..devices.props import set_switch as set_indi_switch
+        from ..devices.session import open_devices
+
+        with open_devices(IndiConfig(host=indi.host, port=indi.port), need=("mount",), want=("mount",)) as dev:
+            mount = dev.mount
+            mount.unpark()
+            set_indi_switch(dev.client, mount.name, "ON_COORD_SET", ["SYNC"], 10.0)
+            set_indi_number(dev.client, mount.name, "EQUATORIAL_EOD_COORD", {"RA": ra_hours, "DEC": dec_deg}, 10.0)
+            ra, dec = mount.coordinates
+            if abs(ra - ra_hours) > 0.01 or abs(dec - dec_deg) > 0.1:
+                raise RuntimeError(f"the restarted mount reads RA {ra} DEC {dec} after a sync to {ra_hours}, {dec_deg}")
+            set_indi_switch(dev.client, mount.name, "ON_COORD_SET", ["TRACK"], 10.0)
+            if dev.client.snapshot(mount.name, "TELESCOPE_TRACK_STATE") is not None:
+                # Tracking shows as Busy, never Ok: send, then read the switch back.
+                set_indi_switch(dev.client, mount.name, "TELESCOPE_TRACK_STATE", ["TRACK_ON"], 10.0, wait=False)
+                tracking = dev.client.wait_until(
+                    lambda: (dev.client.snapshot(mount.name, "TELESCOPE_TRACK_STATE").values.get("TRACK_ON") or None),
+                    10.0, "tracking on")
+                if not tracking:
+                    raise RuntimeError("the restarted mount does not track")
+        set_tracking_error(indi.host, indi.port, *self.drift_arcsec_per_s)
+        set_number(indi.host, indi.port, "Guide Simulator", "POLLING_PERIOD", {"PERIOD_MS": 100})
+
+    def restart_indi(self, name: str, down_for: float = 3.0) -> None:
+        self.kill_indi(name)
+        time.sleep(down_for)
+        self.start_indi(name)
 
     def _point_mount(self, indi: IndiServer) -> None:
         """Slew the simulated mount away from the pole (where RA pulses move nothing), give it a
