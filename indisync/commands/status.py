@@ -17,7 +17,6 @@ from ..config import Config, parse_hostport
 from ..errors import ProtocolError
 from ..protocol import topics
 from ..protocol.registry import NodeInfo, NodeRegistry
-from ..protocol.transport import MqttTransport
 
 HELP = "show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, heartbeat age"
 
@@ -33,6 +32,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args, cfg: Config) -> int:
+    # Heavy modules load here, not at import: `indisync --help` imports every command (issue 13).
+    from ..protocol.transport import MqttTransport
+
     mqtt_cfg = cfg.mqtt
     if args.broker:
         host, port = parse_hostport(args.broker, mqtt_cfg.port)

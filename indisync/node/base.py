@@ -14,7 +14,6 @@ from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.node_link import NodeLink
-from .focusing import autofocus_with_devices
 from .supervisor import DeviceSupervisor
 
 log = logging.getLogger(__name__)
@@ -122,6 +121,8 @@ class NodeBase:
                 self.link.update_state(focuser_position=p.position)
                 if progress is not None:
                     progress(position=p.position, hfr=hfr, stars=p.stars, frame=p.frame)
+
+        from .focusing import autofocus_with_devices  # numpy/scipy/photutils: loaded on the first run
 
         try:
             result = autofocus_with_devices(devices, self.cfg, on_point, self.abort_event.is_set,

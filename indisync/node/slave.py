@@ -20,6 +20,7 @@ from ..sequence.state_store import StateStore
 from ..protocol.messages import now_iso
 from .base import NodeBase
 from .imaging import FrameRequest, take_frame
+from .measuring import FrameMeasurer, MeasureJob, MeasureResult
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,13 @@ class SlaveNode(NodeBase):
         super().__init__(cfg)
         self.store = StateStore(state_path(cfg))
         self.rotation: FilterRotation | None = None
+        # HFR after the reply: the master's next start never waits for star detection.
+        self.measurer = FrameMeasurer(cfg, self._on_measured)
+
+    def close(self) -> None:
+        self.stop()
+        self.measurer.close(timeout=30.0)  # publish what is still being measured while the link is up
+        super().close()
 
     def prepare(self, devices) -> None:
         if devices.filter_wheel is None:
@@ -122,7 +130,7 @@ class SlaveNode(NodeBase):
         # follows our reply in strict mode) never finds the wheel moving.
         premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name), daemon=True)
         try:
-            record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start)
+            record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start, measure_inline=False)
         except IndisyncError as exc:
             self.link.event("exposure_done", exposure_id=exposure_id, status="failed", filter=filter_name,
                             reason=str(exc)[:500])
@@ -135,8 +143,18 @@ class SlaveNode(NodeBase):
         self.frames += 1
         self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=filter_name,
                         file=record.path.name[:64] if len(record.path.name) <= 64 else None)
-        self.link.update_state(phase="idle", exposure=None, frames=self.frames, hfr=record.hfr, stars=record.stars)
+        self.link.update_state(phase="idle", exposure=None, frames=self.frames)
+        if record.image is not None:  # measured after the reply; hfr/stars follow in frame_measured and the state
+            self.measurer.submit(MeasureJob(record.image, exposure_id, record.path.name, filter_name))
+            record.image = None
         return record
+
+    def _on_measured(self, result: MeasureResult) -> None:
+        job = result.job
+        self.link.event("frame_measured", exposure_id=job.exposure_id, filter=job.filter_name,
+                        file=job.file if len(job.file) <= 64 else None, hfr=result.hfr, stars=result.stars,
+                        seconds=round(result.seconds, 3), when="before_reply" if result.inline else "after_reply")
+        self.link.update_state(hfr=result.hfr, stars=result.stars)
 
     def _move_to_next_filter(self, devices, current: str | None) -> None:
         """Move the wheel to the filter after ``current`` in the rotation (not yet advanced), and the
