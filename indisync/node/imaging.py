@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +30,8 @@ class FrameRequest:
     batch: int | None = None
     seq_index: int | None = None
     exposure_id: int | None = None
+    # time.time() at which to open the shutter (the master's scheduled start); None: at once
+    start_at: float | None = None
 
 
 @dataclass
@@ -97,6 +100,7 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     filter_name = devices.filter_wheel.current if devices.filter_wheel is not None else request.filter_name
     if on_start is not None:
         on_start(request)
+    wait_for_start(request.start_at)
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
     context = capture_context(devices, filter_name, hdu)  # shutter closed: before anything moves
     if on_exposed is not None:
@@ -119,6 +123,24 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
              f"{hfr:.2f}" if hfr else ("later" if measurable and not measure_inline else "-"), stars)
     return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars,
                        image=hdu.data if measurable and not measure_inline else None, context=context)
+
+
+MAX_START_WAIT_S = 10.0  # a scheduled start further off than this is a clock problem, not a plan
+
+
+def wait_for_start(start_at: float | None) -> None:
+    """Sleep until ``start_at`` (time.time()); a time already past starts at once."""
+    if start_at is None:
+        return
+    delay = start_at - time.time()
+    if delay > MAX_START_WAIT_S:
+        log.warning("scheduled start is %.1f s away (more than %g s): clocks disagree? starting in %g s",
+                    delay, MAX_START_WAIT_S, MAX_START_WAIT_S)
+        delay = MAX_START_WAIT_S
+    if delay > 0:
+        time.sleep(delay)
+    elif delay < -0.05:
+        log.debug("scheduled start missed by %.0f ms", -delay * 1000)
 
 
 def measure_hfr(data, cfg: Config) -> tuple[float | None, int | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import IndisyncError
@@ -116,10 +117,12 @@ class SlaveNode(NodeBase):
             binning=int(args.get("binning") or 1), target=args.get("target"), suffix=filter_name,
             batch=args.get("batch"), seq_index=self.frames + 1,
             exposure_id=_numeric_id(args.get("exposure_id")),
+            # the master's scheduled start; loose mode's later frames start when the previous one ends
+            start_at=_epoch(args.get("start_at")) if n == 0 else None,
         )
 
         def on_start(req: FrameRequest) -> None:
-            start = now_iso()
+            start = now_iso(datetime.fromtimestamp(max(time.time(), req.start_at or 0), timezone.utc))
             exposure = {"id": exposure_id, "filter": filter_name, "start": start, "duration": duration}
             self.link.update_state(phase="exposing", exposure=exposure, filter=filter_name)
             self.link.event("exposure_started", exposure_id=exposure_id, filter=filter_name, duration=duration,
@@ -172,6 +175,13 @@ class SlaveNode(NodeBase):
             self.focus_for(devices, target)  # filter offset, or a temperature change since the last frame
         except Exception as exc:  # noqa: BLE001 - the next exposure selects its filter again anyway
             log.warning("could not move the wheel to %s: %s", target, exc)
+
+
+def _epoch(iso: str | None) -> float | None:
+    """A wire timestamp ('2026-12-03T01:02:03.456Z') as time.time() seconds."""
+    if iso is None:
+        return None
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _numeric_id(value) -> int | None:

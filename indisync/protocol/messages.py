@@ -241,6 +241,7 @@ COMMANDS: dict[str, dict[str, Field]] = {
         "exposure_id": opt(ident),  # the master's id of the slot, shared by every node's frame
         # strict: one slave frame per master frame; loose: as many as fit in ``duration``
         "sync": Field(one_of("strict", "loose"), "strict"),
+        "start_at": opt(timestamp),  # open the shutter at this UTC time (master.start_lead); null: at once
     },
     "abort": {"reason": opt(_REASON)},
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},

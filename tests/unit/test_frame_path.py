@@ -158,3 +158,32 @@ def test_a_failing_report_does_not_stop_the_worker(cfg):
     assert measurer.wait_idle(30)
     assert seen == ["bad", "good"]
     measurer.close()
+
+
+def test_a_scheduled_start_opens_the_shutter_at_that_time(cfg):
+    from indisync.node import imaging
+
+    devices = Devices(np.full((16, 16), 1000, dtype=np.uint16))
+    opened = []
+    devices.camera.expose = lambda *a: (opened.append(time.time()), Camera.expose(devices.camera, *a))[1]
+    start_at = time.time() + 0.3
+    take_frame(devices, cfg, FrameRequest(duration=1, filter_name="Red", start_at=start_at))
+    assert start_at <= opened[0] < start_at + 0.1
+    started = time.monotonic()
+    imaging.wait_for_start(time.time() - 5)  # already past: at once
+    assert time.monotonic() - started < 0.05
+
+
+def test_start_lead_is_bounded_in_config():
+    from indisync.errors import ConfigError
+
+    assert load_config(data={"master": {"start_lead": 0.3}}).master.start_lead == 0.3
+    with pytest.raises(ConfigError, match="start_lead"):
+        load_config(data={"master": {"start_lead": 60}})
+
+
+def test_wire_start_time_is_read_as_epoch_seconds():
+    from indisync.node.slave import _epoch
+
+    assert _epoch("1970-01-01T00:00:01.500Z") == 1.5
+    assert _epoch(None) is None
