@@ -7,21 +7,29 @@ An invalid file fails at start-up with a ConfigError naming the file, the key an
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
+# Each layer owns its settings; this module only assembles them. The sections are re-exported
+# here (``from indisync.config import IndiConfig`` keeps working). None of these imports may pull
+# in numpy, scipy, photutils, astropy, PyIndi or paho: `indisync --help` and `status` load this.
 from .analysis.settings import AnalysisSettings
 from .configtypes import ConfigValueError, build
+from .devices.settings import CameraSettings, CoolingSettings, IndiConfig
 from .errors import ConfigError
 from .focus.settings import FocusSettings
 from .guiding.settings import GuiderSettings
+from .protocol.settings import MqttConfig
+from .protocol.topics import NODE_NAME  # the one node-name rule: names end up in MQTT topics
 from .sequence.settings import MasterSettings, SlaveSettings
 
-NODE_NAME = re.compile(r"^[a-z0-9-]+\Z")  # \Z, not $: "$" also matches before a trailing newline
+__all__ = [
+    "AnalysisSettings", "CameraSettings", "Config", "CoolingSettings", "FocusSettings", "GuiderSettings", "IndiConfig", "MasterSettings",
+    "MqttConfig", "NODE_NAME", "NodeConfig", "SlaveSettings", "StorageConfig", "load_config", "parse_hostport",
+]
 
 
 @dataclass
@@ -31,81 +39,7 @@ class NodeConfig:
 
     def validate(self) -> None:
         if not NODE_NAME.match(self.name):
-            raise ConfigValueError("name", f"got {self.name!r}; allowed: lower-case letters, digits and '-'")
-
-
-@dataclass
-class IndiConfig:
-    host: str = "localhost"
-    port: int = 7624
-    camera: str = "CCD Simulator"
-    filter_wheel: str | None = "Filter Simulator"  # null: this OTA has no wheel
-    focuser: str | None = "Focuser Simulator"  # null: this OTA has no focuser
-    mount: str | None = "Telescope Simulator"
-    guide_camera: str | None = "Guide Simulator"
-    weather: str | None = None  # e.g. "Weather Simulator": its WEATHER_STATUS decides if it is safe to image
-    dome: str | None = None  # e.g. "Dome Simulator": shutter opened for the night, closed when unsafe
-    connect_timeout: float = 10.0  # seconds to reach the server and see a device
-    property_timeout: float = 10.0  # seconds for a property to appear or a setting to reach OK
-    move_timeout: float = 120.0  # seconds for a focuser move or filter change to finish
-    readout_timeout: float = 60.0  # seconds beyond the exposure time for the image to arrive
-
-    def validate(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ConfigValueError("port", f"got {self.port}; allowed: 1..65535")
-        for key in ("connect_timeout", "property_timeout", "move_timeout", "readout_timeout"):
-            if getattr(self, key) <= 0:
-                raise ConfigValueError(key, "must be a positive number of seconds")
-
-
-@dataclass
-class CoolingSettings:
-    setpoint: float = -10.0  # deg C the sensor is cooled to before the first frame
-    tolerance: float = 1.0  # deg C: within this of the setpoint counts as reached
-    timeout: float = 900.0  # seconds to reach it; a node that misses it is named and the night goes on
-    warm_to: float = 10.0  # deg C set at the end of the night, so the sensor warms slowly, without frost
-
-    def validate(self) -> None:
-        if not -100.0 <= self.setpoint <= 50.0 or not -100.0 <= self.warm_to <= 50.0:
-            raise ConfigValueError("setpoint", "setpoint and warm_to: allowed -100..50 (deg C)")
-        if not 0 < self.tolerance <= 20:
-            raise ConfigValueError("tolerance", f"got {self.tolerance}; allowed: 0 < tolerance <= 20 (deg C)")
-        if self.timeout <= 0:
-            raise ConfigValueError("timeout", "must be a positive number of seconds")
-
-
-@dataclass
-class CameraSettings:
-    # null (the default): this camera is not cooled. None comes first in the type so that an explicit
-    # `cooling: null` stays None instead of becoming a section of defaults.
-    cooling: None | CoolingSettings = None
-
-
-@dataclass
-class MqttConfig:
-    host: str = "localhost"
-    port: int = 1883
-    username: str | None = None
-    password_file: str | None = None  # a file holding the password; never the password itself
-    tls: bool = False
-    ca_certs: str | None = None  # with tls: CA bundle; null uses the system's
-    certfile: str | None = None
-    keyfile: str | None = None
-    topic_prefix: str = "indisync"
-    keepalive: int = 5  # seconds; the broker publishes our Last Will ~1.5x this after a silent death
-    heartbeat: float = 2.0  # seconds between retained state heartbeats
-    dead_after: float = 8.0  # seconds without a heartbeat before the master drops a node
-    discovery_prefix: str = "homeassistant"
-
-    def validate(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ConfigValueError("port", f"got {self.port}; allowed: 1..65535")
-        if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z", self.topic_prefix):
-            raise ConfigValueError("topic_prefix", "allowed: letters, digits, '_', '-' separated by '/', no wildcards")
-        if self.keepalive < 1:
-            raise ConfigValueError("keepalive", "allowed: an integer >= 1 (seconds)")
-        if self.heartbeat <= 0 or self.dead_after <= self.heartbeat:
-            raise ConfigValueError("dead_after", "must be greater than heartbeat, both positive seconds")
+            raise ConfigValueError("name", f"got {self.name!r}; allowed: 1-64 lower-case letters, digits and '-'")
 
 
 @dataclass

@@ -5,9 +5,21 @@
     result.star_count, result.median_hfr, result.hfr_spread
 
 The HFR definition is in ``indisync.analysis.hfr``; the thresholds in ``AnalysisSettings``.
+
+The measuring names are loaded on first use (PEP 562): config.py imports ``analysis.settings``,
+and that must not cost the ~2.5 s and ~90 MB of importing photutils and scipy.
 """
 
-from .measure import FrameMeasurement, StarMeasurement, measure_frame
 from .settings import AnalysisSettings
 
 __all__ = ["AnalysisSettings", "FrameMeasurement", "StarMeasurement", "measure_frame"]
+
+_FROM_MEASURE = ("FrameMeasurement", "StarMeasurement", "measure_frame")
+
+
+def __getattr__(name: str):
+    if name in _FROM_MEASURE:
+        from . import measure
+
+        return getattr(measure, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

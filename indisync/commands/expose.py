@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..devices.session import open_devices
 from ..errors import IndisyncError
 from ..sequence.naming import write_fits_atomically
 
@@ -22,6 +21,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args, cfg) -> int:
+    # Heavy modules load here, not at import: `indisync --help` imports every command (issue 13).
+    from ..devices.session import open_devices
+
     out = Path(args.out)
     if out.exists():
         raise IndisyncError(f"{out} already exists; indisync never overwrites a frame. Choose another --out path.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..devices.session import open_devices
 
 HELP = "print the filter wheel's slots, one `N NAME` per line"
 
@@ -12,6 +11,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args, cfg) -> int:
+    # Heavy modules load here, not at import: `indisync --help` imports every command (issue 13).
+    from ..devices.session import open_devices
+
     with open_devices(cfg.indi, need=("filter_wheel",), want=()) as devices:
         for slot, name in enumerate(devices.filter_wheel.names, start=1):
             print(f"{slot} {name}")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..devices.session import open_devices
 from ..focus.interfaces import FocusProgress
-from ..node.focusing import autofocus_with_devices
 
 HELP = "run one autofocus (V-curve sweep, fit, check frame) with the configured camera and focuser"
 
@@ -27,6 +25,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args, cfg) -> int:
+    # Heavy modules load here, not at import: `indisync --help` imports every command (issue 13).
+    from ..devices.session import open_devices
+    from ..node.focusing import autofocus_with_devices
+
     progress_out = sys.stderr if args.json else sys.stdout
 
     def progress(event: FocusProgress) -> None:

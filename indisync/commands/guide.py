@@ -7,9 +7,7 @@ import logging
 import math
 import time
 
-from ..devices.session import open_devices
 from ..errors import GuideError, IndisyncError
-from ..guiding.guider import GuideEvent, Guider, GuiderState
 from ..guiding.settings import DitherSettings, GuiderSettings
 
 HELP = "calibrate and guide with the guide camera and the mount; report RMS and dither settling"
@@ -30,6 +28,8 @@ def settings_from(cfg) -> tuple[GuiderSettings, DitherSettings]:
 
 
 def _printer():
+    from ..guiding.guider import GuideEvent
+
     def on_event(e: GuideEvent) -> None:
         d = e.data
         if e.kind == "star_selected":
@@ -48,6 +48,10 @@ def _printer():
 
 
 def run(args, cfg) -> int:
+    # Heavy modules load here, not at import: `indisync --help` imports every command (issue 13).
+    from ..devices.session import open_devices
+    from ..guiding.guider import Guider, GuiderState
+
     if args.seconds <= 0:
         raise IndisyncError(f"--seconds must be positive, got {args.seconds}")
     if args.dither_every is not None and args.dither_every <= 0:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..node.base import run_node
 
 HELP = "run this camera's node: master (sequence, mount, guider) or slave (follows the master)"
 
@@ -16,6 +15,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args, cfg) -> int:
+    # Heavy modules load here, not at import: `indisync --help` imports every command (issue 13).
+    from ..node.base import run_node
+
     from ..config import parse_hostport
 
     node_cfg = dataclasses.replace(cfg.node, role=args.role or cfg.node.role, name=args.name or cfg.node.name)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 
@@ -17,7 +18,6 @@ from ..config import Config, parse_hostport
 from ..errors import ProtocolError
 from ..protocol import topics
 from ..protocol.registry import NodeInfo, NodeRegistry
-from ..protocol.transport import MqttTransport
 
 HELP = "show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, heartbeat age"
 
@@ -28,11 +28,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker address, overriding the config")
     parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
     parser.add_argument("--json", action="store_true", help="with --once: print {\"nodes\": [...]} as JSON")
-    parser.add_argument("--wait", type=float, default=1.0, help="seconds to collect retained messages (default 1)")
+    parser.add_argument("--wait", type=float, default=1.0,
+                        help="at most this many seconds to collect retained messages (default 1)")
     parser.add_argument("--interval", type=float, default=1.0, help="live table refresh period in seconds")
 
 
 def run(args, cfg: Config) -> int:
+    # Heavy modules load here, not at import: `indisync --help` imports every command (issue 13).
+    from ..protocol.transport import MqttTransport
+
     mqtt_cfg = cfg.mqtt
     if args.broker:
         host, port = parse_hostport(args.broker, mqtt_cfg.port)
@@ -42,6 +46,12 @@ def run(args, cfg: Config) -> int:
     transport = MqttTransport(mqtt_cfg, client_id=f"indisync-status-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     registry = NodeRegistry(mqtt_cfg.dead_after)
     registry.attach(transport, tree)
+    # The broker sends a subscription's retained messages before it handles our next packet, so once
+    # a marker we publish after subscribing comes back, every retained status/state is in: no fixed
+    # wait (issue 13: status <= 0.5 s). A broker that denies us the publish: --wait bounds it.
+    marker = f"{mqtt_cfg.topic_prefix}-status/{transport.client_id}"
+    retained_in = threading.Event()
+    transport.subscribe(marker, lambda msg: retained_in.set())
     transport.start()
     try:
         if not transport.wait_connected(CONNECT_TIMEOUT_S):
@@ -49,7 +59,8 @@ def run(args, cfg: Config) -> int:
                 f"no MQTT broker answered at {mqtt_cfg.host}:{mqtt_cfg.port} within {CONNECT_TIMEOUT_S:g} s; "
                 "check --broker / mqtt.host and mqtt.port, and the credentials"
             )
-        time.sleep(args.wait)
+        transport.publish(marker, b"")
+        retained_in.wait(args.wait)
         if args.once:
             nodes = snapshot(registry)
             if args.json:

@@ -9,13 +9,15 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-
-from astropy.io import fits
+from typing import TYPE_CHECKING
 
 from ..errors import DeviceError, ExposureAborted, PropertyAlert
 from .client import IndiClient
 from .device import IndiDevice
 from .props import last_message, set_number, set_switch, switch_to
+
+if TYPE_CHECKING:  # astropy is imported when the first frame arrives: an idle node does not hold it
+    from astropy.io import fits
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ class Camera(IndiDevice):
     def _decode(self, blob) -> fits.PrimaryHDU:
         if not blob.format.startswith(".fits"):
             raise DeviceError(f"{self.name} sent a {blob.format} image; set its CCD_TRANSFER_FORMAT to FITS")
+        from astropy.io import fits
+
         with fits.open(io.BytesIO(blob.data)) as hdul:
             hdul_data = hdul[0].data
             header = hdul[0].header.copy()

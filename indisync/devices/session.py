@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..config import IndiConfig
+from .settings import IndiConfig
 from ..errors import DeviceError, PropertyTimeout
 from .camera import Camera
 from .client import IndiClient

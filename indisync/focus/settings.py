@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..configtypes import ConfigValueError
-from .fit import FitSettings
+from .fit_settings import FitSettings
 
 
 @dataclass

@@ -15,7 +15,6 @@ from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.node_link import NodeLink
 from .cooling import CoolingMonitor, CoolingStatus
-from .focusing import autofocus_with_devices
 from .supervisor import DeviceSupervisor
 
 log = logging.getLogger(__name__)
@@ -185,6 +184,8 @@ class NodeBase:
                 self.link.update_state(focuser_position=p.position)
                 if progress is not None:
                     progress(position=p.position, hfr=hfr, stars=p.stars, frame=p.frame)
+
+        from .focusing import autofocus_with_devices  # numpy/scipy/photutils: loaded on the first run
 
         try:
             result = autofocus_with_devices(devices, self.cfg, on_point, self.abort_event.is_set,

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from ..analysis.measure import measure_frame
 from ..config import Config
 from ..errors import ExposureAborted
 from ..sequence.headers import apply_frame_header
@@ -31,6 +31,54 @@ class FrameRequest:
     batch: int | None = None
     seq_index: int | None = None
     exposure_id: int | None = None
+    # time.time() at which to open the shutter (the master's scheduled start); None: at once
+    start_at: float | None = None
+
+
+@dataclass
+class FrameContext:
+    """What belongs to a frame, read the moment its image is in (the shutter has closed) and before
+    anything may move: a slave's pre-move thread starts right after and can change the wheel and the
+    focuser (a filter offset) while this frame is still being written.
+
+    A keyword that describes the exposure (e.g. a camera temperature or a clock offset) is one more
+    field here, set in ``capture_context`` and returned by ``header_fields``.
+    """
+
+    filter_name: str | None
+    date_obs: str | None  # the camera's DATE-OBS (exposure start, UTC)
+    focus_position: int | None = None
+    focus_temperature: float | None = None
+    ccd_temperature: float | None = None  # CCD-TEMP: the sensor at shutter close
+    set_temperature: float | None = None  # SET-TEMP: the cooler's setpoint, when cooling
+
+    def header_fields(self) -> dict[str, Any]:
+        """Keyword arguments of ``apply_frame_header`` that come from this context."""
+        return {"filter_name": self.filter_name, "focus_position": self.focus_position,
+                "focus_temperature": self.focus_temperature, "ccd_temperature": self.ccd_temperature,
+                "set_temperature": self.set_temperature}
+
+
+def capture_context(devices, filter_name: str | None, hdu) -> FrameContext:
+    """Read the frame's context now; a device that cannot say is left out, never costs the frame."""
+    context = FrameContext(filter_name=filter_name, date_obs=_header_text(hdu, "DATE-OBS"))
+    try:
+        context.ccd_temperature, context.set_temperature = devices.camera.temperature, devices.camera.setpoint
+    except Exception as exc:  # noqa: BLE001 - a header value must never cost the frame
+        log.warning("could not read the camera temperature for the header: %s", exc)
+    focuser = devices.focuser
+    if focuser is not None:
+        try:
+            context.focus_position = focuser.position
+            context.focus_temperature = focuser.temperature
+        except Exception as exc:  # noqa: BLE001 - a header value must never cost the frame
+            log.warning("could not read the focuser for the header: %s", exc)
+    return context
+
+
+def _header_text(hdu, key: str) -> str | None:
+    value = hdu.header.get(key)
+    return None if value is None else str(value)
 
 
 @dataclass
@@ -41,16 +89,22 @@ class FrameRecord:
     duration: float
     hfr: float | None
     stars: int | None
+    # measure_inline=False: the pixels, still to be measured (the caller hands them on and drops them)
+    image: Any = field(default=None, repr=False)
+    context: FrameContext | None = None
 
 
 def take_frame(devices, cfg: Config, request: FrameRequest,
                on_start: Callable[[FrameRequest], None] | None = None,
                on_exposed: Callable[[], None] | None = None,
-               should_abort: Callable[[], bool] | None = None) -> FrameRecord:
+               should_abort: Callable[[], bool] | None = None,
+               measure_inline: bool = True) -> FrameRecord:
     """``on_start`` runs with the wheel in place just before the shutter opens; ``on_exposed`` as
-    soon as the image is in, before it is measured and written (a slave moves its wheel then).
-    ``should_abort`` true before the shutter opens or once the image is in: ExposureAborted, nothing
-    written (an abort that raced the image's arrival must not leave a frame either)."""
+    soon as the image is in and its context captured, before it is measured and written (a slave
+    moves its wheel then). ``should_abort`` true before the shutter opens or once the image is in:
+    ExposureAborted, nothing written (an abort that raced the image's arrival must not leave a frame
+    either). ``measure_inline=False``: the frame is written without HFR/NSTARS and the record
+    carries the pixels in ``image`` for the caller to measure after replying."""
     if request.filter_name is not None and devices.filter_wheel is not None:
         devices.filter_wheel.select(request.filter_name)
     # Read now: once on_exposed has started the next wheel move, the wheel no longer says it.
@@ -59,23 +113,19 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
         raise ExposureAborted("aborted before the exposure started; no frame")
     if on_start is not None:
         on_start(request)
+    wait_for_start(request.start_at)
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
-    ccd_temperature, setpoint = devices.camera.temperature, devices.camera.setpoint  # at shutter close
     if should_abort is not None and should_abort():
         raise ExposureAborted("aborted as the image arrived; the frame is discarded, not written")
+    context = capture_context(devices, filter_name, hdu)  # shutter closed: before anything moves
     if on_exposed is not None:
         on_exposed()
     hfr = stars = None
-    if request.frame_type == "light" and hdu.data is not None:
-        try:
-            measured = measure_frame(hdu.data, cfg.analysis)
-            stars = measured.star_count
-            hfr = measured.median_hfr if stars and math.isfinite(measured.median_hfr) else None
-        except Exception as exc:  # a measurement problem must never cost the frame
-            log.warning("could not measure HFR: %s", exc)
-    focuser = devices.focuser
+    measurable = request.frame_type == "light" and hdu.data is not None
+    if measurable and measure_inline:
+        hfr, stars = measure_hfr(hdu.data, cfg)
     try:
-        _annotate(hdu, cfg, request, filter_name, focuser, hfr, stars, ccd_temperature, setpoint)
+        _annotate(hdu, cfg, request, context, hfr, stars)
     except Exception as exc:  # noqa: BLE001 - a header problem must never cost the frame
         log.error("could not write indisync's header keywords (%s); saving the frame without them", exc)
     path = save_frame(
@@ -85,25 +135,53 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
         suffix=request.suffix or filter_name or "", batch=request.batch or 0,
     )
     log.info("saved %s (%s, %gs, HFR %s, %s stars)", path, filter_name, request.duration,
-             f"{hfr:.2f}" if hfr else "-", stars)
-    return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars)
+             f"{hfr:.2f}" if hfr else ("later" if measurable and not measure_inline else "-"), stars)
+    return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars,
+                       image=hdu.data if measurable and not measure_inline else None, context=context)
 
 
-def _annotate(hdu, cfg: Config, request: FrameRequest, filter_name, focuser, hfr, stars,
-              ccd_temperature=None, set_temperature=None) -> None:
+MAX_START_WAIT_S = 10.0  # a scheduled start further off than this is a clock problem, not a plan
+
+
+def wait_for_start(start_at: float | None) -> None:
+    """Sleep until ``start_at`` (time.time()); a time already past starts at once."""
+    if start_at is None:
+        return
+    delay = start_at - time.time()
+    if delay > MAX_START_WAIT_S:
+        log.warning("scheduled start is %.1f s away (more than %g s): clocks disagree? starting in %g s",
+                    delay, MAX_START_WAIT_S, MAX_START_WAIT_S)
+        delay = MAX_START_WAIT_S
+    if delay > 0:
+        time.sleep(delay)
+    elif delay < -0.05:
+        log.debug("scheduled start missed by %.0f ms", -delay * 1000)
+
+
+def measure_hfr(data, cfg: Config) -> tuple[float | None, int | None]:
+    """(median HFR or None, star count) of a light frame; (None, None) if it cannot be measured."""
+    from ..analysis.measure import measure_frame  # numpy/scipy/photutils: loaded by the first frame
+
+    try:
+        measured = measure_frame(data, cfg.analysis)
+    except Exception as exc:  # noqa: BLE001 - a measurement problem must never cost the frame
+        log.warning("could not measure HFR: %s", exc)
+        return None, None
+    stars = measured.star_count
+    hfr = measured.median_hfr if stars and math.isfinite(measured.median_hfr) else None
+    return hfr, stars
+
+
+def _annotate(hdu, cfg: Config, request: FrameRequest, context: FrameContext, hfr, stars) -> None:
     apply_frame_header(
         hdu.header,
         node=cfg.node.name,
         target=request.target,
         frame_type=request.frame_type,
-        filter_name=filter_name,
         batch=request.batch,
         seq_index=request.seq_index,
         exposure_id=request.exposure_id,
-        focus_position=focuser.position if focuser is not None else None,
-        focus_temperature=focuser.temperature if focuser is not None else None,
         hfr=hfr,
         stars=stars,
-        ccd_temperature=ccd_temperature,
-        set_temperature=set_temperature,
+        **context.header_fields(),
     )

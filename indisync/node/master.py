@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 
 from ..errors import IndisyncError
 from ..guiding.guider import Guider
@@ -200,12 +201,16 @@ class MasterNode(NodeBase):
         pendings = []
 
         def on_start(req: FrameRequest) -> None:
-            # The wheel is in place: command the slaves now, then open our own shutter at once.
+            # The wheel is in place: command the slaves now, then open our own shutter at once, or
+            # with master.start_lead at a time every node is told (take_frame waits for it).
+            start = now_iso()
+            if self.cfg.master.start_lead > 0:
+                req.start_at = time.time() + self.cfg.master.start_lead
+                start = args["start_at"] = now_iso(datetime.fromtimestamp(req.start_at, timezone.utc))
             for node in barrier.expected:
                 pending = self.client.send(node, "expose", args)
                 pending.add_done_callback(lambda p: barrier.arrive(p.node, p.last))
                 pendings.append(pending)
-            start = now_iso()
             self.link.update_state(phase="exposing", filter=req.filter_name, exposure={
                 "id": exposure_id, "filter": req.filter_name, "start": start, "duration": req.duration})
             self.link.event("exposure_started", exposure_id=exposure_id, filter=req.filter_name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ExposureAborted, IndisyncError
@@ -20,6 +21,7 @@ from ..sequence.state_store import StateStore
 from ..protocol.messages import now_iso
 from .base import NodeBase
 from .imaging import FrameRequest, take_frame
+from .measuring import FrameMeasurer, MeasureJob, MeasureResult
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,13 @@ class SlaveNode(NodeBase):
         super().__init__(cfg)
         self.store = StateStore(state_path(cfg))
         self.rotation: FilterRotation | None = None
+        # HFR after the reply: the master's next start never waits for star detection.
+        self.measurer = FrameMeasurer(cfg, self._on_measured)
+
+    def close(self) -> None:
+        self.stop()
+        self.measurer.close(timeout=30.0)  # publish what is still being measured while the link is up
+        super().close()
 
     def prepare(self, devices) -> None:
         if devices.filter_wheel is None:
@@ -129,10 +138,12 @@ class SlaveNode(NodeBase):
             binning=int(args.get("binning") or 1), target=args.get("target"), suffix=filter_name,
             batch=args.get("batch"), seq_index=self.frames + 1,
             exposure_id=_numeric_id(args.get("exposure_id")),
+            # the master's scheduled start; loose mode's later frames start when the previous one ends
+            start_at=_epoch(args.get("start_at")) if n == 0 else None,
         )
 
         def on_start(req: FrameRequest) -> None:
-            start = now_iso()
+            start = now_iso(datetime.fromtimestamp(max(time.time(), req.start_at or 0), timezone.utc))
             exposure = {"id": exposure_id, "filter": filter_name, "start": start, "duration": duration}
             self.link.update_state(phase="exposing", exposure=exposure, filter=filter_name)
             self.link.event("exposure_started", exposure_id=exposure_id, filter=filter_name, duration=duration,
@@ -144,7 +155,7 @@ class SlaveNode(NodeBase):
         premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name), daemon=True)
         try:
             record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start,
-                                should_abort=self.abort_event.is_set)
+                                should_abort=self.abort_event.is_set, measure_inline=False)
         except ExposureAborted as exc:
             # Nothing was written and the rotation stays: the next frame uses this filter again.
             self.link.event("exposure_done", exposure_id=exposure_id, status="aborted", filter=filter_name,
@@ -162,8 +173,18 @@ class SlaveNode(NodeBase):
         self.frames += 1
         self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=filter_name,
                         file=record.path.name[:64] if len(record.path.name) <= 64 else None)
-        self.link.update_state(phase="idle", exposure=None, frames=self.frames, hfr=record.hfr, stars=record.stars)
+        self.link.update_state(phase="idle", exposure=None, frames=self.frames)
+        if record.image is not None:  # measured after the reply; hfr/stars follow in frame_measured and the state
+            self.measurer.submit(MeasureJob(record.image, exposure_id, record.path.name, filter_name))
+            record.image = None
         return record
+
+    def _on_measured(self, result: MeasureResult) -> None:
+        job = result.job
+        self.link.event("frame_measured", exposure_id=job.exposure_id, filter=job.filter_name,
+                        file=job.file if len(job.file) <= 64 else None, hfr=result.hfr, stars=result.stars,
+                        seconds=round(result.seconds, 3), when="before_reply" if result.inline else "after_reply")
+        self.link.update_state(hfr=result.hfr, stars=result.stars)
 
     def _move_to_next_filter(self, devices, current: str | None) -> None:
         """Move the wheel to the filter after ``current`` in the rotation (not yet advanced), and the
@@ -181,6 +202,13 @@ class SlaveNode(NodeBase):
             self.focus_for(devices, target)  # filter offset, or a temperature change since the last frame
         except Exception as exc:  # noqa: BLE001 - the next exposure selects its filter again anyway
             log.warning("could not move the wheel to %s: %s", target, exc)
+
+
+def _epoch(iso: str | None) -> float | None:
+    """A wire timestamp ('2026-12-03T01:02:03.456Z') as time.time() seconds."""
+    if iso is None:
+        return None
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _numeric_id(value) -> int | None:

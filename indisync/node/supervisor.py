@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import Callable
 
-from ..config import IndiConfig
+from ..devices.settings import IndiConfig
 from ..devices.session import Devices, connect_devices
 from ..errors import DeviceError, IndisyncError
 

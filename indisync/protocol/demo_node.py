@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from ..config import MqttConfig
+from .settings import MqttConfig
 from .messages import now_iso
 from .node_link import NodeLink
 

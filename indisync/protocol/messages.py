@@ -241,6 +241,7 @@ COMMANDS: dict[str, dict[str, Field]] = {
         "exposure_id": opt(ident),  # the master's id of the slot, shared by every node's frame
         # strict: one slave frame per master frame; loose: as many as fit in ``duration``
         "sync": Field(one_of("strict", "loose"), "strict"),
+        "start_at": opt(timestamp),  # open the shutter at this UTC time (master.start_lead); null: at once
     },
     "abort": {"reason": opt(_REASON)},
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},
@@ -295,6 +296,17 @@ EVENTS: dict[str, dict[str, Field]] = {
         "reason": opt(_REASON),
     },
     "filter_changed": {"filter": req(safe_name), "previous": opt(safe_name)},
+    # a slave's frame measured after its expose reply (issue 13): HFR/NSTARS are not in its FITS header
+    "frame_measured": {
+        "exposure_id": req(ident),
+        "filter": opt(safe_name),
+        "file": opt(safe_name),
+        "hfr": opt(_HFR),
+        "stars": opt(integer(0, 10**7)),
+        "seconds": opt(number(0, 86_400)),
+        # before_reply: the queue was full and the slave measured it inline (its reply waited)
+        "when": Field(one_of("after_reply", "before_reply"), "after_reply"),
+    },
     "autofocus_started": {
         "run_id": req(ident),
         "filter": opt(safe_name),

@@ -24,7 +24,7 @@ import threading
 from datetime import datetime, timezone
 
 from .. import __version__
-from ..config import MqttConfig
+from .settings import MqttConfig
 from ..errors import ProtocolError
 from . import messages, topics
 from .commands import CommandClient, CommandHandler, CommandServer

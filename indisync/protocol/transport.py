@@ -24,7 +24,7 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ..config import MqttConfig
+from .settings import MqttConfig
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)

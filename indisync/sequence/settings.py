@@ -134,11 +134,17 @@ class MasterSettings:
     dither: DitherSettings = field(default_factory=DitherSettings)  # used only with a guider: section
     # A lost guide star: "pause" holds the next exposure until guiding is back; "continue" shoots unguided.
     on_star_lost: Literal["pause", "continue"] = "pause"
+    # Seconds between commanding the slaves and every shutter opening (a scheduled start, issue 13):
+    # 0 opens the master's at once and each slave's when the command arrives (loopback, wired LAN);
+    # over Wi-Fi set it above the worst one-way delay (0.3 s covers 20 ms latency with 200 ms stalls).
+    start_lead: float = 0.0
 
     def validate(self) -> None:
         _check_name("target", self.target, allow_none=False)
         if self.sync not in ("strict", "loose"):
             raise ConfigValueError("sync", f"got {self.sync!r}; allowed: strict, loose")
+        if not 0 <= self.start_lead <= 5:
+            raise ConfigValueError("start_lead", f"got {self.start_lead}; allowed: 0..5 seconds")
         if self.batches is not None and self.batches < 1:
             raise ConfigValueError("batches", f"got {self.batches}; allowed: null (until stopped) or an integer >= 1")
         for key in ("sequence", "refocus", "dither"):

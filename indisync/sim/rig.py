@@ -8,6 +8,7 @@ the nodes themselves only ever see images.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ import yaml
 from .broker import Mosquitto
 from .indi import IndiServer, set_number
 from .mounts import set_tracking_error
+from .netproxy import DelayProxy, NetProfile
 
 # A node's simulators: the master also has the mount (and the guide camera for the guider).
 SLAVE_DRIVERS = ("indi_simulator_ccd", "indi_simulator_focus", "indi_simulator_wheel", "indi_simulator_telescope")
@@ -67,6 +69,9 @@ class SimRig:
     seed: int = 1
     nodes: dict[str, SimNode] = field(default_factory=dict)
     broker: Mosquitto | None = None
+    # given: each node reaches the broker through its own DelayProxy (self.proxies[name]), a Wi-Fi link
+    network: NetProfile | None = None
+    proxies: dict[str, DelayProxy] = field(default_factory=dict)
 
     def __post_init__(self):
         self._own_workdir = self.workdir is None
@@ -97,10 +102,16 @@ class SimRig:
         offset = self._rng.randint(*self.focus_offset) * self._rng.choice((-1, 1))
         true_focus = FOCUSER_START + offset
         self._set_true_focus(indi, true_focus)
+        mqtt_host, mqtt_port = self.broker.host, self.broker.port
+        if self.network is not None:
+            seed = None if self.network.seed is None else self.network.seed + len(self.proxies)
+            proxy = DelayProxy(mqtt_host, mqtt_port, dataclasses.replace(self.network, seed=seed)).start()
+            self.proxies[name] = proxy
+            mqtt_host, mqtt_port = proxy.host, proxy.port
         config = {
             "node": {"name": name, "role": role},
             "indi": {"host": indi.host, "port": indi.port, "connect_timeout": 10},
-            "mqtt": {"host": self.broker.host, "port": self.broker.port, "keepalive": 5, "heartbeat": 1.0,
+            "mqtt": {"host": mqtt_host, "port": mqtt_port, "keepalive": 5, "heartbeat": 1.0,
                      "dead_after": 5.0, **self.mqtt_section},
             "storage": {"directory": str(self.images / name)},
             "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
@@ -251,6 +262,8 @@ class SimRig:
                 pass
         for node in self.nodes.values():
             node.indi.cleanup()
+        for proxy in self.proxies.values():
+            proxy.close()
         if self.broker is not None:
             self.broker.close()
 

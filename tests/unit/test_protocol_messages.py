@@ -48,6 +48,7 @@ def test_every_type_round_trips_with_a_minimal_payload():
         "exposure_started": {"exposure_id": "e", "duration": 1, "start": TS},
         "exposure_done": {"exposure_id": "e", "status": "ok"},
         "filter_changed": {"filter": "L"},
+        "frame_measured": {"exposure_id": "e"},
         "autofocus_started": {"run_id": "r"},
         "autofocus_point": {"run_id": "r", "position": 1000},
         "autofocus_done": {"run_id": "r", "status": "failed", "reason": "minimum outside the scanned range"},
