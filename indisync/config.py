@@ -71,8 +71,14 @@ class MqttConfig:
     heartbeat: float = 2.0  # seconds between retained state heartbeats
     dead_after: float = 8.0  # seconds without a heartbeat before the master drops a node
     discovery_prefix: str = "homeassistant"
+    # A command is refused once its envelope ts (the sender's clock, corrected by the measured
+    # offset) is this many seconds old; it is also each command's MQTT 5 Message Expiry Interval.
+    command_expiry: float = 60.0
+    clock_warn: float = 0.1  # seconds: a slave's clock this far off the master's is warned about
 
     def validate(self) -> None:
+        if self.command_expiry < 1 or self.clock_warn <= 0:
+            raise ConfigValueError("command_expiry", "command_expiry >= 1 s and clock_warn > 0 s are required")
         if not 0 < self.port < 65536:
             raise ConfigValueError("port", f"got {self.port}; allowed: 1..65535")
         if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z", self.topic_prefix):
@@ -100,6 +106,17 @@ class StorageConfig:
 
 
 @dataclass
+class TestingConfig:
+    """For tests and benchmarks only: never set on a real rig (a node warns at start when it is)."""
+
+    clock_skew_s: float = 0.0  # shift this node's clock (envelopes, clock samples, DATE-OBS) by this much
+
+    def validate(self) -> None:
+        if not -86_400 <= self.clock_skew_s <= 86_400:
+            raise ConfigValueError("clock_skew_s", "allowed: -86400..86400 seconds")
+
+
+@dataclass
 class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     indi: IndiConfig = field(default_factory=IndiConfig)
@@ -111,6 +128,7 @@ class Config:
     slave: SlaveSettings = field(default_factory=SlaveSettings)  # used when node.role is slave
     # The master guides (and dithers, per master.dither) only when this section is present.
     guider: GuiderSettings | None = None
+    testing: TestingConfig = field(default_factory=TestingConfig)  # tests only: see TestingConfig
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

@@ -30,6 +30,7 @@ class FrameRequest:
     batch: int | None = None
     seq_index: int | None = None
     exposure_id: int | None = None
+    clock_offset_s: float | None = None  # this node's clock minus the master's (CLKOFFS), if measured
 
 
 @dataclass
@@ -54,6 +55,7 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     if on_start is not None:
         on_start(request)
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
+    _apply_test_clock_skew(hdu.header, cfg.testing.clock_skew_s)
     if on_exposed is not None:
         on_exposed()
     hfr = stars = None
@@ -94,4 +96,21 @@ def _annotate(hdu, cfg: Config, request: FrameRequest, filter_name, focuser, hfr
         focus_temperature=focuser.temperature if focuser is not None else None,
         hfr=hfr,
         stars=stars,
+        clock_offset=request.clock_offset_s,
     )
+
+
+def _apply_test_clock_skew(header, skew_s: float) -> None:
+    """testing.clock_skew_s (tests only): DATE-OBS as a node whose clock runs ``skew_s`` ahead would write it."""
+    if not skew_s or "DATE-OBS" not in header:
+        return
+    from datetime import datetime, timedelta
+
+    text = str(header["DATE-OBS"])
+    try:
+        shifted = datetime.fromisoformat(text.replace("Z", "")) + timedelta(seconds=skew_s)
+    except ValueError:
+        log.warning("testing.clock_skew_s: DATE-OBS %r not understood; left as it is", text)
+        return
+    header["DATE-OBS"] = (shifted.strftime("%Y-%m-%dT%H:%M:%S.") + f"{shifted.microsecond // 1000:03d}",
+                          header.comments["DATE-OBS"] if hasattr(header, "comments") else "")

@@ -108,6 +108,7 @@ class SlaveNode(NodeBase):
             binning=int(args.get("binning") or 1), target=args.get("target"), suffix=filter_name,
             batch=args.get("batch"), seq_index=self.frames + 1,
             exposure_id=_numeric_id(args.get("exposure_id")),
+            clock_offset_s=self.link.clock_offset,
         )
 
         def on_start(req: FrameRequest) -> None:

@@ -227,6 +227,9 @@ STATE = {
         "rms_px": opt(number(0, 10_000)),
         "rms_arcsec": opt(number(0, 100_000)),
     })),
+    # this node's clock minus the master's (s), and the round trip it was measured with (protocol/clock.py)
+    "clock_offset_s": opt(number(-1e9, 1e9)),
+    "clock_rtt_s": opt(number(0, 3600)),
 }
 
 COMMANDS: dict[str, dict[str, Field]] = {
@@ -246,6 +249,7 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},
     "sync_wait": {"barrier": req(ident), "timeout": Field(number(0, 86_400, lo_open=True), 60.0)},
     "ping": {},
+    "time": {},  # a slave asks the master's clock; the answer's result is {t1, t2} (protocol/clock.py)
 }
 
 EVENTS: dict[str, dict[str, Field]] = {
