@@ -175,8 +175,8 @@ class NodeLink:
         self.update_state(clock_offset_s=round(estimate.offset_s, 4), clock_rtt_s=round(estimate.rtt_s, 4))
         off = abs(estimate.offset_s) > self.cfg.clock_warn
         if off and not self._clock_warned:
-            message = (f"clock of {self.node} is {estimate.offset_s:+.3f} s off the master {master}'s "
-                       f"(measured over a {estimate.rtt_s * 1000:.1f} ms round trip; warning above "
+            message = (f"clock of {self.node} is {estimate.offset_s:+.3f} s off the master's ({master}; "
+                       f"measured over a {estimate.rtt_s * 1000:.1f} ms round trip; warning above "
                        f"{self.cfg.clock_warn:g} s): DATE-OBS is off by as much. Fix: sync this Pi's clock "
                        "with chrony against the master")
             log.warning("%s", message)
