@@ -126,7 +126,7 @@ class ExecutedIds:
             self._lines += 1
             if self._lines > 2 * self.limit:
                 self._compact()
-        except OSError as exc:
+        except (OSError, TypeError, ValueError) as exc:
             # Memory still holds it, so this run stays exactly-once; only a restart could repeat it.
             log.error("could not record command %s in %s: %s", command_id, self.path, exc)
 
@@ -139,11 +139,20 @@ class ExecutedIds:
             self._file = None
 
     def _load(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            lines = []
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except FileNotFoundError:
+                lines = []
+            self._restore(lines)
+        except OSError as exc:
+            raise IndisyncError(
+                f"cannot keep the ids of commands run in {self.path}: {exc.strerror or exc}; "
+                "make storage.directory writable for this node's user"
+            ) from None
+
+    def _restore(self, lines: list[str]) -> None:
         bad = 0
         for line in lines:
             try:
@@ -325,6 +334,18 @@ class CommandServer:
             log.exception("could not publish the rejection")
 
     def _run(self, handler: CommandHandler, command: Command) -> None:
+        """On a pool thread. Whatever happens, the sender gets a final answer and the log says why:
+        an exception left in a Future is never seen."""
+        try:
+            self._run_handler(handler, command)
+        except Exception as exc:
+            log.exception("command %s (%s): answering failed", command.id, command.name)
+            try:
+                self._update(command.id, self._failed(command, f"internal error: {type(exc).__name__}: {exc}"))
+            except Exception:
+                log.exception("could not even fail command %s", command.id)
+
+    def _run_handler(self, handler: CommandHandler, command: Command) -> None:
         def progress(fraction: float | None = None, **result: Any) -> None:
             reply = self._reply_payload(command.id, command.name, "progress")
             reply["progress"] = fraction
@@ -335,10 +356,10 @@ class CommandServer:
             result = handler(command, progress)
             final = self._reply_payload(command.id, command.name, "done")
             final["result"] = result
-            messages.make("reply", self.node, final)  # a bad result fails here, not on the wire
+            messages.make("reply", self.node, final).encode()  # a bad result (not JSON) fails here, not on the wire
         except IndisyncError as exc:
             final = self._failed(command, str(exc))
-        except Exception as exc:
+        except Exception as exc:  # TypeError from encode() too: a result that is not JSON
             log.exception("command %s (%s) crashed", command.id, command.name)
             final = self._failed(command, f"{type(exc).__name__}: {exc}")
         self._update(command.id, final)

@@ -281,3 +281,20 @@ def test_time_command_stamps_arrival_and_answer_on_the_node_clock(wire):
     wire.wait_for(lambda: "done" in wire.statuses("t1"))
     result = next(r["result"] for r in wire.replies if r["status"] == "done")
     assert result == {"t1": 999.5, "t2": 1000.0}
+
+
+def test_a_result_that_is_not_json_fails_the_command_instead_of_leaving_the_sender_waiting(wire, tmp_path):
+    s = CommandServer("ota2", {"expose": lambda c, p: {"when": object()}}, wire.reply, wire.error,
+                      executed_path=tmp_path / "ids.jsonl")
+    s.handle(cmd(id="bad"))
+    wire.wait_for(lambda: "failed" in wire.statuses("bad"))
+    assert "TypeError" in [r for r in wire.replies if r["status"] == "failed"][0]["reason"]
+
+
+def test_an_unwritable_journal_is_a_clear_error_at_start(wire, tmp_path):
+    from indisync.errors import IndisyncError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(IndisyncError, match="storage.directory writable"):
+        CommandServer("ota2", {}, wire.reply, wire.error, executed_path=blocker / "ids.jsonl")
