@@ -1,11 +1,11 @@
 """Each slave's clock offset to the master's clock, measured over MQTT (NTP-style).
 
 A Raspberry Pi often has no real-time clock and chrony may not have synced at dusk, so DATE-OBS
-is only as good as each node's clock. Every ``SAMPLE_EVERY_S`` a slave sends the master a ``time``
-command and stamps four times:
+is only as good as each node's clock. Every ``SAMPLE_EVERY_S`` a slave asks the master's time and
+stamps four times:
 
-    t0  slave clock, just before the command is published
-    t1  master clock, when the command reached the master (paho's network thread)
+    t0  slave clock, just before the request is published
+    t1  master clock, when the request reached the master (paho's network thread)
     t2  master clock, just before the master publishes its answer
     t3  slave clock, when the answer reached the slave
 
@@ -24,7 +24,10 @@ time of an event stamped ``t`` here is ``t - clock_offset_s``. The master's own 
 ``testing.clock_skew_s``): it shifts every time this node stamps (envelopes, the samples above,
 DATE-OBS) so a test can check that the estimate finds a known offset.
 
-Pure except ``ClockSync``, which drives the exchange on a transport it is given.
+The exchange travels on each sender's own ``clock`` topic (``time_request`` from the slave,
+``time_reply`` from the master, naming the slave), so the shipped ACL, where a node writes only
+its own topics, allows it. Pure except ``ClockSync`` and ``ClockResponder``, which drive the
+exchange on a transport they are given.
 """
 
 from __future__ import annotations
@@ -115,29 +118,28 @@ class ClockEstimator:
 
 
 class ClockSync:
-    """A slave's side of the exchange: finds the master from the live states on the broker, sends
-    it a ``time`` command every ``SAMPLE_EVERY_S`` and calls ``on_estimate(estimate, master)``
-    after every answer. Runs on its own thread; every failure is logged, never fatal."""
+    """A slave's side of the exchange: finds the master from the live states on the broker,
+    publishes a ``time_request`` on its own ``clock`` topic every ``SAMPLE_EVERY_S`` and calls
+    ``on_estimate(estimate, master)`` after every ``time_reply`` addressed to it. Runs on its own
+    thread; every failure is logged, never fatal."""
 
     def __init__(self, transport, topic_tree: topics.Topics, node: str, clock: NodeClock,
-                 on_estimate: Callable[[ClockEstimate, str], None], expiry: float | None = None,
-                 every: float = SAMPLE_EVERY_S):
+                 on_estimate: Callable[[ClockEstimate, str], None], every: float = SAMPLE_EVERY_S):
         self.transport = transport
         self.topics = topic_tree
         self.node = node
         self.clock = clock
         self.every = every
-        self.expiry = expiry
         self.estimator = ClockEstimator()
         self.master: str | None = None
         self._on_estimate = on_estimate
-        self._outstanding: dict[str, float] = {}  # command id -> t0
+        self._outstanding: dict[str, float] = {}  # request id -> t0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._quick_left = FIRST_SAMPLES
         transport.subscribe(topic_tree.every(topics.STATE), self._on_state)
-        transport.subscribe(topic_tree.every(topics.REPLY), self._on_reply)
+        transport.subscribe(topic_tree.every(topics.CLOCK), self._on_reply)
 
     def start(self) -> None:
         if self._thread is None:
@@ -158,17 +160,17 @@ class ClockSync:
                 log.exception("clock sample failed")
 
     def ask(self) -> str | None:
-        """Send one ``time`` command to the master (if one is known and we are connected)."""
-        master = self.master
-        if master is None or not self.transport.connected.is_set():
+        """Publish one ``time_request`` (if a master is known and we are connected); its id."""
+        if self.master is None or not self.transport.connected.is_set():
             return None
-        env = messages.make("time", self.node, {}, ts=self.clock.iso())
-        now = self.clock.time()
+        env = messages.make("time_request", self.node, {}, ts=self.clock.iso())
+        payload = env.encode()
         with self._lock:
+            now = self.clock.time()
             for old in [i for i, t0 in self._outstanding.items() if now - t0 > ANSWER_WITHIN_S]:
                 del self._outstanding[old]
-            self._outstanding[env.id] = self.clock.time()
-        self.transport.publish(self.topics.cmd(master), env.encode(), expiry=self.expiry)
+            self._outstanding[env.id] = self.clock.time()  # t0: last thing before the publish
+        self.transport.publish(self.topics.clock(self.node), payload, expiry=ANSWER_WITHIN_S)
         self._quick_left = max(0, self._quick_left - 1)
         return env.id
 
@@ -189,25 +191,61 @@ class ClockSync:
 
     def _on_reply(self, msg) -> None:
         ref = self.topics.parse(msg.topic)
-        if ref is None or ref.node != self.master:
+        if ref is None or ref.node != self.master or msg.retain:
             return
         try:
-            env = messages.decode(msg.payload, kind=topics.REPLY)
+            env = messages.decode(msg.payload, kind=topics.CLOCK)
         except ProtocolError:
             return
-        reply = env.payload
-        if reply["command"] != "time" or reply["status"] != "done" or env.sender != ref.node:
+        if env.type != "time_reply" or env.sender != ref.node or env.payload["to"] != self.node:
             return
         with self._lock:
-            t0 = self._outstanding.pop(reply["command_id"], None)
-        result = reply.get("result") or {}
-        t1, t2 = result.get("t1"), result.get("t2")
-        if t0 is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (t1, t2)):
-            return
+            t0 = self._outstanding.pop(env.payload["request_id"], None)
+        if t0 is None:
+            return  # not ours, answered twice, or too late
         t3 = self.clock.from_system(msg.received) if msg.received else self.clock.time()
-        if not self.estimator.add(ClockSample(t0, float(t1), float(t2), t3)):
-            log.warning("clock: impossible sample from %s ignored (t0 %s t1 %s t2 %s t3 %s)", ref.node, t0, t1, t2, t3)
+        sample = ClockSample(t0, env.payload["t1"], env.payload["t2"], t3)
+        if not self.estimator.add(sample):
+            log.warning("clock: impossible sample from %s ignored: %s", ref.node, sample)
             return
         estimate = self.estimator.estimate()
         if estimate is not None:
             self._on_estimate(estimate, ref.node)
+
+
+class ClockResponder:
+    """The master's side: answers every live ``time_request`` on its own ``clock`` topic with the
+    arrival time (t1, stamped by paho's network thread) and the answer time (t2). At most one
+    answer per node per ``MIN_INTERVAL_S``, so a flood of requests costs a flood of nothing."""
+
+    MIN_INTERVAL_S = 0.1
+
+    def __init__(self, transport, topic_tree: topics.Topics, node: str, clock: NodeClock):
+        self.transport = transport
+        self.topics = topic_tree
+        self.node = node
+        self.clock = clock
+        self.answered = 0
+        self._last: dict[str, float] = {}  # requester -> monotonic time of its last answer
+        transport.subscribe(topic_tree.every(topics.CLOCK), self._on_request)
+
+    def _on_request(self, msg) -> None:
+        t1 = self.clock.from_system(msg.received) if msg.received else self.clock.time()
+        ref = self.topics.parse(msg.topic)
+        if ref is None or ref.node == self.node or msg.retain or not msg.payload:
+            return
+        try:
+            env = messages.decode(msg.payload, kind=topics.CLOCK)
+        except ProtocolError as exc:
+            log.debug("ignored a malformed clock message from %s: %s", ref.node, exc)
+            return
+        if env.type != "time_request" or env.sender != ref.node:
+            return
+        now = time.monotonic()
+        if now - self._last.get(ref.node, -1e9) < self.MIN_INTERVAL_S:
+            return
+        self._last[ref.node] = now
+        reply = messages.make("time_reply", self.node, {"request_id": env.id, "to": ref.node, "t1": t1,
+                                                        "t2": self.clock.time()}, ts=self.clock.iso())
+        self.transport.publish(self.topics.clock(self.node), reply.encode(), expiry=ANSWER_WITHIN_S)
+        self.answered += 1

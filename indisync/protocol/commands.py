@@ -9,12 +9,11 @@ that reply instead of running the command again.
 Never run: a command that arrives retained (however it arrives: the node subscribes with
 Retain-As-Published), and a command older than its expiry by the envelope's ``ts`` (on the
 sender's clock, corrected by this node's measured offset to it), so an old command queued
-somewhere or replayed after a restart does not take a frame at the wrong time. ``ping`` and
-``time`` have no effect and are exempt from the age check (``time`` is how a node whose clock
-is off finds out by how much).
+somewhere or replayed after a restart does not take a frame at the wrong time. ``ping`` has
+no effect and is exempt from the age check.
 
-``abort``, ``ping`` and ``time`` run on their own lane, never behind the worker pool: an abort
-must act while four exposures are running.
+``abort`` and ``ping`` run on their own lane, never behind the worker pool: an abort must act
+while four exposures are running.
 
 ``CommandServer`` (on every node): checks a raw command, answers ``accepted``, runs the
 handler on a worker pool, answers ``progress`` / ``done`` / ``failed``. A message that fails
@@ -48,9 +47,9 @@ log = logging.getLogger(__name__)
 
 REMEMBERED_IDS = 4096  # command ids (with their latest reply) kept for answering redeliveries
 WORKERS = 4  # commands running at once on the pool
-FAST_LANE = ("abort", "ping", "time")  # run on their own threads, never waiting for the pool
+FAST_LANE = ("abort", "ping")  # run on their own threads, never waiting for the pool
 FAST_WORKERS = 2
-NO_AGE_CHECK = ("ping", "time")  # no effect on the node: an old one does no harm
+NO_AGE_CHECK = ("ping",)  # no effect on the node: an old one does no harm
 COMMAND_EXPIRY_S = 60.0  # default for MqttConfig.command_expiry
 
 
@@ -228,7 +227,7 @@ class CommandServer:
         if unknown:
             raise ValueError(f"handlers for unknown commands {sorted(unknown)}; known: {', '.join(messages.COMMANDS)}")
         self.node = node
-        self.handlers = {"ping": _ping, "time": self._time, **handlers}
+        self.handlers = {"ping": _ping, **handlers}
         self._publish_reply = publish_reply
         self._publish_error = publish_error
         self._seen = ExecutedIds(executed_path, remember)  # id -> latest reply payload
@@ -246,7 +245,7 @@ class CommandServer:
         """Take one raw message from the node's cmd topic. Never raises.
 
         ``retained``: the message carried the retain flag (never executed); ``received``: this
-        node's clock when it arrived (``time``'s t1; now if not given)."""
+        node's clock when it arrived (now if not given)."""
         received = self._clock() if received is None else received
         if retained:
             self._reject(raw, topic, "a retained command is never executed; clear it with an empty retained "
@@ -310,10 +309,6 @@ class CommandServer:
         return (f"expired: sent {age:+.1f} s ago by this node's clock ({clock}); commands are valid for "
                 f"{self.expiry:g} s (mqtt.command_expiry). If the clocks differ, sync this Pi's clock with "
                 "chrony against the master")
-
-    def _time(self, command: Command, progress: ProgressFn) -> dict:
-        """NTP-style stamps (protocol/clock.py): t1 on arrival, t2 now, on this node's clock."""
-        return {"t1": command.received, "t2": self._clock()}
 
     # -- internals -------------------------------------------------------------------------
     def _reject(self, raw: bytes, topic: str | None, problem: str, answer: bool = True) -> None:

@@ -249,7 +249,6 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},
     "sync_wait": {"barrier": req(ident), "timeout": Field(number(0, 86_400, lo_open=True), 60.0)},
     "ping": {},
-    "time": {},  # a slave asks the master's clock; the answer's result is {t1, t2} (protocol/clock.py)
 }
 
 EVENTS: dict[str, dict[str, Field]] = {
@@ -309,6 +308,15 @@ REPLY = {
 SCHEMAS: dict[str, tuple[str, Validator]] = {"state": (topics.STATE, obj(STATE)), "reply": (topics.REPLY, obj(REPLY))}
 SCHEMAS.update({name: (topics.CMD, obj(schema)) for name, schema in COMMANDS.items()})
 SCHEMAS.update({name: (topics.EVENT, obj(schema)) for name, schema in EVENTS.items()})
+
+# Clock offset round trips (protocol/clock.py), each on its sender's own ``clock`` topic, so the
+# broker's ACL needs no node but the master to write another's topic. Times: POSIX s, sender's clock.
+_POSIX = number(0, 1e11)
+CLOCK_MESSAGES: dict[str, dict[str, Field]] = {
+    "time_request": {},
+    "time_reply": {"request_id": req(ident), "to": req(node_name), "t1": req(_POSIX), "t2": req(_POSIX)},
+}
+SCHEMAS.update({name: (topics.CLOCK, obj(schema)) for name, schema in CLOCK_MESSAGES.items()})
 
 
 # -- the envelope ------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from .. import __version__
 from ..config import MqttConfig
 from ..errors import ProtocolError
 from . import messages, topics
-from .clock import ClockEstimate, ClockSync, NodeClock
+from .clock import ClockEstimate, ClockResponder, ClockSync, NodeClock
 from .commands import CommandClient, CommandHandler, CommandServer
 from .discovery import discovery_messages
 from .registry import NodeRegistry
@@ -82,8 +82,9 @@ class NodeLink:
         self.transport.subscribe(self.topics.ha_status, self._on_ha_status)
         self.transport.on_connect(self._announce)
         if role == "slave":
-            self.clock_sync = ClockSync(self.transport, self.topics, node, self.clock, self._on_clock_estimate,
-                                        expiry=cfg.command_expiry)
+            self.clock_sync = ClockSync(self.transport, self.topics, node, self.clock, self._on_clock_estimate)
+        else:  # the master's clock is the reference every slave measures itself against
+            self.clock_responder = ClockResponder(self.transport, self.topics, node, self.clock)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, wait: float | None = None) -> bool:

@@ -60,3 +60,66 @@ def test_clkoffs_header_card_only_once_measured():
     assert "CLKOFFS" not in {k for k, _, _ in frame_header_cards(**base)}
     cards = {k: v for k, v, _ in frame_header_cards(**base, clock_offset=0.25012)}
     assert cards["CLKOFFS"] == 0.2501
+
+
+class LoopbackTransport:
+    """Delivers every publish to the matching subscribers at once (a broker with zero delay)."""
+
+    def __init__(self):
+        import threading
+
+        self.subs = []
+        self.connected = threading.Event()
+        self.connected.set()
+        self.published = []
+
+    def subscribe(self, topic_filter, handler, retain_as_published=False):
+        self.subs.append((topic_filter, handler))
+
+    def publish(self, topic, payload, retain=False, expiry=None):
+        import time as _time
+
+        from indisync.protocol.transport import Incoming
+
+        self.published.append((topic, expiry))
+        msg = Incoming(topic, payload, retain, _time.time())
+        for topic_filter, handler in list(self.subs):
+            head, _, tail = topic_filter.partition("+")
+            if topic == topic_filter or (tail and topic.startswith(head) and topic.endswith(tail)):
+                handler(msg)
+
+
+def test_slave_and_master_find_an_injected_offset_over_their_own_clock_topics():
+    from indisync.protocol import messages
+    from indisync.protocol.clock import ClockResponder, ClockSync
+    from indisync.protocol.topics import Topics
+
+    wire, tree = LoopbackTransport(), Topics("indisync")
+    responder = ClockResponder(wire, tree, "ota1", NodeClock(0.0))
+    responder.MIN_INTERVAL_S = 0.0  # the rate limit is for floods; here three asks in a row
+    estimates = []
+    sync = ClockSync(wire, tree, "ota2", NodeClock(-3.5), lambda e, m: estimates.append((e, m)))
+    assert sync.ask() is None  # no master seen yet
+    master_state = messages.make("state", "ota1", {"role": "master", "phase": "idle", "version": "0"})
+    wire.publish(tree.state("ota1"), master_state.encode())
+    assert sync.master == "ota1"
+    for _ in range(3):
+        sync.ask()
+    assert len(estimates) == 3 and estimates[-1][1] == "ota1"
+    assert abs(estimates[-1][0].offset_s + 3.5) < 0.005 and estimates[-1][0].rtt_s < 0.05
+    # each node wrote only its own clock topic (the shipped ACL allows nothing else)
+    assert {t for t, _ in wire.published if t.endswith("/clock")} == {tree.clock("ota1"), tree.clock("ota2")}
+    assert all(expiry for t, expiry in wire.published if t.endswith("/clock"))
+
+
+def test_a_retained_state_does_not_name_the_master():
+    from indisync.protocol import messages
+    from indisync.protocol.clock import ClockSync
+    from indisync.protocol.topics import Topics
+    from indisync.protocol.transport import Incoming
+
+    wire, tree = LoopbackTransport(), Topics("indisync")
+    sync = ClockSync(wire, tree, "ota2", NodeClock(), lambda e, m: None)
+    old = messages.make("state", "ota9", {"role": "master", "phase": "idle", "version": "0"})
+    sync._on_state(Incoming(tree.state("ota9"), old.encode(), True))
+    assert sync.master is None

@@ -275,14 +275,6 @@ def test_abort_runs_at_once_while_four_long_commands_hold_every_worker(wire):
         s.close(wait=True)
 
 
-def test_time_command_stamps_arrival_and_answer_on_the_node_clock(wire):
-    s = CommandServer("ota2", {}, wire.reply, wire.error, clock=lambda: 1000.0)
-    s.handle(cmd("time", {}, id="t1"), received=999.5)
-    wire.wait_for(lambda: "done" in wire.statuses("t1"))
-    result = next(r["result"] for r in wire.replies if r["status"] == "done")
-    assert result == {"t1": 999.5, "t2": 1000.0}
-
-
 def test_a_result_that_is_not_json_fails_the_command_instead_of_leaving_the_sender_waiting(wire, tmp_path):
     s = CommandServer("ota2", {"expose": lambda c, p: {"when": object()}}, wire.reply, wire.error,
                       executed_path=tmp_path / "ids.jsonl")
