@@ -65,7 +65,7 @@ class NodeLink:
         self.transport = MqttTransport(
             cfg, client_id or f"indisync-{node}", will=Will(self.topics.status(node), topics.OFFLINE, retain=True)
         )
-        self.transport.on_overflow = lambda message: self._publish_error(message, None, None)
+        self.transport.on_problem = lambda message: self._publish_error(message, None, None)
         self._state = messages.make(
             "state", node, {"role": role, "phase": "idle", "frames": 0, "version": version}
         ).payload

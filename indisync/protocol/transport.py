@@ -17,7 +17,7 @@
   room (backpressure: the broker holds the rest), bounded by half the keepalive so the
   connection survives. Only state heartbeats, which every node repeats every few seconds, are
   shed at once when the queue is full. Anything still dropped is counted, logged and reported
-  through ``on_overflow`` (a node turns it into an ``error`` event).
+  through ``on_problem`` (a node turns it into an ``error`` event).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ RECONNECT_MIN_S = 1  # paho's reconnect back-off: first retry after 1 s ...
 RECONNECT_MAX_S = 8  # ... doubling up to 8 s, so a restarted broker is found again within ~8 s
 QUEUE_SIZE = 10_000  # incoming messages waiting for the worker; beyond this the network thread waits
 SHEDDABLE_KINDS = ("state",)  # heartbeats: repeated every few seconds, so one shed when full costs nothing
-OVERFLOW_REPORT_EVERY_S = 10.0  # at most one on_overflow report per this many seconds
+OVERFLOW_REPORT_EVERY_S = 10.0  # at most one on_problem report per this many seconds
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,8 @@ class MqttTransport:
         self.dropped = 0  # incoming messages dropped (see the module doc: never silently)
         self.shed = 0  # of those, state heartbeats shed at once on a full queue
         self.waited = 0  # messages the network thread had to wait for room for (backpressure)
-        # fn(message) on paho's network thread, rate-limited: a node publishes an error event
-        self.on_overflow: Callable[[str], None] | None = None
+        # fn(message) on paho's network thread (queue overflow, rate-limited; a refused subscription): a node publishes an error event
+        self.on_problem: Callable[[str], None] | None = None
         self._last_overflow_report = 0.0
         self._subscriptions: dict[str, list[Handler]] = {}
         self._retain_as_published: set[str] = set()
@@ -113,6 +113,7 @@ class MqttTransport:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
 
     # -- set-up ----------------------------------------------------------------------------
@@ -223,6 +224,19 @@ class MqttTransport:
         except Exception:  # an exception escaping here would stop paho's loop
             log.exception("on_connect failed")
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        """A refused subscription (an ACL without read, a bad filter) would leave a node deaf in silence."""
+        try:
+            refused = [str(code) for code in reason_codes if code.is_failure]
+            if refused:
+                log.error("MQTT %s: the broker refused a subscription (%s); check the broker's ACL for this user",
+                          self.client_id, ", ".join(refused))
+                if self.on_problem is not None:  # the node's problem channel: an error event
+                    self.on_problem(f"MQTT {self.client_id}: the broker refused a subscription "
+                                     f"({', '.join(refused)}); check the broker's ACL for this user")
+        except Exception:
+            log.exception("on_subscribe failed")
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         try:
             self.connected.clear()
@@ -275,9 +289,9 @@ class MqttTransport:
             return
         self._last_overflow_report = now
         log.error("%s", message)
-        if self.on_overflow is not None:
+        if self.on_problem is not None:
             try:
-                self.on_overflow(message)
+                self.on_problem(message)
             except Exception:
                 log.exception("overflow report failed")
 

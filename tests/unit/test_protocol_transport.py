@@ -14,7 +14,7 @@ from indisync.protocol.transport import Incoming, MqttTransport
 def transport(size=1):
     t = MqttTransport(MqttConfig(keepalive=2), "unit-transport", queue_size=size)
     reports = []
-    t.on_overflow = reports.append
+    t.on_problem = reports.append
     return t, reports
 
 
