@@ -33,6 +33,7 @@ class FrameRequest:
     exposure_id: int | None = None
     # time.time() at which to open the shutter (the master's scheduled start); None: at once
     start_at: float | None = None
+    clock_offset_s: float | None = None  # this node's clock minus the master's (CLKOFFS), if measured
 
 
 @dataclass
@@ -117,6 +118,7 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
     if should_abort is not None and should_abort():
         raise ExposureAborted("aborted as the image arrived; the frame is discarded, not written")
+    _apply_test_clock_skew(hdu.header, cfg.testing.clock_skew_s)
     context = capture_context(devices, filter_name, hdu)  # shutter closed: before anything moves
     if on_exposed is not None:
         on_exposed()
@@ -184,4 +186,21 @@ def _annotate(hdu, cfg: Config, request: FrameRequest, context: FrameContext, hf
         hfr=hfr,
         stars=stars,
         **context.header_fields(),
+        clock_offset=request.clock_offset_s,
     )
+
+
+def _apply_test_clock_skew(header, skew_s: float) -> None:
+    """testing.clock_skew_s (tests only): DATE-OBS as a node whose clock runs ``skew_s`` ahead would write it."""
+    if not skew_s or "DATE-OBS" not in header:
+        return
+    from datetime import datetime, timedelta
+
+    text = str(header["DATE-OBS"])
+    try:
+        shifted = datetime.fromisoformat(text.replace("Z", "")) + timedelta(seconds=skew_s)
+    except ValueError:
+        log.warning("testing.clock_skew_s: DATE-OBS %r not understood; left as it is", text)
+        return
+    header["DATE-OBS"] = (shifted.strftime("%Y-%m-%dT%H:%M:%S.") + f"{shifted.microsecond // 1000:03d}",
+                          header.comments["DATE-OBS"] if hasattr(header, "comments") else "")

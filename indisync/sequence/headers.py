@@ -2,7 +2,8 @@
 
 The camera layer already writes EXPTIME, DATE-OBS, INSTRUME, XBINNING, YBINNING and IMAGETYP;
 ``apply_frame_header`` adds OBJECT, FILTER, FOCUSPOS, FOCTEMP, CCD-TEMP, SET-TEMP (when known) and
-ours: NODE, BATCH, SEQINDEX, EXPOSID, and HFR and NSTARS when measured. Values that are unknown are left out rather
+ours: NODE, BATCH, SEQINDEX, EXPOSID, HFR and NSTARS when measured, and CLKOFFS (this node's clock
+minus the master's, s, protocol/clock.py; 0 on the master) once measured. Values that are unknown are left out rather
 than written as placeholders, so a reader can tell "not measured" from a value.
 """
 
@@ -29,6 +30,7 @@ def frame_header_cards(
     stars: int | None = None,
     ccd_temperature: float | None = None,
     set_temperature: float | None = None,
+    clock_offset: float | None = None,
 ) -> list[tuple[str, Any, str]]:
     """(keyword, value, comment) for each known value, in a stable order."""
     cards: list[tuple[str, Any, str]] = [
@@ -47,6 +49,8 @@ def frame_header_cards(
          "[degC] sensor temperature at shutter close"),
         ("SET-TEMP", None if set_temperature is None else round(float(set_temperature), 2),
          "[degC] cooling setpoint"),
+        ("CLKOFFS", None if clock_offset is None else round(float(clock_offset), 4),
+         "[s] this clock minus master's; true = DATE-OBS - CLKOFFS"),
     ]
     return [(k, v, c) for k, v, c in cards if v is not None]
 
