@@ -296,6 +296,8 @@ class Guider:
         """
         self._stop.set()
         thread = self._thread
+        if thread is threading.current_thread():  # a listener stopping the loop it runs in: it ends after this frame
+            return False
         if thread is not None and thread.is_alive():
             s = self.settings
             first = s.exposure + 2 * s.max_pulse_ms / 1000.0 + STOP_GRACE
