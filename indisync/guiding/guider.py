@@ -208,11 +208,20 @@ class Guider:
             east = self._walk_back(lock, "E", len(west) - 1, west[-1])
             north = self._walk(lock, "N")
             self._pulse_steps("S", len(north) - 1)
-            cal = derive_calibration(
-                west, north, s.calibration_step_ms, min_move=s.calibration_min_move,
-                max_orthogonality_error=s.max_orthogonality_error, declination=declination,
-                pixel_scale=self.pixel_scale, binning=s.binning, east=east,
-            )
+            try:
+                cal = derive_calibration(
+                    west, north, s.calibration_step_ms, min_move=s.calibration_min_move,
+                    max_orthogonality_error=s.max_orthogonality_error, declination=declination,
+                    pixel_scale=self.pixel_scale, binning=s.binning, east=east,
+                )
+            except CalibrationError as exc:
+                if "not responding" not in str(exc):
+                    raise
+                where = "the mount" if s.pulse_via == "mount" else "the guide camera's ST4 port"
+                dec = "unknown" if declination is None else f"{declination:.1f}"
+                tracking = {True: "on", False: "off", None: "unknown"}[self._mount_flag("tracking")]
+                raise CalibrationError(f"{exc}. The pulses went to {where} (guider.pulse_via: {s.pulse_via}); "
+                                       f"the mount reports Dec {dec}, tracking {tracking}") from None
         except BaseException:
             self._set_state(GuiderState.IDLE)
             raise
