@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 PULSE = {"N": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_N"), "S": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_S"),
          "E": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_E"), "W": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_W")}
 PIER_SIDES = {"PIER_EAST": "east", "PIER_WEST": "west"}
+OPPOSITE = {"N": "S", "S": "N", "E": "W", "W": "E"}
 
 
 class Mount(IndiDevice):
@@ -33,6 +34,18 @@ class Mount(IndiDevice):
         """(RA in hours, DEC in degrees), JNow."""
         snap = self.client.wait_property(self.name, "EQUATORIAL_EOD_COORD", self.property_timeout)
         return snap.values["RA"], snap.values["DEC"]
+
+    # Same as the night/acquire branches' Mount (read-only here; the guider checks them before calibrating).
+    @property
+    def tracking(self) -> bool | None:
+        snap = self.client.snapshot(self.name, "TELESCOPE_TRACK_STATE")
+        return None if snap is None else bool(snap.values.get("TRACK_ON"))
+
+    @property
+    def parked(self) -> bool | None:
+        """True/False from TELESCOPE_PARK; None when the mount cannot park."""
+        snap = self.client.snapshot(self.name, "TELESCOPE_PARK")
+        return None if snap is None else bool(snap.values.get("PARK"))
 
     @property
     def guide_rate(self) -> tuple[float, float] | None:
@@ -52,7 +65,11 @@ class Mount(IndiDevice):
         if ms <= 0:
             return
         prop, elem = PULSE[direction]
-        set_number(self.client, self.name, prop, {elem: int(ms)}, self.property_timeout + ms / 1000.0, wait=wait)
+        # The opposite direction goes out as 0 explicitly: drivers that answer at once (the Guide
+        # Simulator's ST4 port) keep the last pulse in the property, and with both set INDI runs North
+        # or West, so an East pulse after a West one went West.
+        set_number(self.client, self.name, prop, {elem: int(ms), PULSE[OPPOSITE[direction]][1]: 0},
+                   self.property_timeout + ms / 1000.0, wait=wait)
 
     # ---- park ---------------------------------------------------------------------------------
     @property

@@ -3,15 +3,22 @@
 It drives a camera and a mount it is given, through two methods only (no INDI here)::
 
     camera.expose(seconds, binning) -> HDU with .data (2-D array) and .header (SCALE etc.)
+    camera.abort()                     # optional: ends a guide frame early when stopping
     mount.pulse_guide(direction, ms)   # "N"/"S"/"E"/"W"; returns when the pulse has ended
     mount.coordinates -> (ra_hours, dec_deg)   # optional: rescales RA for declination
+    mount.tracking, mount.parked -> bool | None   # optional: checked before calibrating
 
-so the same loop runs on INDI devices (indisync.devices) and on the fakes of the unit tests.
+so the same loop runs on INDI devices (indisync.devices) and on the fakes of the unit tests. With
+``guider.pulse_via: camera`` the pulses go to a ``pulser`` given separately (the guide camera's ST4
+port, ``indisync.devices.guide_port.GuidePort``), the mount still says where it points.
 
 Guiding runs in its own thread between ``start()`` and ``stop()``. ``dither()`` and
 ``wait_settled()`` are called from other threads (the master's sequence) and block until the star
 has settled or the settle timed out. Listeners added with ``add_listener`` receive a GuideEvent for
 everything that happens (kinds in EVENT_KINDS); they run in the guide thread and must return quickly.
+
+Nothing here raises out of ``stop()`` and the guide thread cannot end unseen: a loop that does not
+stop in time, or that ends on any exception, leaves state ERROR, ``last_error`` and an "error" event.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import CalibrationError, GuideError, IndisyncError
-from .calibration import Calibration, axis_done, derive_calibration
+from .calibration import Calibration, axis_done, calibration_blockers, derive_calibration
 from .control import GuideController, Pulse
 from .dither import DitherResult, SettleTracker, random_offset
 from .settings import GuiderSettings, SettleSettings
@@ -46,6 +53,10 @@ EVENT_KINDS = (
 STAR_DISAGREEMENT_PX = 2.0
 # Real-time allowance, beyond settle.timeout, before a dither stops waiting for a silent loop.
 SILENT_LOOP_GRACE = 120.0
+# Real-time allowance, beyond one frame and two longest pulses, for the loop to stop by itself before
+# stop() aborts the guide frame; and after that, for it to end before stop() gives up on it.
+STOP_GRACE = 5.0
+STOP_AFTER_ABORT = 60.0
 
 
 class GuiderState(str, enum.Enum):
@@ -99,9 +110,14 @@ class StarLock:
 class Guider:
     def __init__(self, camera: Any, mount: Any, settings: GuiderSettings | None = None, *,
                  calibration: Calibration | None = None, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 pulser: Any = None):
         self.camera, self.mount = camera, mount
         self.settings = settings or GuiderSettings()
+        if pulser is None and self.settings.pulse_via == "camera":
+            raise GuideError("guider.pulse_via is camera, but no guide port was given for the camera's ST4 "
+                             "pulses (indisync.devices.guide_port.GuidePort); set guider.pulse_via: mount")
+        self.pulser = pulser if pulser is not None else mount  # what receives the guide pulses
         self._calibration = calibration
         self._guide_cal: Calibration | None = None  # the calibration rescaled to the guiding declination
         self._rng = rng or random.Random()
@@ -133,6 +149,11 @@ class Guider:
 
     @property
     def running(self) -> bool:
+        """Guiding: the loop runs and has not been asked to stop."""
+        return self._alive and not self._stop.is_set()
+
+    @property
+    def _alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     @property
@@ -166,9 +187,17 @@ class Guider:
 
     def calibrate(self) -> Calibration:
         """Pulse West, East, North, South in steps; measure; derive the axes. Blocks; not while guiding."""
-        if self.running:
+        if self._alive:
             raise GuideError("stop guiding before calibrating (Guider.stop())")
         s = self.settings
+        declination = self._declination()
+        problems = calibration_blockers(declination, self._mount_flag("tracking"), self._mount_flag("parked"),
+                                        max_dec=s.calibration_max_dec)
+        if problems:
+            raise CalibrationError("cannot calibrate: " + "; ".join(problems))
+        if declination is not None and abs(declination) > 60:
+            log.warning("calibrating at Dec %.1f: RA moves only %.2f of its rate there; |Dec| < 60 near the "
+                        "meridian calibrates better", declination, abs(math.cos(math.radians(declination))))
         self._set_state(GuiderState.CALIBRATING)
         try:
             image = self._expose()
@@ -176,14 +205,23 @@ class Guider:
             if lock is None:
                 raise CalibrationError(self._no_star_message())
             west = self._walk(lock, "W")
-            self._pulse_steps("E", len(west) - 1)
+            east = self._walk_back(lock, "E", len(west) - 1, west[-1])
             north = self._walk(lock, "N")
             self._pulse_steps("S", len(north) - 1)
-            cal = derive_calibration(
-                west, north, s.calibration_step_ms, min_move=s.calibration_min_move,
-                max_orthogonality_error=s.max_orthogonality_error, declination=self._declination(),
-                pixel_scale=self.pixel_scale, binning=s.binning,
-            )
+            try:
+                cal = derive_calibration(
+                    west, north, s.calibration_step_ms, min_move=s.calibration_min_move,
+                    max_orthogonality_error=s.max_orthogonality_error, declination=declination,
+                    pixel_scale=self.pixel_scale, binning=s.binning, east=east,
+                )
+            except CalibrationError as exc:
+                if "not responding" not in str(exc):
+                    raise
+                where = "the mount" if s.pulse_via == "mount" else "the guide camera's ST4 port"
+                dec = "unknown" if declination is None else f"{declination:.1f}"
+                tracking = {True: "on", False: "off", None: "unknown"}[self._mount_flag("tracking")]
+                raise CalibrationError(f"{exc}. The pulses went to {where} (guider.pulse_via: {s.pulse_via}); "
+                                       f"the mount reports Dec {dec}, tracking {tracking}") from None
         except BaseException:
             self._set_state(GuiderState.IDLE)
             raise
@@ -212,9 +250,22 @@ class Guider:
             self._emit("calibration_step", direction=direction, step=len(positions) - 1, dx=m[0], dy=m[1])
         return positions
 
+    def _walk_back(self, lock: StarLock, direction: str, steps: int,
+                   start: tuple[float, float]) -> list[tuple[float, float]]:
+        """Pulse back the outward steps, measuring after each (a lost star here just ends the series:
+        the return leg only refines the rate)."""
+        positions = [start]
+        for i in range(steps):
+            self._pulse_steps(direction, 1)
+            m = lock.measure(self._expose()) if len(positions) == i + 1 else None
+            if m is not None:
+                positions.append(m[:2])
+                self._emit("calibration_step", direction=direction, step=i + 1, dx=m[0], dy=m[1])
+        return positions
+
     def _pulse_steps(self, direction: str, steps: int) -> None:
         for _ in range(steps):
-            self.mount.pulse_guide(direction, self.settings.calibration_step_ms)
+            self.pulser.pulse_guide(direction, self.settings.calibration_step_ms)
             self._sleep(self.settings.pulse_settle)
 
     # ---- start / stop / reacquire -----------------------------------------------------------------
@@ -227,6 +278,9 @@ class Guider:
         """
         if self.running:
             return
+        if self._alive:  # asked to stop, but never did: a second loop would fight it for the devices
+            raise GuideError(f"the previous guide loop is still stuck ({self._last_error}); the guide camera or "
+                             "the mount is not answering: check them (or restart the node)")
         if self._calibration is None:
             self.calibrate()
         self._guide_cal = self._calibration.at_declination(self._declination())
@@ -241,20 +295,47 @@ class Guider:
         self._thread = threading.Thread(target=self._run, name="guider", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop guiding after the current frame and pulses end; waits for the guide thread."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop guiding after the current frame and pulses end; waits for the guide thread, bounded.
+
+        Never raises. True when the loop has ended. A loop still running after one frame, two of the
+        longest pulses and STOP_GRACE seconds has its guide frame aborted; still running STOP_AFTER_ABORT
+        seconds later (or after ``timeout`` seconds in all), it is given up on: logged, state ERROR,
+        ``last_error`` set and an "error" event emitted, and ``start()`` refuses until it has ended.
+        """
         self._stop.set()
         thread = self._thread
-        if thread is not None:
-            limit = timeout if timeout is not None else (
-                self.settings.exposure + 2 * self.settings.max_pulse_ms / 1000.0 + 120.0)
-            thread.join(limit)
+        if thread is threading.current_thread():  # a listener stopping the loop it runs in: it ends after this frame
+            return False
+        if thread is not None and thread.is_alive():
+            s = self.settings
+            first = s.exposure + 2 * s.max_pulse_ms / 1000.0 + STOP_GRACE
+            limit = first + STOP_AFTER_ABORT if timeout is None else timeout
+            thread.join(min(first, limit))
             if thread.is_alive():
-                raise GuideError(f"the guide loop did not stop within {limit:g}s: the guide camera or the mount "
-                                 "is not answering")
+                self._abort_frame()
+                thread.join(max(limit - first, 0.0))
+            if thread.is_alive():
+                error = GuideError(f"the guide loop did not stop within {limit:g}s: the guide camera or the mount "
+                                   "is not answering; guiding is off, check them (or restart the node)")
+                log.error("%s", error)
+                self._last_error = error
+                self._set_state(GuiderState.ERROR)
+                self._emit("error", message=str(error), type=type(error).__name__)
+                return False
         self._thread = None
         if self._state is not GuiderState.ERROR:
             self._set_state(GuiderState.IDLE)
+        return True
+
+    def _abort_frame(self) -> None:
+        abort = getattr(self.camera, "abort", None)
+        if abort is None:
+            return
+        try:
+            abort()
+        except Exception:  # noqa: BLE001 - best effort: the loop is being given up on anyway
+            log.exception("could not abort the guide frame")
 
     def reacquire(self) -> None:
         """Choose a new guide star on the next frame and lock where it is (keeps guiding)."""
@@ -311,15 +392,18 @@ class Guider:
                     self._lock_on(image, "star_selected")
                     continue
                 self._guide_frame(image)
-        except Exception as exc:  # a device error ends guiding; the master sees state ERROR and the event
+        except BaseException as exc:  # noqa: BLE001 - whatever ends the loop is recorded, never silent
             log.exception("guiding stopped on an error")
             self._last_error = exc
             self._set_state(GuiderState.ERROR)
-            self._emit("error", message=str(exc), type=type(exc).__name__)
+            self._emit("error", message=str(exc) or type(exc).__name__, type=type(exc).__name__)
         finally:
             with self._cond:
                 self._cond.notify_all()
-            self._emit("stopped", **self._stats.summary())
+            try:
+                self._emit("stopped", **self.stats.summary())
+            except Exception:  # noqa: BLE001 - the thread is ending; the error above is already out
+                log.exception("could not report the end of guiding")
 
     def _lock_on(self, image: np.ndarray, event: str) -> bool:
         lock = self._acquire(image)
@@ -341,7 +425,7 @@ class Guider:
         with self._cond:
             if self._pending_offset is not None:
                 lock.offset, self._pending_offset = self._pending_offset, None
-                self._controller.reset()
+                self._controller.reset(keep_drift=True)  # the sky drifts on the same after a dither
         m = lock.measure(image)
         now = self._clock()
         if m is None:
@@ -393,7 +477,7 @@ class Guider:
 
     def _send(self, pulses: list[Pulse]) -> None:
         for p in pulses:
-            self.mount.pulse_guide(p.direction, p.ms)
+            self.pulser.pulse_guide(p.direction, p.ms)
         if pulses:
             self._sleep(self.settings.pulse_settle)
 
@@ -444,6 +528,14 @@ class Guider:
             return float(coords[1]) if coords is not None else None
         except Exception:  # a mount without coordinates guides fine; RA just is not rescaled
             return None
+
+    def _mount_flag(self, name: str) -> bool | None:
+        """mount.tracking / mount.parked when the mount says; None when it cannot or does not."""
+        try:
+            value = getattr(self.mount, name, None)
+        except Exception:  # noqa: BLE001 - an unreadable flag is an unknown one; calibration will tell
+            return None
+        return value if isinstance(value, bool) else None
 
     def _set_state(self, state: GuiderState) -> None:
         with self._cond:

@@ -13,6 +13,8 @@ Example (all keys optional; these are the defaults)::
       aggressiveness: 0.7        # fraction of the measured error corrected per frame (RA)
       dec_aggressiveness: 0.7
       hysteresis: 0.1            # RA: weight of the previous correction
+      drift_gain: 0.1            # RA: fraction of the summed error added per frame (cancels steady drift)
+      dec_drift_gain: 0.0        # the same for Dec (off: Dec reversals meet backlash)
       min_move: 0.15             # px; smaller errors get no pulse
       min_pulse_ms: 10
       max_pulse_ms: 2000
@@ -28,6 +30,8 @@ Example (all keys optional; these are the defaults)::
       lost_after_frames: 3       # consecutive frames without the star before "star lost"
       reacquire_after_frames: 10 # frames lost before a new star is chosen; 0 = wait for it
       exposure_retries: 2        # failed guide frames in a row ridden out before guiding stops
+      pulse_via: mount           # mount: the mount's TIMED_GUIDE; camera: the guide camera's ST4 port
+      calibration_max_dec: 80.0  # degrees; closer to a pole calibration is refused (RA barely moves)
 
     master:
       dither: {every_frames: 1, pixels: 3.0, ra_only: false,
@@ -63,6 +67,11 @@ class GuiderSettings:
     dec_aggressiveness: float = 0.7
     # RA hysteresis: the correction is (1-h)·error + h·previous (PHD2's hysteresis algorithm).
     hysteresis: float = 0.1
+    # RA: each frame the sum of past errors times this is added to the correction, so a steady drift
+    # (periodic error, polar misalignment) is cancelled instead of trailed by drift/aggressiveness px.
+    # 0 = PHD2's plain hysteresis guider. Dec: off by default, a Dec integrator reverses into backlash.
+    drift_gain: float = 0.1
+    dec_drift_gain: float = 0.0
     # Errors below this many pixels are seeing, not drift: no pulse.
     min_move: float = 0.15
     min_pulse_ms: int = 10  # shorter pulses are dropped: mounts ignore or mangle them
@@ -85,6 +94,12 @@ class GuiderSettings:
     # A guide frame that fails (driver ALERT, a BLOB that never came) is retried this many times in a
     # row before guiding stops with an error: one bad frame must not end a night's guiding.
     exposure_retries: int = 2
+    # Where guide pulses go: the mount's TELESCOPE_TIMED_GUIDE_NS/WE (pulse guiding), or the guide
+    # camera's own TIMED_GUIDE properties (its ST4 jack, cabled to the mount's autoguider port).
+    pulse_via: Literal["mount", "camera"] = "mount"
+    # Calibration is refused with |Dec| above this: RA pulses move the star by cos(Dec) of their rate,
+    # so near a pole the RA axis cannot be measured (cos(80) = 0.17; PHD2 advises |Dec| < 60).
+    calibration_max_dec: float = 80.0
 
     def validate(self) -> None:
         positive = ("exposure", "calibration_distance", "search_radius", "min_snr", "isolation")
@@ -98,12 +113,17 @@ class GuiderSettings:
         for key in ("aggressiveness", "dec_aggressiveness"):
             if not 0 < getattr(self, key) <= 2:
                 raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: 0 < value <= 2 (1 = full correction)")
+        for key in ("drift_gain", "dec_drift_gain"):
+            if not 0 <= getattr(self, key) <= 0.5:
+                raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: 0 <= value <= 0.5 (0 = off)")
         if not 0 <= self.hysteresis < 1:
             raise ConfigValueError("hysteresis", f"got {self.hysteresis}; allowed: 0 <= value < 1")
         for key in ("min_move", "min_pulse_ms", "pulse_settle", "edge_margin", "reacquire_after_frames",
                     "exposure_retries", "max_orthogonality_error", "calibration_min_move"):
             if getattr(self, key) < 0:
                 raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: a number >= 0")
+        if not 0 < self.calibration_max_dec <= 90:
+            raise ConfigValueError("calibration_max_dec", f"got {self.calibration_max_dec}; allowed: 0 < degrees <= 90")
         if self.min_pulse_ms > self.max_pulse_ms:
             raise ConfigValueError("min_pulse_ms", "must not exceed max_pulse_ms")
         if self.calibration_min_move >= self.calibration_distance:

@@ -2,7 +2,10 @@
 
 RMS here is the root mean square of the offset itself (about zero, the lock position), not the
 standard deviation about its mean: a guider that lets the star sit 2 px off the lock is 2 px off,
-however steady. Total RMS combines the axes as sqrt(ra² + dec²), as PHD2 reports it.
+however steady. It equals PHD2's figure when the mean offset is zero and is never smaller; the mean
+offsets are reported beside it, so PHD2's standard deviation can be had as sqrt(rms² - mean²).
+As PHD2 does: RA and Dec apart, total RMS as sqrt(ra² + dec²), the peak (per axis and total), and
+only guiding frames counted: frames while a dither (or a start) settles are kept out by the guider.
 """
 
 from __future__ import annotations
@@ -70,6 +73,22 @@ class GuideStats:
     def peak_px(self) -> float:
         return max((math.hypot(r, d) for r, d in zip(self.ra, self.dec)), default=0.0)
 
+    @property
+    def peak_ra_px(self) -> float:
+        return max((abs(v) for v in self.ra), default=0.0)
+
+    @property
+    def peak_dec_px(self) -> float:
+        return max((abs(v) for v in self.dec), default=0.0)
+
+    @property
+    def mean_ra_px(self) -> float:
+        return sum(self.ra) / len(self.ra) if self.ra else 0.0
+
+    @property
+    def mean_dec_px(self) -> float:
+        return sum(self.dec) / len(self.dec) if self.dec else 0.0
+
     def arcsec(self, px: float) -> float | None:
         return None if self.pixel_scale is None else px * self.pixel_scale
 
@@ -80,10 +99,15 @@ class GuideStats:
             "rms_ra_px": self.rms_ra_px,
             "rms_dec_px": self.rms_dec_px,
             "peak_px": self.peak_px,
+            "peak_ra_px": self.peak_ra_px,
+            "peak_dec_px": self.peak_dec_px,
+            "mean_ra_px": self.mean_ra_px,
+            "mean_dec_px": self.mean_dec_px,
             "pixel_scale": self.pixel_scale,
             "rms_arcsec": self.arcsec(self.rms_px),
             "rms_ra_arcsec": self.arcsec(self.rms_ra_px),
             "rms_dec_arcsec": self.arcsec(self.rms_dec_px),
+            "peak_arcsec": self.arcsec(self.peak_px),
         }
 
     def copy(self) -> "GuideStats":

@@ -1,6 +1,10 @@
 """The master's guider in the night's cycle: start (calibrating the first time) and settle, stop for
 autofocus and start again on a fresh star, dither between frames, hold exposures while the star is
 lost, and tell MQTT about all of it.
+
+Nothing here raises into the master's cycle: a guider that cannot start, dither or stop is logged and
+reported (an error on MQTT) and the night goes on unguided, as on_star_lost says; a stuck guide camera
+must not end the master.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ class MasterGuiding:
         try:
             self.guider.start(reacquire=True)
             result = self.guider.wait_settled(self.dither_settings.settle)
-        except IndisyncError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to guide is reported, the night goes on
+            if not isinstance(exc, IndisyncError):
+                log.exception("guiding did not start")
             log.error("guiding did not start: %s", exc)
-            self.link.error(f"guiding did not start: {exc}")
+            self._report(f"guiding did not start: {exc}")
             self._publish_state(force=True)
             return False
         if not result.settled:
@@ -49,9 +55,17 @@ class MasterGuiding:
         self._publish_state(force=True)
         return True
 
-    def stop(self) -> None:
-        self.guider.stop()
+    def stop(self) -> bool:
+        """Stop guiding; never raises. False when the guide loop would not stop (reported: the guider
+        emits an "error" event, which goes to MQTT; guiding stays off until it ends)."""
+        try:
+            stopped = self.guider.stop()
+        except Exception as exc:  # noqa: BLE001 - Guider.stop does not raise; a stand-in or a bug might
+            log.exception("stopping the guider failed")
+            self._report(f"guider did not stop: {exc}")
+            stopped = False
         self._publish_state(force=True)
+        return stopped is not False
 
     def wait_until_guiding(self) -> None:
         """Hold the next exposure while the guide star is lost (with on_star_lost: pause)."""
@@ -80,9 +94,14 @@ class MasterGuiding:
         try:
             result = self.guider.dither(self.dither_settings.pixels, self.dither_settings.ra_only,
                                         self.dither_settings.settle)
-        except IndisyncError as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed dither is reported; the next frame goes on
+            if not isinstance(exc, IndisyncError):
+                log.exception("dither failed")
             log.error("dither failed: %s", exc)
-            self.link.event("dither_settled", status="failed", reason=str(exc)[:500])
+            try:
+                self.link.event("dither_settled", status="failed", reason=str(exc)[:500])
+            except Exception:  # noqa: BLE001
+                log.exception("could not report the failed dither")
             return
         finally:
             self._dithering = False
@@ -108,12 +127,21 @@ class MasterGuiding:
         except Exception:  # noqa: BLE001 - reporting must never break the guide loop
             log.exception("could not report guider event %s", event.kind)
 
+    def _report(self, message: str) -> None:
+        try:
+            self.link.error(message[:1000])
+        except Exception:  # noqa: BLE001 - reporting must not turn one failure into two
+            log.exception("could not report: %s", message)
+
     def _publish_state(self, force: bool = False) -> None:
         self._last_state_publish = time.monotonic()
-        summary = self.guider.stats.summary()
-        guiding = {"state": self.guider.state.value,
-                   "rms_px": _finite(summary.get("rms_px")), "rms_arcsec": _finite(summary.get("rms_arcsec"))}
-        self.link.update_state(guiding=guiding)
+        try:
+            summary = self.guider.stats.summary()
+            guiding = {"state": self.guider.state.value,
+                       "rms_px": _finite(summary.get("rms_px")), "rms_arcsec": _finite(summary.get("rms_arcsec"))}
+            self.link.update_state(guiding=guiding)
+        except Exception:  # noqa: BLE001 - a state message lost is logged; guiding and the night go on
+            log.exception("could not publish the guider state")
 
 
 def _finite(value):

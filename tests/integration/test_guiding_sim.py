@@ -4,6 +4,9 @@ One server for the module: the mount points at a star field (DEC 30) and tracks 
 sidereal (a steady drift in both axes); the CCD Simulator, used here as the guide camera because it
 is the simulator with periodic error, has SIM_PEPERIOD/SIM_PEMAX and SIM_POLAR/SIM_POLARDRIFT on.
 The `indisync guide` test runs on the Guide Simulator, the default guide camera.
+
+A second server (Telescope + Guide Simulator only) checks what the mount must be for calibration
+(read back from the mount, never trusted from a set) and guiding through the camera's ST4 port.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import time
 import pytest
 
 from indisync.config import load_config
+from indisync.devices.guide_port import open_guide_port
 from indisync.devices.session import open_devices
+from indisync.errors import CalibrationError
 from indisync.guiding.guider import Guider, GuiderState
 from indisync.guiding.settings import GuiderSettings, SettleSettings
 from indisync.sim.mounts import SIDEREAL_ARCSEC_PER_S, DroppedPulses, set_tracking_error
-from indisync.sim.indi import IndiServer, get_numbers, set_number
+from indisync.sim.indi import IndiServer, get_numbers, set_number, set_switch
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +155,81 @@ def test_guide_command_reports_json(rig, tmp_path):
     assert result["dithers"] and all(isinstance(d["settled"], bool) and d["seconds"] > 0 for d in result["dithers"])
     assert result["frames"] > 0 and result["rms_px"] < 2.0
     assert result["rms_arcsec"] == pytest.approx(result["rms_px"] * result["pixel_scale"])
+    # PHD2's figures: per axis, total, peak, settling left out, settle time per dither
+    assert result["rms_px"] == pytest.approx(math.hypot(result["rms_ra_px"], result["rms_dec_px"]))
+    assert result["peak_px"] >= max(result["peak_ra_px"], result["peak_dec_px"])
+    assert result["frames_total"] > result["frames"]  # the start's settling frames are not in the RMS
+    assert result["start_settle"]["settled"] and result["pulse_via"] == "mount"
+    assert len(result["settle_s"]) == len(result["dithers"])
+
+
+# ---- what the mount must be for calibration; guiding through the camera's ST4 port ----------------
+
+@pytest.fixture(scope="module")
+def st4_rig():
+    with IndiServer(drivers=["indi_simulator_telescope", "indi_simulator_guide"]) as server:
+        cfg = load_config(data={"indi": {"host": server.host, "port": server.port}})
+        with open_devices(cfg.indi, need=("guide_camera", "mount"), want=("guide_camera", "mount")) as dev:
+            yield server, cfg, dev
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} within {timeout}s")
+
+
+def _tracking(server, dev, on: bool) -> None:
+    set_switch(server.host, server.port, "Telescope Simulator", "TELESCOPE_TRACK_STATE",
+               {"TRACK_ON": on, "TRACK_OFF": not on})
+    _wait(lambda: dev.mount.tracking is on, 10, f"the mount did not report tracking {on}")
+
+
+def test_calibration_near_the_pole_is_refused_with_the_reason(st4_rig):
+    server, cfg, dev = st4_rig
+    dev.mount.goto(6.0, 89.5)
+    assert dev.mount.coordinates[1] == pytest.approx(89.5, abs=0.05)  # read back from the mount
+    assert dev.mount.tracking is True
+    with pytest.raises(CalibrationError, match=r"mount at Dec 89\.5: RA calibration is impossible near the pole.*"
+                                               r"slew to \|Dec\| < 60"):
+        Guider(dev.guide_camera, dev.mount, GuiderSettings()).calibrate()
+
+
+def test_calibration_with_tracking_off_is_refused_with_the_reason(st4_rig):
+    server, cfg, dev = st4_rig
+    dev.mount.goto(6.0, 30.0)
+    _tracking(server, dev, False)
+    try:
+        with pytest.raises(CalibrationError, match="tracking is off: turn tracking on"):
+            Guider(dev.guide_camera, dev.mount, GuiderSettings()).calibrate()
+    finally:
+        _tracking(server, dev, True)
+
+
+@pytest.mark.timeout(240)
+def test_guiding_through_the_guide_cameras_st4_port(st4_rig):
+    server, cfg, dev = st4_rig
+    dev.mount.goto(6.0, 30.0)
+    assert dev.mount.tracking is True and dev.mount.coordinates[1] == pytest.approx(30.0, abs=0.05)
+    port = open_guide_port(dev.client, cfg.indi.guide_camera, cfg.indi.property_timeout)
+    settings = GuiderSettings(pulse_via="camera")
+    guider = Guider(dev.guide_camera, dev.mount, settings, pulser=port)
+    cal = guider.calibrate()
+    # The Guide Simulator moves its field 7"/s on both axes at any Dec: East and West must be opposite
+    # (before the fix an East pulse after a West one went West: the RA rate came out near 0).
+    expected = 7.0 / cal.pixel_scale / 1000
+    assert cal.ra.rate == pytest.approx(expected, rel=0.1) and cal.dec.rate == pytest.approx(expected, rel=0.1)
+    guider.start()
+    try:
+        assert guider.wait_settled(SettleSettings(pixels=1.0, time=3, timeout=45)).settled
+        guider.reset_stats()
+        time.sleep(30)
+    finally:
+        assert guider.stop() is True
+    stats = guider.stats
+    print(f"\nST4 guiding: {stats.summary()}")
+    assert stats.frames >= 15
+    assert stats.rms_px < 0.5 and stats.peak_px < 1.5

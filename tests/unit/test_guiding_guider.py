@@ -118,8 +118,11 @@ def test_calibration_measures_the_fake_mount(flip_dec):
 def test_calibration_fails_when_the_mount_does_not_move():
     sky = FakeSky(moves=False)
     g = make(sky, calibration_max_steps=6)
-    with pytest.raises(CalibrationError, match="not responding"):
+    with pytest.raises(CalibrationError, match="not responding") as info:
         g.calibrate()
+    # and what the mount said, so the user can tell a cable from a stopped mount
+    assert "pulses went to the mount (guider.pulse_via: mount)" in str(info.value)
+    assert "Dec 0.0, tracking unknown" in str(info.value)
     assert [d for d, _ in sky.pulses].count("W") == 6
     assert g.state is GuiderState.IDLE
 
