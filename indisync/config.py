@@ -19,6 +19,7 @@ from .configtypes import ConfigValueError, build
 from .errors import ConfigError
 from .focus.settings import FocusSettings
 from .guiding.settings import GuiderSettings
+from .night.settings import NightSettings, SafetySettings, SiteSettings
 from .sequence.settings import MasterSettings, SlaveSettings
 
 NODE_NAME = re.compile(r"^[a-z0-9-]+\Z")  # \Z, not $: "$" also matches before a trailing newline
@@ -111,6 +112,11 @@ class Config:
     slave: SlaveSettings = field(default_factory=SlaveSettings)  # used when node.role is slave
     # The master guides (and dithers, per master.dither) only when this section is present.
     guider: GuiderSettings | None = None
+    # The unattended night (indisync.night): without site: the mount's GEOGRAPHIC_COORD is used;
+    # without night: the master images at once and ends with its sequence, as before.
+    site: SiteSettings | None = None
+    night: NightSettings | None = None
+    safety: SafetySettings = field(default_factory=SafetySettings)  # used with indi.weather
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

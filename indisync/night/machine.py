@@ -309,7 +309,7 @@ def _decide_dark(snap, state, data, now, plan) -> _Move | None:
 def _decide_after_frame(snap, state, data, now, plan) -> _Move | None:
     if data.get("aborted"):
         return None  # an aborted frame: whoever aborted it decides what comes next
-    if data.get("refocus") and not snap.finished and not snap.stop_requested:
+    if data.get("refocus") and not snap.stop_requested:  # after the last batch too (MaxIm's "... (focus)")
         return _Move(S.REFOCUSING, f"refocus: {data['refocus']}")
     if data.get("dither") and not snap.finished and not snap.stop_requested:
         return _Move(S.DITHERING, "dither")

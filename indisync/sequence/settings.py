@@ -24,6 +24,7 @@ from typing import Literal
 
 from ..configtypes import ConfigValueError
 from ..guiding.settings import DitherSettings
+from ..night.settings import TargetSettings
 from .naming import unsafe_name_reason
 
 FRAME_TYPES = ("light", "dark", "flat", "bias")
@@ -126,7 +127,9 @@ class RefocusSettings:
 class MasterSettings:
     """The ``master:`` section."""
 
-    target: str = "untitled"  # OBJECT header and the {target} file name field
+    # OBJECT header and the {target} file name field; or {name, ra, dec} (J2000 degrees) to slew there.
+    # After loading, ``target`` is always the name and ``target_coords`` holds the coordinates (or None).
+    target: str | TargetSettings = "untitled"
     sync: Literal["strict", "loose"] = "strict"  # strict: one slave frame per master frame; loose: as many as fit
     batches: int | None = None  # number of batches; null = until stopped
     sequence: SequenceSettings = field(default_factory=SequenceSettings)
@@ -135,7 +138,12 @@ class MasterSettings:
     # A lost guide star: "pause" holds the next exposure until guiding is back; "continue" shoots unguided.
     on_star_lost: Literal["pause", "continue"] = "pause"
 
+    target_coords: TargetSettings | None = field(default=None, init=False)
+
     def validate(self) -> None:
+        if isinstance(self.target, TargetSettings):  # a bare string stays a name only (no slew)
+            self.target_coords = self.target if self.target.has_coordinates else None
+            self.target = self.target.name
         _check_name("target", self.target, allow_none=False)
         if self.sync not in ("strict", "loose"):
             raise ConfigValueError("sync", f"got {self.sync!r}; allowed: strict, loose")
