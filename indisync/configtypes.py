@@ -61,10 +61,9 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
                 return coerce(alt, value, path)
             except ConfigValueError as exc:
                 errors.append((alt, exc))
-        # A mapping meant for the one dataclass alternative: its own error names the bad key.
-        inner = [exc for alt, exc in errors if dataclasses.is_dataclass(alt)]
-        if isinstance(value, dict) and len(inner) == 1:
-            raise inner[0]
+        sections = [exc for alt, exc in errors if dataclasses.is_dataclass(alt)]
+        if isinstance(value, dict) and len(sections) == 1:
+            raise sections[0]  # a section with a bad key inside: say which key, not "got {...}"
         raise ConfigValueError(path, f"got {value!r}; allowed: {_type_name(tp)}")
     if tp is type(None):
         if value is None:
