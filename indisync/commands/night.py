@@ -35,7 +35,7 @@ def run(args, cfg) -> int:
     if args.json:
         print(json.dumps({"site": {"latitude": site.latitude, "longitude": site.longitude_east,
                                    "elevation": site.elevation, "from": where},
-                          "target": cfg.master.target, "min_altitude": night.min_altitude, **windows.to_dict()},
+                          "target_name": cfg.master.target, "min_altitude": night.min_altitude, **windows.to_dict()},
                          indent=2))
         return 0
     print(render(windows, site, where, cfg.master.target, target is not None, night))
