@@ -24,6 +24,7 @@ from .focus.settings import FocusSettings
 from .guiding.settings import GuiderSettings
 from .protocol.settings import MqttConfig
 from .protocol.topics import NODE_NAME  # the one node-name rule: names end up in MQTT topics
+from .night.settings import NightSettings, SafetySettings, SiteSettings
 from .sequence.settings import MasterSettings, SlaveSettings
 
 __all__ = [
@@ -94,6 +95,11 @@ class Config:
     # The master guides (and dithers, per master.dither) only when this section is present.
     guider: GuiderSettings | None = None
     testing: TestingConfig = field(default_factory=TestingConfig)  # tests only: see TestingConfig
+    # The unattended night (indisync.night): without site: the mount's GEOGRAPHIC_COORD is used;
+    # without night: the master images at once and ends with its sequence, as before.
+    site: SiteSettings | None = None
+    night: NightSettings | None = None
+    safety: SafetySettings = field(default_factory=SafetySettings)  # used with indi.weather
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

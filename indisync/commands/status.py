@@ -109,6 +109,7 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "error": state.get("error"),
         "clock_offset_s": state.get("clock_offset_s"),  # this node's clock minus the master's
         "clock_rtt_s": state.get("clock_rtt_s"),
+        "night": state.get("night"),  # the master's night: {state, since, until, reason}
     }
 
 
@@ -161,4 +162,18 @@ def render_table(rows: list[dict]) -> str:
         return "no nodes seen on this broker (yet)"
     lines = [_COLUMNS] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    nights = [night_line(r) for r in rows if r.get("night")]
+    return "\n".join([table, *nights])
+
+
+def night_line(row: dict) -> str:
+    """'night (ota1): parked since 23:10:04 until 23:20:04 UTC: weather alert (WEATHER_STATUS)'."""
+    night = row["night"]
+
+    def hhmmss(ts):
+        return ts[11:19] if ts else None
+
+    since, until = hhmmss(night.get("since")), hhmmss(night.get("until"))
+    when = (f" since {since}" if since else "") + (f" until {until}" if until else "")
+    return f"night ({row['name']}): {night['state']}{when} UTC: {night.get('reason') or '-'}"

@@ -31,12 +31,10 @@ from .slave import state_path
 log = logging.getLogger(__name__)
 
 SLAVE_MARGIN_S = 30.0  # beyond the exposure, for a slave's download, HFR and file write
-RETRY_S = 5.0  # wait before trying a failed frame again (the device supervisor may be reconnecting)
 # The longest any device_lock wait may take: past it the frame or focus run fails with a reason
 # (an autofocus still holding the lock after its own timeout has been asked to abort by then).
 DEVICE_LOCK_WAIT_S = 60.0
 STRAY_FOCUS_JOIN_S = 30.0  # at close, how long an aborted autofocus run gets to end (one frame)
-FRAME_ATTEMPTS = 3  # a frame that failed this often is given up, with an error, so the night goes on
 
 
 class MasterNode(NodeBase):
@@ -57,6 +55,7 @@ class MasterNode(NodeBase):
         self.focus_runs: list[dict] = []
         self._stray_focus_threads: list[threading.Thread] = []  # autofocus runs that outlived their wait
         self._guiding_rebuilt = threading.Event()  # the guider was rebuilt on new devices: start it again
+        self.night_runner = None  # the night's executor, once run() has started it
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
@@ -132,53 +131,29 @@ class MasterNode(NodeBase):
         super().close()
 
     # ---- the night --------------------------------------------------------------------------
+    def command_handlers(self):
+        return {**super().command_handlers(), "stop": self.cmd_stop}
+
+    def cmd_stop(self, command, progress) -> dict:
+        """`indisync stop`: end the night as at dawn (finish or, with abort, abort the frame; park; warm)."""
+        runner = getattr(self, "night_runner", None)
+        if runner is None:
+            raise IndisyncError("the night has not started yet; try again in a few seconds")
+        abort = bool(command.args.get("abort"))
+        runner.stop_night(abort)
+        return {"stopping": True, "abort": abort}
+
     def run(self) -> None:
+        """The night, as the state machine in indisync.night says; see indisync.node.night_runner."""
+        from .night_runner import NightRunner
+
         # Retained states arrive right after subscribing; give live slaves a heartbeat to show up.
         self.stop_event.wait(self.cfg.mqtt.heartbeat * 1.5)
-        batches = self.cfg.master.batches
         if self.progress.align_with(self.plan):
             log.warning("the sequence changed since the last run: batch %d starts again", self.progress.batch)
         save_master_progress(self.store, self.progress)
-        if self.guiding is not None and not self.progress.finished(batches):
-            self.guiding.start()
-        attempts = 0
-        while not self.stop_event.is_set() and not self.progress.finished(batches):
-            frame = self.progress.next_frame(self.plan)
-            if frame is not None:
-                self.stop_event.wait(frame.delay_before)
-                if self.guiding is not None:
-                    self.guiding.wait_until_guiding()
-                if self.stop_event.is_set():
-                    break
-                attempts += 1
-                try:
-                    record = self.synced_exposure(frame)  # returns once every slave's exposure has ended
-                except IndisyncError as exc:  # no devices right now (indiserver lost): try again
-                    record = None
-                    log.error("frame %d of batch %d: %s", frame.index + 1, self.progress.batch, exc)
-                    self.link.error(f"master frame not taken: {exc}"[:1000])
-                if record is None and attempts < FRAME_ATTEMPTS:
-                    self.stop_event.wait(RETRY_S)  # the same frame again: a lost frame costs the night
-                    continue
-                if record is None:
-                    log.error("giving up frame %d of batch %d after %d attempts", frame.index + 1,
-                              self.progress.batch, attempts)
-                attempts = 0
-                self.progress.frame_done()
-                save_master_progress(self.store, self.progress)
-                temperature = self._temperature()
-                reason = self.triggers.frame_done(record.hfr if record else None, frame.filter, temperature)
-                if reason is not None and not self.progress.batch_complete(self.plan):
-                    self.refocus_all(str(reason))
-                elif self.guiding is not None and not self.progress.batch_complete(self.plan):
-                    self.guiding.frame_done()  # dither, if due; never while anyone is exposing
-                continue
-            # End of the batch: refocus (if configured), then the next batch.
-            reason = self.triggers.batch_done()
-            if reason is not None:  # the last batch too: the issue's example ends "GBRGB (focus)"
-                self.refocus_all(str(reason))
-            self.progress.start_next_batch()
-            save_master_progress(self.store, self.progress)
+        self.night_runner = NightRunner(self)
+        self.night_runner.run()
         self.link.update_state(phase="idle", exposure=None)
         log.info("sequence finished: %d frames, batch %d", self.frames, self.progress.batch)
 

@@ -36,6 +36,8 @@ MAX_POSITION = 10**9  # focuser steps, either sign
 
 PHASES = ("idle", "exposing", "focusing", "dithering", "guiding", "waiting", "error")
 ROLES = ("master", "slave")
+NIGHT_STATES = ("waiting_dark", "cooling", "slewing", "centering", "starting_guider", "imaging", "dithering",
+                "refocusing", "unsafe", "parked", "parking", "warming", "done")  # indisync.night.machine.State
 FRAME_TYPES = ("light", "dark", "flat", "bias")
 REPLY_STATUSES = ("accepted", "progress", "done", "failed")
 
@@ -112,6 +114,12 @@ def safe_name(value: Any, where: str) -> str:
             f"{where}: {_show(value)} is not a safe name; allowed: 1-64 of letters, digits, space, ._+- "
             "starting with a letter, digit or '_', without '..'"
         )
+    return value
+
+
+def boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{where}: expected true or false, got {_show(value)}")
     return value
 
 
@@ -221,6 +229,13 @@ STATE = {
     "frames": Field(integer(0, 10**9), 0),
     "version": req(text(32)),
     "error": opt(_REASON),  # what put the node into phase 'error'
+    # the master's night (indisync.night): its state, since/until when, and why it is there
+    "night": opt(obj({
+        "state": req(one_of(*NIGHT_STATES)),
+        "since": opt(timestamp),
+        "until": opt(timestamp),
+        "reason": opt(_REASON),
+    })),
     # the master's guider: state and RMS since guiding (re)started
     "guiding": opt(obj({
         "state": req(one_of("idle", "calibrating", "guiding", "settling", "lost", "error")),
@@ -250,6 +265,8 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},
     "sync_wait": {"barrier": req(ident), "timeout": Field(number(0, 86_400, lo_open=True), 60.0)},
     "ping": {},
+    # the master: end the night as at dawn (park, warm); abort: abort the frame under way instead of finishing it
+    "stop": {"abort": Field(boolean, False), "reason": opt(_REASON)},
 }
 
 # -- cooling: the cool/warm commands every node serves, and the temperature/cooling state fields ----
@@ -336,6 +353,7 @@ EVENTS: dict[str, dict[str, Field]] = {
         "reason": opt(_REASON),
     },
     "error": {"message": req(text(1000)), "topic": opt(text(256)), "about": opt(ident)},
+    "night_state": {"from": opt(one_of(*NIGHT_STATES)), "to": req(one_of(*NIGHT_STATES)), "reason": opt(_REASON)},
 }
 
 REPLY = {

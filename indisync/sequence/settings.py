@@ -24,6 +24,7 @@ from typing import Literal
 
 from ..configtypes import ConfigValueError
 from ..guiding.settings import DitherSettings
+from ..night.settings import TargetSettings
 from .naming import unsafe_name_reason
 
 FRAME_TYPES = ("light", "dark", "flat", "bias")
@@ -126,7 +127,9 @@ class RefocusSettings:
 class MasterSettings:
     """The ``master:`` section."""
 
-    target: str = "untitled"  # OBJECT header and the {target} file name field
+    # OBJECT header and the {target} file name field; or {name, ra, dec} (J2000 degrees) to slew there.
+    # After loading, ``target`` is always the name and ``target_coords`` holds the coordinates (or None).
+    target: str | TargetSettings = "untitled"
     sync: Literal["strict", "loose"] = "strict"  # strict: one slave frame per master frame; loose: as many as fit
     batches: int | None = None  # number of batches; null = until stopped
     sequence: SequenceSettings = field(default_factory=SequenceSettings)
@@ -139,7 +142,12 @@ class MasterSettings:
     # over Wi-Fi set it above the worst one-way delay (0.3 s covers 20 ms latency with 200 ms stalls).
     start_lead: float = 0.0
 
+    target_coords: TargetSettings | None = field(default=None, init=False)
+
     def validate(self) -> None:
+        if isinstance(self.target, TargetSettings):  # a bare string stays a name only (no slew)
+            self.target_coords = self.target if self.target.has_coordinates else None
+            self.target = self.target.name
         _check_name("target", self.target, allow_none=False)
         if self.sync not in ("strict", "loose"):
             raise ConfigValueError("sync", f"got {self.sync!r}; allowed: strict, loose")

@@ -64,6 +64,12 @@ class SimRig:
     focus_section: dict = field(default_factory=dict)
     mqtt_section: dict = field(default_factory=dict)
     guider_section: dict | None = None  # given: the master guides (its mount is pointed off the pole)
+    # The night (indisync.night): extra simulators for the master (e.g. indi_simulator_weather), top-level
+    # sections for every node's config (e.g. camera) and for the master's only (site, night, safety;
+    # an "indi" mapping there is merged into the master's indi section).
+    master_drivers: tuple[str, ...] = ()
+    node_sections: dict = field(default_factory=dict)
+    master_sections: dict = field(default_factory=dict)
     drift_arcsec_per_s: tuple[float, float] = (0.25, 0.15)  # mount tracking error (RA, Dec) when guiding
     focus_offset: tuple[int, int] = (150, 600)  # true focus this many steps (random) from the start
     seed: int = 1
@@ -88,7 +94,7 @@ class SimRig:
             # Nagle on the broker's sockets delays small command packets by tens of ms.
             self.broker = Mosquitto(config_extra="set_tcp_nodelay true\n")
             self.broker.start()
-            self._add_node("master", "master", MASTER_DRIVERS)
+            self._add_node("master", "master", MASTER_DRIVERS + tuple(self.master_drivers))
             for i in range(1, self.slaves + 1):
                 self._add_node(f"slave{i}", "slave", SLAVE_DRIVERS)
         except BaseException:
@@ -116,7 +122,11 @@ class SimRig:
             "storage": {"directory": str(self.images / name)},
             "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
         }
+        config.update(self.node_sections)
         if role == "master":
+            extra = dict(self.master_sections)
+            config["indi"].update(extra.pop("indi", {}))
+            config.update(extra)
             config["master"] = self.master_section
             if self.guider_section is not None:
                 config["guider"] = self.guider_section

@@ -56,6 +56,7 @@ def test_every_type_round_trips_with_a_minimal_payload():
         "dither_settled": {"status": "ok"},
         "error": {"message": "x"},
         "time_reply": {"request_id": "r1", "to": "ota2", "t1": 1.7e9, "t2": 1.7e9},
+        "night_state": {"to": "imaging"},
     }
     for mtype in messages.SCHEMAS:
         env = make(mtype, "ota2", minimal.get(mtype, {}))
@@ -225,3 +226,19 @@ def test_fuzz_names_never_escape(command, names):
         value = env.payload.get(key)
         if value is not None:
             assert contained_path(root, value).is_relative_to(root.resolve())
+
+
+def test_night_state_and_stop_schemas():
+    from indisync.night.machine import State
+
+    assert set(messages.NIGHT_STATES) == {s.value for s in State}
+    env = make("night_state", "ota1", {"from": "imaging", "to": "unsafe", "reason": "weather alert"})
+    assert decode(env.encode(), env.kind).payload["from"] == "imaging"
+    with pytest.raises(ProtocolError):
+        make("night_state", "ota1", {"to": "sleeping"})
+    assert make("stop", "cli", {}).payload == {"abort": False, "reason": None}
+    with pytest.raises(ProtocolError):
+        make("stop", "cli", {"abort": "yes"})
+    state = make("state", "ota1", {"role": "master", "phase": "idle", "version": "0.1.0",
+                                   "night": {"state": "waiting_dark", "since": TS, "until": TS, "reason": "sun up"}})
+    assert state.payload["night"]["until"] == TS
