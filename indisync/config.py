@@ -14,6 +14,7 @@ from typing import Literal
 
 import yaml
 
+from .acquire.settings import AcquireSettings
 from .analysis.settings import AnalysisSettings
 from .configtypes import ConfigValueError, build
 from .errors import ConfigError
@@ -111,6 +112,7 @@ class Config:
     slave: SlaveSettings = field(default_factory=SlaveSettings)  # used when node.role is slave
     # The master guides (and dithers, per master.dither) only when this section is present.
     guider: GuiderSettings | None = None
+    acquire: AcquireSettings = field(default_factory=AcquireSettings)  # plate solving and centring
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":
