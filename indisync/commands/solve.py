@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
-from ..errors import DeviceError, IndisyncError
+from ..errors import IndisyncError
 
 HELP = "plate-solve a frame (take one, or --file) and print its J2000 centre, rotation, scale and pointing offset"
 log = logging.getLogger(__name__)
@@ -46,6 +45,7 @@ def run(args, cfg) -> int:
 def _solve_file(path: Path, settings) -> dict:
     from astropy.io import fits
 
+    from ..acquire.live import solution_report
     from ..acquire.solver import hints_from_header, solve_file
 
     try:
@@ -54,55 +54,16 @@ def _solve_file(path: Path, settings) -> dict:
         raise IndisyncError(f"cannot read {path} as FITS: {exc}") from None
     hints = hints_from_header(header, settings)
     solution = solve_file(path, hints, settings)
-    return _result(solution, hints, hints.ra, hints.dec, "header" if hints.ra is not None else None)
+    ref = (hints.ra, hints.dec) if hints.ra is not None else None
+    return solution_report(solution, hints, ref, "header")
 
 
 def _solve_live(cfg, exposure: float, binning: int) -> dict:
-    from ..acquire.solver import hints_from_header, solve_hdu
+    from ..acquire.live import take_and_solve
     from ..devices.session import open_devices
 
-    settings = cfg.acquire
     with open_devices(cfg.indi, need=("camera",), want=("mount",)) as dev:
-        mount = dev.mount
-        ra = dec = focal = None
-        if mount is not None:
-            _wait_until_still(mount, settings.slew_timeout)
-            ra, dec = mount.position_j2000()
-            focal = mount.focal_length_mm
-        hdu = dev.camera.expose(exposure, binning)
-    hints = hints_from_header(hdu.header, settings, focal_mm=focal, ra=ra, dec=dec)
-    solution = solve_hdu(hdu, hints, settings)
-    if mount is not None:
-        return _result(solution, hints, ra, dec, "mount")
-    return _result(solution, hints, hints.ra, hints.dec, "header" if hints.ra is not None else None)
-
-
-def _wait_until_still(mount, timeout: float) -> None:
-    """A frame taken while the mount slews shows another field: wait for the slew to end."""
-    deadline = time.monotonic() + timeout
-    while True:
-        snap = mount.client.snapshot(mount.name, "EQUATORIAL_EOD_COORD")
-        if snap is None or snap.state != "Busy":
-            return
-        if time.monotonic() > deadline:
-            raise DeviceError(f"{mount.name} is still slewing after {timeout:g}s (acquire.slew_timeout); not solving")
-        time.sleep(0.2)
-
-
-def _result(solution, hints, ref_ra, ref_dec, ref_from) -> dict:
-    from ..acquire.geometry import tangent_offset
-
-    out = {"ra": solution.ra, "dec": solution.dec, "rotation_deg": solution.rotation_deg,
-           "scale_arcsec": solution.scale_arcsec, "parity": solution.parity,
-           "field_w_arcmin": solution.field_w_arcmin, "field_h_arcmin": solution.field_h_arcmin,
-           "offset_arcsec": None, "offset_east_arcsec": None, "offset_north_arcsec": None,
-           "offset_from": ref_from, "reference_ra": ref_ra, "reference_dec": ref_dec,
-           "scale_hint_arcsec": hints.scale_arcsec, "scale_source": hints.scale_source,
-           "stars": solution.stars, "index": solution.index, "seconds": round(solution.seconds, 3)}
-    if ref_ra is not None and ref_dec is not None:
-        east, north = tangent_offset(ref_ra, ref_dec, solution.ra, solution.dec)
-        out.update(offset_arcsec=(east ** 2 + north ** 2) ** 0.5, offset_east_arcsec=east, offset_north_arcsec=north)
-    return out
+        return take_and_solve(dev.camera, dev.mount, cfg.acquire, exposure, binning)
 
 
 def hms(deg: float) -> str:
@@ -126,7 +87,8 @@ def _text(r: dict) -> str:
         f"scale {r['scale_arcsec']:.3f}\"/px, field {r['field_w_arcmin']:.1f}' x {r['field_h_arcmin']:.1f}'",
     ]
     if r["offset_arcsec"] is not None:
-        what = "the mount's position (J2000)" if r["offset_from"] == "mount" else "the frame's RA/DEC"
+        what = {"mount": "the mount's position (J2000)", "hint": "the given position"}.get(
+            r["offset_from"], "the frame's RA/DEC")
         lines.append(f"offset from {what}: {r['offset_arcsec']:.1f}\" "
                      f"(east {r['offset_east_arcsec']:+.1f}\", north {r['offset_north_arcsec']:+.1f}\")")
     else:

@@ -246,6 +246,9 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},
     "sync_wait": {"barrier": req(ident), "timeout": Field(number(0, 86_400, lo_open=True), 60.0)},
     "ping": {},
+    # plate-solve one frame (co-alignment); ra/dec: a J2000 position hint for a node without a mount
+    "solve": {"exposure": opt(number(0, MAX_EXPOSURE_S, lo_open=True)), "binning": opt(integer(1, 8)),
+              "ra": opt(number(0, 360)), "dec": opt(number(-90, 90))},
 }
 
 EVENTS: dict[str, dict[str, Field]] = {

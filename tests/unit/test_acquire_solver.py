@@ -102,3 +102,15 @@ def test_a_hung_solver_is_killed_with_its_children_at_the_timeout(tmp_path, monk
         time.sleep(0.05)
     else:
         pytest.fail("the solver's child process outlived the timeout")
+
+
+def test_solve_command_schema():
+    from indisync.errors import ProtocolError
+    from indisync.protocol import messages
+
+    env = messages.make("solve", "ota1", {"exposure": 5, "ra": 29.6, "dec": 39.9})
+    assert env.payload["exposure"] == 5 and env.payload["binning"] is None
+    assert messages.make("solve", "ota1", {}).payload["ra"] is None
+    for bad in ({"exposure": 0}, {"dec": 91}, {"binning": 9}, {"radius": 1}):
+        with pytest.raises(ProtocolError):
+            messages.make("solve", "ota1", bad)
