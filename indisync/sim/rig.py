@@ -62,6 +62,7 @@ class SimRig:
     focus_section: dict = field(default_factory=dict)
     mqtt_section: dict = field(default_factory=dict)
     guider_section: dict | None = None  # given: the master guides (its mount is pointed off the pole)
+    acquire_section: dict = field(default_factory=dict)  # every node's acquire: (plate solving) section
     drift_arcsec_per_s: tuple[float, float] = (0.25, 0.15)  # mount tracking error (RA, Dec) when guiding
     focus_offset: tuple[int, int] = (150, 600)  # true focus this many steps (random) from the start
     seed: int = 1
@@ -106,6 +107,8 @@ class SimRig:
             "storage": {"directory": str(self.images / name)},
             "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
         }
+        if self.acquire_section:
+            config["acquire"] = self.acquire_section
         if role == "master":
             config["master"] = self.master_section
             if self.guider_section is not None:

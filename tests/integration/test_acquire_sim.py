@@ -137,24 +137,60 @@ def test_center_removes_a_pointing_error(sim, index_dir, tmp_path):
 
 
 @pytest.mark.timeout(240)
-def test_coalignment_of_a_rotated_offset_slave(index_dir):
-    """A two-node rig: the slave's camera is turned 3 degrees (SIM_ROTATION) and its OTA points
-    2'/1' away from the master's (a known goto offset, standing for an OTA's ring misalignment)."""
+def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
+    """A rig: the slave node's camera is turned 3 degrees (SIM_ROTATION) and its OTA points 2'/1'
+    away from the master's (a goto offset on its own simulated mount, standing for misaligned
+    rings). The master's frame is solved here, the slave's by its node over MQTT."""
+    import uuid
+
+    from indisync.config import MqttConfig
+    from indisync.protocol.commands import CommandClient
+    from indisync.protocol.topics import Topics
+    from indisync.protocol.transport import MqttTransport
+    from indisync.sim.rig import SimRig
+
     set_east, set_north = 120.0, -60.0  # arcsec
-    with IndiServer(drivers=DRIVERS, time_factor=0.1) as master, IndiServer(drivers=DRIVERS, time_factor=0.1) as slave:
+    rig = SimRig(slaves=1, time_factor=0.1, workdir=tmp_path / "rig",
+                 acquire_section={"index_dirs": [str(index_dir)], "exposure": 5.0})
+    rig.start()
+    try:
+        master, slave = rig.nodes["master"].indi, rig.nodes["slave1"].indi
         assert set_sim(slave, SIM_ROTATION=3.0)["SIM_ROTATION"] == 3.0
         assert set_sim(master, SIM_ROTATION=0.0)["SIM_ROTATION"] == 0.0
-        settings = AcquireSettings(index_dirs=[str(index_dir)])
-        solutions = {}
-        for name, server, aim in (("master", master, TARGET),
-                                  ("slave", slave, apply_offset(*TARGET, set_east, set_north))):
-            with open_devices(indi_cfg(server), need=("camera", "mount")) as dev:
-                dev.mount.slew_j2000(*aim, timeout=120)
+        point(slave, *apply_offset(*TARGET, set_east, set_north))
+        rig.start_node("slave1")
+        rig.wait_up("slave1", timeout=60)
+        cfg = MqttConfig(host=rig.broker.host, port=rig.broker.port)
+        transport = MqttTransport(cfg, f"test-master-{uuid.uuid4().hex[:8]}")
+        client = CommandClient(transport, Topics(cfg.topic_prefix, cfg.discovery_prefix), "master")
+        transport.start()
+        try:
+            assert transport.wait_connected(10)
+            time.sleep(0.2)
+            pending = client.send("slave1", "solve", {"exposure": 5.0})
+            # the master solves its own frame meanwhile
+            settings = AcquireSettings(index_dirs=[str(index_dir)])
+            with open_devices(indi_cfg(master), need=("camera", "mount")) as dev:
+                dev.mount.slew_j2000(*TARGET, timeout=120)
                 ra, dec = dev.mount.position_j2000()
                 hdu = dev.camera.expose(5.0)
                 focal = dev.mount.focal_length_mm
-            solutions[name] = solve_hdu(hdu, hints_from_header(hdu.header, settings, focal, ra, dec), settings)
-        c = coalignment(FieldSolution.from_solution(solutions["master"]), FieldSolution.from_solution(solutions["slave"]))
+            mine = solve_hdu(hdu, hints_from_header(hdu.header, settings, focal, ra, dec), settings)
+            reply = pending.wait(60)
+            assert reply["status"] == "done", reply
+            theirs = reply["result"]
+            assert theirs["offset_from"] == "mount" and theirs["offset_arcsec"] < 5.0, theirs
+        finally:
+            client.close()
+            transport.stop()
+    except BaseException:
+        print(rig.logs())
+        raise
+    finally:
+        rig.stop()
+    c = coalignment(FieldSolution.from_solution(mine),
+                    FieldSolution(theirs["ra"], theirs["dec"], theirs["rotation_deg"], theirs["field_w_arcmin"],
+                                  theirs["field_h_arcmin"], theirs["parity"]))
     assert c.rotation_diff_deg == pytest.approx(3.0, abs=0.2), c
     assert abs(c.offset_east_arcmin * 60 - set_east) < 10 and abs(c.offset_north_arcmin * 60 - set_north) < 10, c
     assert 80 < c.overlap_pct < 100 and c.parity_matches
