@@ -44,6 +44,8 @@ class IndiConfig:
     focuser: str | None = "Focuser Simulator"  # null: this OTA has no focuser
     mount: str | None = "Telescope Simulator"
     guide_camera: str | None = "Guide Simulator"
+    weather: str | None = None  # e.g. "Weather Simulator": its WEATHER_STATUS decides if it is safe to image
+    dome: str | None = None  # e.g. "Dome Simulator": shutter opened for the night, closed when unsafe
     connect_timeout: float = 10.0  # seconds to reach the server and see a device
     property_timeout: float = 10.0  # seconds for a property to appear or a setting to reach OK
     move_timeout: float = 120.0  # seconds for a focuser move or filter change to finish
@@ -55,6 +57,29 @@ class IndiConfig:
         for key in ("connect_timeout", "property_timeout", "move_timeout", "readout_timeout"):
             if getattr(self, key) <= 0:
                 raise ConfigValueError(key, "must be a positive number of seconds")
+
+
+@dataclass
+class CoolingSettings:
+    setpoint: float = -10.0  # deg C the sensor is cooled to before the first frame
+    tolerance: float = 1.0  # deg C: within this of the setpoint counts as reached
+    timeout: float = 900.0  # seconds to reach it; a node that misses it is named and the night goes on
+    warm_to: float = 10.0  # deg C set at the end of the night, so the sensor warms slowly, without frost
+
+    def validate(self) -> None:
+        if not -100.0 <= self.setpoint <= 50.0 or not -100.0 <= self.warm_to <= 50.0:
+            raise ConfigValueError("setpoint", "setpoint and warm_to: allowed -100..50 (deg C)")
+        if not 0 < self.tolerance <= 20:
+            raise ConfigValueError("tolerance", f"got {self.tolerance}; allowed: 0 < tolerance <= 20 (deg C)")
+        if self.timeout <= 0:
+            raise ConfigValueError("timeout", "must be a positive number of seconds")
+
+
+@dataclass
+class CameraSettings:
+    # null (the default): this camera is not cooled. None comes first in the type so that an explicit
+    # `cooling: null` stays None instead of becoming a section of defaults.
+    cooling: None | CoolingSettings = None
 
 
 @dataclass
@@ -106,6 +131,7 @@ class Config:
     indi: IndiConfig = field(default_factory=IndiConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    camera: CameraSettings = field(default_factory=CameraSettings)  # cooling of this node's camera
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)  # star detection and HFR
     focus: FocusSettings = field(default_factory=FocusSettings)  # autofocus sweep, fit, offsets
     master: MasterSettings = field(default_factory=MasterSettings)  # used when node.role is master

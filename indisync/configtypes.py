@@ -60,7 +60,10 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
             try:
                 return coerce(alt, value, path)
             except ConfigValueError as exc:
-                errors.append(exc)
+                errors.append((alt, exc))
+        sections = [exc for alt, exc in errors if dataclasses.is_dataclass(alt)]
+        if isinstance(value, dict) and len(sections) == 1:
+            raise sections[0]  # a section with a bad key inside: say which key, not "got {...}"
         raise ConfigValueError(path, f"got {value!r}; allowed: {_type_name(tp)}")
     if tp is type(None):
         if value is None:

@@ -25,6 +25,10 @@ class PropertyAlert(DeviceError):
     """The driver set a property to ALERT in answer to a request."""
 
 
+class ExposureAborted(DeviceError):
+    """An exposure was aborted on purpose (an abort command, unsafe weather); no frame exists."""
+
+
 class UnknownFilter(IndisyncError):
     """A filter name is not on the wheel; the message lists the wheel's names."""
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import queue
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from astropy.io import fits
 
-from ..errors import DeviceError, PropertyAlert
+from ..errors import DeviceError, ExposureAborted, PropertyAlert
 from .client import IndiClient
 from .device import IndiDevice
 from .props import last_message, set_number, set_switch
@@ -43,6 +44,8 @@ class Camera(IndiDevice):
         self.head = head
         self.key_properties = (head.exposure,)
         self.readout_timeout = readout_timeout  # beyond the exposure time, for download and slow drivers
+        self._setpoint: float | None = None
+        self._abort_requested = threading.Event()  # set by abort(): the waiting expose() gives up at once
 
     def connect(self) -> "Camera":
         super().connect()
@@ -51,8 +54,57 @@ class Camera(IndiDevice):
 
     @property
     def temperature(self) -> float | None:
+        """The sensor's temperature (CCD_TEMPERATURE) in deg C; None: the camera has no cooler."""
         snap = self.client.snapshot(self.name, "CCD_TEMPERATURE")
         return None if snap is None else snap.values.get("CCD_TEMPERATURE_VALUE")
+
+    @property
+    def has_cooler(self) -> bool:
+        return self.client.snapshot(self.name, "CCD_TEMPERATURE") is not None
+
+    @property
+    def setpoint(self) -> float | None:
+        """The last setpoint this object sent (INDI has no separate property that says it)."""
+        return self._setpoint
+
+    def set_temperature(self, setpoint_c: float) -> None:
+        """Send a new cooling setpoint and return; reaching it takes minutes (watch ``temperature``).
+
+        Turns CCD_COOLER on first where the camera has one. The driver's Alert (a setpoint out of
+        range) is an error; CCD_TEMPERATURE stays Busy while it ramps, so we do not wait for Ok.
+        """
+        c, t = self.client, self.property_timeout
+        snap = c.snapshot(self.name, "CCD_TEMPERATURE")
+        if snap is None:
+            raise DeviceError(f"{self.name} has no CCD_TEMPERATURE: it has no cooler to set to {setpoint_c:g} C")
+        self.set_cooler(True)
+        before = c.generation()
+        set_number(c, self.name, "CCD_TEMPERATURE", {"CCD_TEMPERATURE_VALUE": float(setpoint_c)}, t, wait=False)
+
+        def answered():
+            now = c._props.get((self.name, "CCD_TEMPERATURE"))
+            if now is None:
+                raise DeviceError(f"{self.name}.CCD_TEMPERATURE vanished after a new setpoint (driver crashed?)")
+            return now if now.generation > before else None
+
+        answer = c.wait_until(answered, t, f"{self.name}.CCD_TEMPERATURE to take setpoint {setpoint_c:g}")
+        if answer.state == "Alert":
+            raise PropertyAlert(f"{self.name} refused setpoint {setpoint_c:g} C: "
+                                f"{last_message(c, self.name) or 'no message from the driver'}")
+        self._setpoint = float(setpoint_c)
+
+    def set_cooler(self, on: bool) -> None:
+        """CCD_COOLER on/off where the camera has one (the CCD simulator has none), read back."""
+        snap = self.client.snapshot(self.name, "CCD_COOLER")
+        if snap is None:
+            return
+        want = "COOLER_ON" if on else "COOLER_OFF"
+        if snap.values.get(want):
+            return
+        set_switch(self.client, self.name, "CCD_COOLER", [want], self.property_timeout)
+        snap = self.client.snapshot(self.name, "CCD_COOLER")
+        if snap is None or not snap.values.get(want):
+            raise DeviceError(f"{self.name} did not turn its cooler {'on' if on else 'off'}")
 
     @property
     def pixel_size_um(self) -> float | None:
@@ -60,6 +112,9 @@ class Camera(IndiDevice):
         return None if snap is None else snap.values.get("CCD_PIXEL_SIZE")
 
     def abort(self) -> None:
+        """Abort the running exposure: the driver is told, and a waiting ``expose`` raises ExposureAborted
+        within a quarter second (without waiting for the driver's answer)."""
+        self._abort_requested.set()
         if self.client.snapshot(self.name, self.head.abort) is not None:
             set_switch(self.client, self.name, self.head.abort, ["ABORT"], self.property_timeout, wait=False)
 
@@ -82,6 +137,7 @@ class Camera(IndiDevice):
         blobs = c.blob_queue(self.name)
         while not blobs.empty():  # a stale frame from an earlier, aborted exposure
             blobs.get_nowait()
+        self._abort_requested.clear()
         before = c.generation()
         started = datetime.now(timezone.utc)
         set_number(c, self.name, self.head.exposure, {f"{self.head.exposure}_VALUE": seconds}, self.property_timeout, wait=False)
@@ -99,6 +155,8 @@ class Camera(IndiDevice):
                 blob = None
             if blob is not None and blob.property == self.head.blob:
                 return blob
+            if self._abort_requested.is_set():
+                raise ExposureAborted(f"{self.name}: exposure aborted on request; no frame")
             self.client.check_alive()
             snap = self.client.snapshot(self.name, self.head.exposure)
             if snap is None:
@@ -109,6 +167,9 @@ class Camera(IndiDevice):
                 raise PropertyAlert(
                     f"{self.name} failed the exposure: {last_message(self.client, self.name) or 'no message'}"
                 )
+            if snap.state == "Idle" and snap.generation > before:
+                # INDI's answer to CCD_ABORT_EXPOSURE (ours or another client's): Idle, and no image.
+                raise ExposureAborted(f"{self.name}: the exposure was aborted at the camera; no frame")
             if time.monotonic() > deadline:
                 self.abort()
                 raise DeviceError(

@@ -159,6 +159,7 @@ class IndiClient(PyIndi.BaseClient):
         self.host, self.port = host, port
         self._cond = threading.Condition()
         self._props: dict[tuple[str, str], PropertySnapshot] = {}
+        self._updated: dict[tuple[str, str], float] = {}  # time.monotonic() of each property's last update
         self._devices: set[str] = set()
         self._generation = 0
         self._connected = False
@@ -246,6 +247,7 @@ class IndiClient(PyIndi.BaseClient):
             self._devices.discard(name)
             for key in [k for k in self._props if k[0] == name]:
                 del self._props[key]
+                self._updated.pop(key, None)
             self._cond.notify_all()
 
     @guarded
@@ -262,6 +264,7 @@ class IndiClient(PyIndi.BaseClient):
     def removeProperty(self, prop):
         with self._cond:
             self._props.pop((prop.getDeviceName(), prop.getName()), None)
+            self._updated.pop((prop.getDeviceName(), prop.getName()), None)
             self._generation += 1
             self._cond.notify_all()
 
@@ -294,6 +297,7 @@ class IndiClient(PyIndi.BaseClient):
             snap = _snapshot(prop, self._generation)
             if snap is not None:
                 self._props[(snap.device, snap.name)] = snap
+                self._updated[(snap.device, snap.name)] = time.monotonic()
                 self._devices.add(snap.device)
             self._cond.notify_all()
 
@@ -337,6 +341,12 @@ class IndiClient(PyIndi.BaseClient):
     def snapshot(self, device: str, name: str) -> PropertySnapshot | None:
         with self._cond:
             return self._props.get((device, name))
+
+    def last_update(self, device: str, prefix: str = "") -> float | None:
+        """time.monotonic() of the latest update of any of ``device``'s properties named ``prefix*``."""
+        with self._cond:
+            times = [t for (d, n), t in self._updated.items() if d == device and n.startswith(prefix)]
+        return max(times) if times else None
 
     def devices(self) -> list[str]:
         with self._cond:

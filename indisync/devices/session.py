@@ -11,8 +11,10 @@ from ..config import IndiConfig
 from ..errors import DeviceError, PropertyTimeout
 from .camera import Camera
 from .client import IndiClient
+from .dome import Dome
 from .focuser import Focuser
 from .mount import Mount
+from .weather import Weather
 from .wheel import FilterWheel
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,8 @@ ROLES = {  # config key -> device class
     "focuser": Focuser,
     "mount": Mount,
     "guide_camera": Camera,
+    "weather": Weather,
+    "dome": Dome,
 }
 
 
@@ -34,6 +38,8 @@ class Devices:
     focuser: Focuser | None = None
     mount: Mount | None = None
     guide_camera: Camera | None = None
+    weather: Weather | None = None
+    dome: Dome | None = None
 
     @property
     def wheel(self) -> FilterWheel | None:

@@ -1,5 +1,5 @@
 """What every node does, master or slave: devices under supervision, its MQTT link, state and
-events, and the `autofocus` and `abort` commands."""
+events, and the `autofocus`, `abort`, `cool` and `warm` commands."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.node_link import NodeLink
+from .cooling import CoolingMonitor, CoolingStatus
 from .focusing import autofocus_with_devices
 from .supervisor import DeviceSupervisor
 
@@ -38,6 +39,8 @@ class NodeBase:
         # Where focus is known to be (last good autofocus, else focus.default_position); filter
         # offsets and the temperature coefficient are applied relative to it.
         self.focus_base: FocusBase | None = default_base(cfg.focus)
+        self.cooling = CoolingMonitor(lambda: self.supervisor.get().camera)
+        self._temperature_watch: threading.Thread | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -47,6 +50,8 @@ class NodeBase:
             log.warning("MQTT broker at %s:%s not reachable yet; retrying in the background",
                         self.cfg.mqtt.host, self.cfg.mqtt.port)
         self.publish_device_state(devices, phase="idle")
+        self._temperature_watch = threading.Thread(target=self._watch_temperature, name="temperature", daemon=True)
+        self._temperature_watch.start()
         log.info("%s %s up: INDI %s:%s, MQTT %s:%s", self.role, self.name, self.cfg.indi.host, self.cfg.indi.port,
                  self.cfg.mqtt.host, self.cfg.mqtt.port)
 
@@ -69,7 +74,7 @@ class NodeBase:
     # ---- commands --------------------------------------------------------------------------------
     def command_handlers(self) -> dict[str, Callable]:
         return {"autofocus": self.cmd_autofocus, "abort": self.cmd_abort, "sync_wait": self.cmd_sync_wait,
-                "solve": self.cmd_solve}
+                "cool": self.cmd_cool, "warm": self.cmd_warm, "solve": self.cmd_solve}
 
     def cmd_solve(self, command, progress) -> dict:
         """Take one frame and plate-solve it. The frame is taken under the device lock; the solve
@@ -111,6 +116,63 @@ class NodeBase:
         except IndisyncError as exc:
             log.warning("abort: %s", exc)
         return {"aborted": True}
+
+    # ---- cooling ----------------------------------------------------------------------------------
+    def cmd_cool(self, command, progress) -> dict:
+        """Cool to the setpoint (args, else camera.cooling) and answer once within tolerance; progress
+        replies carry {temperature, setpoint}. Takes no device lock: frames may run meanwhile."""
+        settings, args = self.cfg.camera.cooling, command.args
+        camera = self.supervisor.get().camera
+        if camera is None or not camera.has_cooler or (settings is None and args.get("setpoint") is None):
+            why = "the camera has no cooler" if camera is None or not camera.has_cooler else "camera.cooling is null"
+            log.info("cool: skipped, %s", why)
+            return {"reached": True, "skipped": True, "reason": why,
+                    "temperature": None if camera is None else camera.temperature}
+        setpoint = args["setpoint"] if args.get("setpoint") is not None else settings.setpoint
+        tolerance = args["tolerance"] if args.get("tolerance") is not None else (settings.tolerance if settings else 1.0)
+        timeout = args["timeout"] if args.get("timeout") is not None else (settings.timeout if settings else 900.0)
+        generation = self.cooling.set_setpoint(setpoint, tolerance)
+        self._publish_cooling(*self.cooling.sample())
+        start_temperature = self.cooling.temperature
+        log.info("cooling to %g C (now %s C, tolerance %g, timeout %g s)", setpoint, start_temperature, tolerance, timeout)
+
+        def report(status: CoolingStatus) -> None:
+            fraction = None
+            if start_temperature is not None and status.temperature is not None and start_temperature != setpoint:
+                fraction = min(1.0, max(0.0, (start_temperature - status.temperature) / (start_temperature - setpoint)))
+            progress(fraction, temperature=status.temperature, setpoint=setpoint, eta_s=status.eta_s)
+
+        status = self.cooling.wait(generation, timeout, self.stop_event, report)
+        log.info("cooling: %g C reached (sensor %s C)", setpoint, status.temperature)
+        return {"temperature": status.temperature, "setpoint": setpoint, "reached": True}
+
+    def cmd_warm(self, command, progress) -> dict:
+        """Set the setpoint to ``to`` (else camera.cooling.warm_to) and answer at once."""
+        settings = self.cfg.camera.cooling
+        camera = self.supervisor.get().camera
+        target = command.args.get("to")
+        if target is None and settings is not None:
+            target = settings.warm_to
+        if camera is None or not camera.has_cooler or target is None:
+            return {"skipped": True, "temperature": None if camera is None else camera.temperature}
+        self.cooling.set_setpoint(target, settings.tolerance if settings else 1.0)
+        temperature, status = self.cooling.sample()
+        self._publish_cooling(temperature, status)
+        log.info("warming to %g C (sensor %s C)", target, temperature)
+        return {"setpoint": target, "temperature": temperature}
+
+    def _watch_temperature(self) -> None:
+        """Keep the state's temperature and cooling fresh (about once a second); never dies."""
+        period = min(1.0, self.cfg.mqtt.heartbeat)
+        while not self.stop_event.wait(period):
+            try:
+                self._publish_cooling(*self.cooling.sample())
+            except Exception:  # noqa: BLE001 - a bad reading must not end the watch
+                log.exception("temperature watch")
+
+    def _publish_cooling(self, temperature: float | None, status: CoolingStatus | None) -> None:
+        self.link.update_state(temperature=None if temperature is None else round(temperature, 2),
+                               cooling=None if status is None else status.as_state())
 
     def cmd_autofocus(self, command, progress) -> dict:
         if not self.device_lock.acquire(timeout=60):

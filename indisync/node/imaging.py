@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..analysis.measure import measure_frame
 from ..config import Config
+from ..errors import ExposureAborted
 from ..sequence.headers import apply_frame_header
 from ..sequence.naming import save_frame
 
@@ -44,16 +45,24 @@ class FrameRecord:
 
 def take_frame(devices, cfg: Config, request: FrameRequest,
                on_start: Callable[[FrameRequest], None] | None = None,
-               on_exposed: Callable[[], None] | None = None) -> FrameRecord:
+               on_exposed: Callable[[], None] | None = None,
+               should_abort: Callable[[], bool] | None = None) -> FrameRecord:
     """``on_start`` runs with the wheel in place just before the shutter opens; ``on_exposed`` as
-    soon as the image is in, before it is measured and written (a slave moves its wheel then)."""
+    soon as the image is in, before it is measured and written (a slave moves its wheel then).
+    ``should_abort`` true before the shutter opens or once the image is in: ExposureAborted, nothing
+    written (an abort that raced the image's arrival must not leave a frame either)."""
     if request.filter_name is not None and devices.filter_wheel is not None:
         devices.filter_wheel.select(request.filter_name)
     # Read now: once on_exposed has started the next wheel move, the wheel no longer says it.
     filter_name = devices.filter_wheel.current if devices.filter_wheel is not None else request.filter_name
+    if should_abort is not None and should_abort():
+        raise ExposureAborted("aborted before the exposure started; no frame")
     if on_start is not None:
         on_start(request)
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
+    ccd_temperature, setpoint = devices.camera.temperature, devices.camera.setpoint  # at shutter close
+    if should_abort is not None and should_abort():
+        raise ExposureAborted("aborted as the image arrived; the frame is discarded, not written")
     if on_exposed is not None:
         on_exposed()
     hfr = stars = None
@@ -66,7 +75,7 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
             log.warning("could not measure HFR: %s", exc)
     focuser = devices.focuser
     try:
-        _annotate(hdu, cfg, request, filter_name, focuser, hfr, stars)
+        _annotate(hdu, cfg, request, filter_name, focuser, hfr, stars, ccd_temperature, setpoint)
     except Exception as exc:  # noqa: BLE001 - a header problem must never cost the frame
         log.error("could not write indisync's header keywords (%s); saving the frame without them", exc)
     path = save_frame(
@@ -80,7 +89,8 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars)
 
 
-def _annotate(hdu, cfg: Config, request: FrameRequest, filter_name, focuser, hfr, stars) -> None:
+def _annotate(hdu, cfg: Config, request: FrameRequest, filter_name, focuser, hfr, stars,
+              ccd_temperature=None, set_temperature=None) -> None:
     apply_frame_header(
         hdu.header,
         node=cfg.node.name,
@@ -94,4 +104,6 @@ def _annotate(hdu, cfg: Config, request: FrameRequest, filter_name, focuser, hfr
         focus_temperature=focuser.temperature if focuser is not None else None,
         hfr=hfr,
         stars=stars,
+        ccd_temperature=ccd_temperature,
+        set_temperature=set_temperature,
     )

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import IndisyncError
+from ..errors import ExposureAborted, IndisyncError
 from ..sequence.loose import fits as fits_in_time
 from ..sequence.loose import plan_loose
 from ..sequence.rotation import FilterRotation, exposure_for, validate_checked_filters
@@ -122,7 +122,13 @@ class SlaveNode(NodeBase):
         # follows our reply in strict mode) never finds the wheel moving.
         premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name), daemon=True)
         try:
-            record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start)
+            record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start,
+                                should_abort=self.abort_event.is_set)
+        except ExposureAborted as exc:
+            # Nothing was written and the rotation stays: the next frame uses this filter again.
+            self.link.event("exposure_done", exposure_id=exposure_id, status="aborted", filter=filter_name,
+                            reason=str(exc)[:500])
+            raise
         except IndisyncError as exc:
             self.link.event("exposure_done", exposure_id=exposure_id, status="failed", filter=filter_name,
                             reason=str(exc)[:500])

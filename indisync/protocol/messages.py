@@ -251,6 +251,37 @@ COMMANDS: dict[str, dict[str, Field]] = {
               "ra": opt(number(0, 360)), "dec": opt(number(-90, 90))},
 }
 
+# -- cooling: the cool/warm commands every node serves, and the temperature/cooling state fields ----
+_CELSIUS = number(-273.15, 200.0)
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{where}: expected true or false, got {_show(value)}")
+    return value
+
+
+COMMANDS.update({
+    # Cool to the setpoint and answer done once within tolerance (progress meanwhile); failed on timeout.
+    # Missing values come from the node's own camera.cooling section.
+    "cool": {
+        "setpoint": opt(number(-100.0, 50.0)),
+        "tolerance": opt(number(0.0, 20.0, lo_open=True)),
+        "timeout": opt(number(0.0, 86_400.0, lo_open=True)),
+    },
+    # Set the setpoint to ``to`` (default camera.cooling.warm_to) and answer at once.
+    "warm": {"to": opt(number(-100.0, 50.0))},
+})
+STATE.update({
+    "temperature": opt(_CELSIUS),  # the camera sensor's, deg C; null: no cooler
+    "cooling": opt(obj({  # null: no setpoint sent
+        "setpoint": req(_CELSIUS),
+        "temperature": opt(_CELSIUS),
+        "reached": req(_boolean),
+        "eta_s": opt(number(0.0, 10 * 86_400.0)),  # seconds to the setpoint at the recent rate; null: unknown
+    })),
+})
+
 EVENTS: dict[str, dict[str, Field]] = {
     "exposure_started": {
         "exposure_id": req(ident),

@@ -1,8 +1,8 @@
 """The FITS header keywords every frame carries, beyond what the camera driver writes.
 
 The camera layer already writes EXPTIME, DATE-OBS, INSTRUME, XBINNING, YBINNING and IMAGETYP;
-``apply_frame_header`` adds OBJECT, FILTER, FOCUSPOS, FOCTEMP (when known) and ours: NODE, BATCH,
-SEQINDEX, EXPOSID, and HFR and NSTARS when measured. Values that are unknown are left out rather
+``apply_frame_header`` adds OBJECT, FILTER, FOCUSPOS, FOCTEMP, CCD-TEMP, SET-TEMP (when known) and
+ours: NODE, BATCH, SEQINDEX, EXPOSID, and HFR and NSTARS when measured. Values that are unknown are left out rather
 than written as placeholders, so a reader can tell "not measured" from a value.
 """
 
@@ -27,6 +27,8 @@ def frame_header_cards(
     focus_temperature: float | None = None,
     hfr: float | None = None,
     stars: int | None = None,
+    ccd_temperature: float | None = None,
+    set_temperature: float | None = None,
 ) -> list[tuple[str, Any, str]]:
     """(keyword, value, comment) for each known value, in a stable order."""
     cards: list[tuple[str, Any, str]] = [
@@ -41,6 +43,10 @@ def frame_header_cards(
         ("EXPOSID", exposure_id, "indisync master exposure id"),
         ("HFR", None if hfr is None else round(float(hfr), 3), "[px] half-flux radius, median of stars"),
         ("NSTARS", stars, "stars measured for HFR"),
+        ("CCD-TEMP", None if ccd_temperature is None else round(float(ccd_temperature), 2),
+         "[degC] sensor temperature at shutter close"),
+        ("SET-TEMP", None if set_temperature is None else round(float(set_temperature), 2),
+         "[degC] cooling setpoint"),
     ]
     return [(k, v, c) for k, v, c in cards if v is not None]
 

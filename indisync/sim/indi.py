@@ -34,8 +34,12 @@ DRIVERS = {
     "indi_simulator_wheel": "Filter Simulator",
     "indi_simulator_telescope": "Telescope Simulator",
     "indi_simulator_guide": "Guide Simulator",
+    "indi_simulator_weather": "Weather Simulator",
+    "indi_simulator_dome": "Dome Simulator",
 }
-ALL_SIMULATORS = tuple(DRIVERS)
+# What the ``indi_sim`` fixture runs: a camera node's simulators (weather and dome only where asked).
+ALL_SIMULATORS = ("indi_simulator_ccd", "indi_simulator_focus", "indi_simulator_wheel", "indi_simulator_telescope",
+                  "indi_simulator_guide")
 
 
 def free_port() -> int:
@@ -76,6 +80,7 @@ class IndiServer:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="indisync-indi-"))
         self.log_path = self.workdir / "indiserver.log"
+        self.fifo_path = self.workdir / "indiserver.fifo"
         self.process: subprocess.Popen | None = None
 
     @property
@@ -97,7 +102,12 @@ class IndiServer:
         env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
         env["HOME"] = str(self.workdir / "home")
         sock = self.workdir / "indiserver.sock"
-        cmd = ["indiserver", "-v", "-p", str(self.port), "-u", str(sock), *self.drivers]
+        # The control FIFO lets a test stop and start one driver (the weather station going away)
+        # while the server and the other drivers run on.
+        if self.fifo_path.exists():
+            self.fifo_path.unlink()
+        os.mkfifo(self.fifo_path)
+        cmd = ["indiserver", "-v", "-p", str(self.port), "-u", str(sock), "-f", str(self.fifo_path), *self.drivers]
         log = open(self.log_path, "wb")
         try:
             self.process = subprocess.Popen(
@@ -178,6 +188,48 @@ class IndiServer:
             self.process.wait(timeout=5)
             self.process = None
 
+    def stop_driver(self, driver: str, timeout: float = 10.0) -> None:
+        """Stop one driver through indiserver's FIFO (its device disappears for every client) and
+        wait until the server no longer offers its device."""
+        self._fifo(f"stop {driver}", driver)
+        device = DRIVERS[driver]
+        deadline = time.monotonic() + timeout
+        while device in list_devices(self.host, self.port, timeout=1.0):
+            if time.monotonic() > deadline:
+                raise SimulatorStartError(f"{device} still offered {timeout:g}s after stopping {driver}")
+            time.sleep(0.1)
+
+    def start_driver(self, driver: str, timeout: float = 10.0) -> None:
+        """Start one driver again (fresh: its device comes back disconnected, with default values)."""
+        self._fifo(f"start {driver}", driver)
+        device = DRIVERS[driver]
+        deadline = time.monotonic() + timeout
+        while device not in list_devices(self.host, self.port, timeout=1.0):
+            if time.monotonic() > deadline:
+                raise SimulatorStartError(f"{device} not offered {timeout:g}s after starting {driver}")
+            time.sleep(0.1)
+
+    def _fifo(self, line: str, driver: str) -> None:
+        if driver not in DRIVERS:
+            raise ValueError(f"unknown simulator driver {driver!r}; known: {', '.join(DRIVERS)}")
+        if self.process is None or self.process.poll() is not None:
+            raise SimulatorStartError("indiserver is not running")
+        # O_NONBLOCK: fails (ENXIO) instead of blocking forever while nobody reads the FIFO; indiserver
+        # reopens it after each writer, so try again for a moment.
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                fd = os.open(self.fifo_path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SimulatorStartError(f"indiserver does not read its FIFO {self.fifo_path}") from None
+                time.sleep(0.05)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
@@ -257,6 +309,33 @@ def get_numbers(host: str, port: int, device: str, prop: str, timeout: float = 2
         if elem.get("device") == device and elem.get("name") == prop:
             return {n.get("name"): float(n.text.strip()) for n in elem.findall("defNumber")}
     raise KeyError(f"{device}.{prop} not defined on {host}:{port}")
+
+
+def get_switches(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, bool]:
+    text = _read_definitions(host, port, device, timeout)
+    for match in re.finditer(r"<defSwitchVector\b.*?</defSwitchVector>", text, re.S):
+        elem = ET.fromstring(match.group(0))
+        if elem.get("device") == device and elem.get("name") == prop:
+            return {n.get("name"): n.text.strip() == "On" for n in elem.findall("defSwitch")}
+    raise KeyError(f"{device}.{prop} not defined on {host}:{port}")
+
+
+def get_lights(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, str]:
+    text = _read_definitions(host, port, device, timeout)
+    for match in re.finditer(r"<defLightVector\b.*?</defLightVector>", text, re.S):
+        elem = ET.fromstring(match.group(0))
+        if elem.get("device") == device and elem.get("name") == prop:
+            return {n.get("name"): n.text.strip() for n in elem.findall("defLight")}
+    raise KeyError(f"{device}.{prop} not defined on {host}:{port}")
+
+
+def set_precipitation(host: str, port: int, mm_per_hour: float, device: str = "Weather Simulator") -> None:
+    """Make it rain (or stop) in the Weather Simulator (WEATHER_CONTROL.Precip), read back. The
+    status follows at the station's next update (WEATHER_UPDATE.PERIOD)."""
+    set_number(host, port, device, "WEATHER_CONTROL", {"Precip": mm_per_hour})
+    got = get_numbers(host, port, device, "WEATHER_CONTROL")["Precip"]
+    if abs(got - mm_per_hour) > 1e-6:
+        raise SimulatorStartError(f"{device} kept Precip {got} instead of {mm_per_hour}")
 
 
 def crash_ccd_driver(host: str, port: int, device: str = "CCD Simulator") -> None:

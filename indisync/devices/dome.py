@@ -1,0 +1,59 @@
+"""A dome or roll-off roof: its shutter (DOME_SHUTTER) and park (DOME_PARK), every move bounded and
+read back. Closing is what keeps the rain out, so a close that does not finish is an error, loudly."""
+
+from __future__ import annotations
+
+from ..errors import DeviceError, PropertyTimeout
+from .device import IndiDevice
+from .props import last_message, set_switch
+
+
+class Dome(IndiDevice):
+    key_properties = ("DOME_SHUTTER",)
+
+    @property
+    def shutter_open(self) -> bool | None:
+        """True: open, False: closed, None: no shutter, or moving/unknown (the property is Busy or Alert)."""
+        snap = self.client.snapshot(self.name, "DOME_SHUTTER")
+        if snap is None or snap.state in ("Busy", "Alert"):
+            return None
+        if snap.values.get("SHUTTER_OPEN"):
+            return True
+        if snap.values.get("SHUTTER_CLOSE"):
+            return False
+        return None
+
+    @property
+    def parked(self) -> bool | None:
+        snap = self.client.snapshot(self.name, "DOME_PARK")
+        return None if snap is None else bool(snap.values.get("PARK"))
+
+    def open_shutter(self, timeout: float | None = None) -> None:
+        self._move("DOME_SHUTTER", "SHUTTER_OPEN", timeout)
+        if self.shutter_open is not True:
+            raise DeviceError(f"{self.name} answered the open request but its shutter is not open")
+
+    def close_shutter(self, timeout: float | None = None) -> None:
+        self._move("DOME_SHUTTER", "SHUTTER_CLOSE", timeout)
+        if self.shutter_open is not False:
+            raise DeviceError(f"{self.name} answered the close request but its shutter is not closed")
+
+    def park(self, timeout: float | None = None) -> None:
+        self._move("DOME_PARK", "PARK", timeout)
+        if self.parked is not True:
+            raise DeviceError(f"{self.name} answered park but DOME_PARK does not say parked")
+
+    def unpark(self, timeout: float | None = None) -> None:
+        if self.parked is False:
+            return
+        self._move("DOME_PARK", "UNPARK", timeout)
+        if self.parked is not False:
+            raise DeviceError(f"{self.name} answered unpark but DOME_PARK still says parked")
+
+    def _move(self, prop: str, switch: str, timeout: float | None) -> None:
+        timeout = self.move_timeout if timeout is None else timeout
+        try:
+            set_switch(self.client, self.name, prop, [switch], timeout)
+        except PropertyTimeout:
+            raise DeviceError(f"{self.name}: {prop}={switch} did not finish within {timeout:g} s "
+                              f"({last_message(self.client, self.name) or 'no message'}); check the dome") from None
