@@ -187,6 +187,10 @@ def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
             assert transport.wait_connected(10)
             time.sleep(0.2)
             pending = client.send("slave1", "solve", {"exposure": 5.0})
+            pending.wait_accepted(10)
+            # the node keeps answering while it exposes and solves (a frame and a solve take seconds)
+            assert client.call("slave1", "ping", timeout=5)["pong"]
+            assert not pending.finished.is_set(), "the solve ended before the ping: the check proves nothing"
             # the master solves its own frame meanwhile
             settings = AcquireSettings(index_dirs=[str(index_dir)])
             with open_devices(indi_cfg(master), need=("camera", "mount")) as dev:
