@@ -130,6 +130,10 @@ def center(mount, camera, target: Target, settings: AcquireSettings,
             result.reason = (f"still {result.final_offset_arcsec:.1f}\" from the target after {len(result.attempts)} "
                              f"attempt(s) (acquire.tolerance_arcsec {settings.tolerance_arcsec:g}); raise "
                              "acquire.attempts or the tolerance, or check the mount for slop")
+            solved = [a.offset_arcsec for a in result.attempts if a.offset_arcsec is not None]
+            if settings.correction == "sync" and len(solved) >= 2 and solved[-1] > 0.8 * solved[0]:
+                # seen on the INDI simulators: their pointing error follows the reported position
+                result.reason += "; the syncs did not reduce the error: try acquire.correction: offset"
     result.seconds = time.monotonic() - started
     return result
 

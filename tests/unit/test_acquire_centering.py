@@ -137,3 +137,14 @@ def test_cancel_stops_between_attempts_and_a_bad_listener_does_not_stop_centring
     sky = ScriptedSky()
     result = center(sky, sky, TARGET, settings(), on_attempt=broken, solve=solver_for(sky))
     assert result.centered
+
+
+def test_sync_that_changes_nothing_suggests_offset_correction():
+    class IgnoresSyncs(ScriptedSky):
+        def sync_j2000(self, ra, dec):
+            self.syncs.append((ra, dec))
+
+    sky = IgnoresSyncs()
+    result = center(sky, sky, TARGET, settings(correction="sync", attempts=3), solve=solver_for(sky))
+    assert not result.centered and len(sky.syncs) == 2
+    assert "try acquire.correction: offset" in result.reason
