@@ -7,6 +7,7 @@ simulator setting is read back before a test trusts it.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import yaml
 from astropy.io import fits
 
 from indisync.acquire.coalign import FieldSolution, coalignment
-from indisync.acquire.geometry import apply_offset, tangent_offset
+from indisync.acquire.geometry import tangent_offset
 from indisync.acquire.settings import AcquireSettings
 from indisync.acquire.solver import hints_from_header, solve_hdu
 from indisync.config import IndiConfig
@@ -155,11 +156,18 @@ def test_center_removes_a_pointing_error(sim, frames, index_dir, tmp_path):
     print("center attempts:", [round(a["offset_arcsec"], 1) for a in attempts])
 
 
+def sim_polar_shift_arcsec(polar: float, drift: float, dec: float) -> float:
+    """The CCD Simulator's field shift north for SIM_POLAR/SIM_POLARDRIFT (INDI 1.9.9 ccd_simulator.cpp:
+    decDrift = polarDrift * polarError * cos(dec) / 3.81 arcsec). Measured here: 120 x 5 at Dec 39.9
+    moved the solved centre 120.6" north, predicted 120.9"."""
+    return polar * drift * math.cos(math.radians(dec)) / 3.81
+
+
 @pytest.mark.timeout(240)
 def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
-    """A rig: the slave node's camera is turned 3 degrees (SIM_ROTATION) and its OTA points 2'/1'
-    away from the master's (a goto offset on its own simulated mount, standing for misaligned
-    rings). The master's frame is solved here, the slave's by its node over MQTT."""
+    """A rig: the slave node's camera is turned 3 degrees (SIM_ROTATION) and its field shifted by
+    SIM_POLAR (standing for misaligned rings); both mounts point at the same target. The master's
+    frame is solved here, the slave's by its node over MQTT."""
     import uuid
 
     from indisync.config import MqttConfig
@@ -168,15 +176,17 @@ def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
     from indisync.protocol.transport import MqttTransport
     from indisync.sim.rig import SimRig
 
-    set_east, set_north = 120.0, -60.0  # arcsec
+    polar, drift = 100.0, 5.0
+    set_east, set_north = 0.0, sim_polar_shift_arcsec(polar, drift, TARGET[1])  # ~100" north
     rig = SimRig(slaves=1, time_factor=0.1, workdir=tmp_path / "rig",
                  acquire_section={"index_dirs": [str(index_dir)], "exposure": 5.0})
     rig.start()
     try:
         master, slave = rig.nodes["master"].indi, rig.nodes["slave1"].indi
-        assert set_sim(slave, SIM_ROTATION=3.0)["SIM_ROTATION"] == 3.0
+        actual = set_sim(slave, SIM_ROTATION=3.0, SIM_POLAR=polar, SIM_POLARDRIFT=drift)
+        assert (actual["SIM_ROTATION"], actual["SIM_POLAR"], actual["SIM_POLARDRIFT"]) == (3.0, polar, drift)
         assert set_sim(master, SIM_ROTATION=0.0)["SIM_ROTATION"] == 0.0
-        point(slave, *apply_offset(*TARGET, set_east, set_north))
+        point(slave, *TARGET)
         rig.start_node("slave1")
         rig.wait_up("slave1", timeout=60)
         cfg = MqttConfig(host=rig.broker.host, port=rig.broker.port)
@@ -202,8 +212,8 @@ def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
             reply = pending.wait(60)
             assert reply["status"] == "done", reply
             theirs = reply["result"]
-            # from the slave mount's position: the simulator's own J2000 is 5-15" from astropy's
-            assert theirs["offset_from"] == "mount" and theirs["offset_arcsec"] < 30.0, theirs
+            # from the slave mount's position: SIM_POLAR's shift, and the simulator's own J2000 5-15" from astropy's
+            assert theirs["offset_from"] == "mount" and abs(theirs["offset_arcsec"] - set_north) < 30.0, theirs
         finally:
             client.close()
             transport.stop()
