@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import DeviceError
+from .coalign import FieldSolution
 from .geometry import tangent_offset
 from .settings import AcquireSettings
 from .solver import SolveHints, Solution, hints_from_header, solve_hdu
@@ -52,18 +54,58 @@ def take_and_solve(camera, mount, settings: AcquireSettings, exposure: float | N
     return solution_report(solution, hints, ref, ref_from)
 
 
+@dataclass(frozen=True)
+class SolveReport:
+    """A solve's result: `indisync solve --json` prints it, a node's `solve` command answers with
+    it (as_dict), and the master reads a slave's answer back with from_dict."""
+
+    ra: float  # J2000 degrees
+    dec: float
+    rotation_deg: float
+    scale_arcsec: float
+    parity: int
+    field_w_arcmin: float
+    field_h_arcmin: float
+    offset_arcsec: float | None  # solved centre from the reference position
+    offset_east_arcsec: float | None
+    offset_north_arcsec: float | None
+    offset_from: str | None  # "mount" | "hint" | "header" | None
+    reference_ra: float | None
+    reference_dec: float | None
+    scale_hint_arcsec: float | None
+    scale_source: str
+    stars: int
+    index: str | None
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SolveReport":
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"a solve result without {', '.join(missing)}")
+        return cls(**{n: data[n] for n in names})
+
+    def field(self) -> FieldSolution:
+        return FieldSolution(self.ra, self.dec, self.rotation_deg, self.field_w_arcmin, self.field_h_arcmin, self.parity)
+
+
 def solution_report(solution: Solution, hints: SolveHints, ref: tuple[float, float] | None,
                     ref_from: str | None) -> dict:
-    """The solve's result as plain data (the --json object and the node command's reply)."""
-    out = {"ra": solution.ra, "dec": solution.dec, "rotation_deg": solution.rotation_deg,
-           "scale_arcsec": solution.scale_arcsec, "parity": solution.parity,
-           "field_w_arcmin": solution.field_w_arcmin, "field_h_arcmin": solution.field_h_arcmin,
-           "offset_arcsec": None, "offset_east_arcsec": None, "offset_north_arcsec": None,
-           "offset_from": ref_from if ref is not None else None,
-           "reference_ra": None if ref is None else ref[0], "reference_dec": None if ref is None else ref[1],
-           "scale_hint_arcsec": hints.scale_arcsec, "scale_source": hints.scale_source,
-           "stars": solution.stars, "index": solution.index, "seconds": round(solution.seconds, 3)}
+    """The solve's result as plain data (SolveReport.as_dict)."""
+    east = north = offset = None
     if ref is not None:
         east, north = tangent_offset(ref[0], ref[1], solution.ra, solution.dec)
-        out.update(offset_arcsec=(east ** 2 + north ** 2) ** 0.5, offset_east_arcsec=east, offset_north_arcsec=north)
-    return out
+        offset = (east ** 2 + north ** 2) ** 0.5
+    return SolveReport(
+        ra=solution.ra, dec=solution.dec, rotation_deg=solution.rotation_deg, scale_arcsec=solution.scale_arcsec,
+        parity=solution.parity, field_w_arcmin=solution.field_w_arcmin, field_h_arcmin=solution.field_h_arcmin,
+        offset_arcsec=offset, offset_east_arcsec=east, offset_north_arcsec=north,
+        offset_from=ref_from if ref is not None else None,
+        reference_ra=None if ref is None else ref[0], reference_dec=None if ref is None else ref[1],
+        scale_hint_arcsec=hints.scale_arcsec, scale_source=hints.scale_source, stars=solution.stars,
+        index=solution.index, seconds=round(solution.seconds, 3),
+    ).as_dict()

@@ -19,6 +19,7 @@ from astropy.io import fits
 
 from indisync.acquire.coalign import FieldSolution, coalignment
 from indisync.acquire.geometry import tangent_offset
+from indisync.acquire.live import SolveReport
 from indisync.acquire.settings import AcquireSettings
 from indisync.acquire.solver import hints_from_header, solve_hdu
 from indisync.config import IndiConfig
@@ -222,9 +223,7 @@ def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
         raise
     finally:
         rig.stop()
-    c = coalignment(FieldSolution.from_solution(mine),
-                    FieldSolution(theirs["ra"], theirs["dec"], theirs["rotation_deg"], theirs["field_w_arcmin"],
-                                  theirs["field_h_arcmin"], theirs["parity"]))
+    c = coalignment(FieldSolution.from_solution(mine), SolveReport.from_dict(theirs).field())
     assert c.rotation_diff_deg == pytest.approx(3.0, abs=0.2), c
     assert abs(c.offset_east_arcmin * 60 - set_east) < 10 and abs(c.offset_north_arcmin * 60 - set_north) < 10, c
     assert 80 < c.overlap_pct < 100 and c.parity_matches

@@ -114,3 +114,17 @@ def test_solve_command_schema():
     for bad in ({"exposure": 0}, {"dec": 91}, {"binning": 9}, {"radius": 1}):
         with pytest.raises(ProtocolError):
             messages.make("solve", "ota1", bad)
+
+
+def test_solve_report_round_trip_and_offset():
+    from indisync.acquire.live import SolveReport, solution_report
+    from indisync.acquire.solver import Solution
+
+    sol = Solution(29.6296, 39.868, -87.0, 1.19, 1, 25.4, 20.3, 1280, 1024, 700, "index-sim-06.fits", 1.234567)
+    data = solution_report(sol, SolveHints(scale_arcsec=1.19, scale_source="x"), (29.6296, 39.868 - 60 / 3600), "mount")
+    assert data["offset_north_arcsec"] == pytest.approx(60.0, abs=0.01) and data["seconds"] == 1.235
+    report = SolveReport.from_dict(data)
+    assert report.field().rotation_deg == -87.0 and report.field().width_arcmin == 25.4
+    assert solution_report(sol, SolveHints(), None, "mount")["offset_from"] is None
+    with pytest.raises(ValueError, match="without ra"):
+        SolveReport.from_dict({k: v for k, v in data.items() if k != "ra"})
