@@ -128,3 +128,16 @@ def test_solve_report_round_trip_and_offset():
     assert solution_report(sol, SolveHints(), None, "mount")["offset_from"] is None
     with pytest.raises(ValueError, match="without ra"):
         SolveReport.from_dict({k: v for k, v in data.items() if k != "ra"})
+
+
+def test_cli_rejects_bad_input_before_touching_hardware(tmp_path, capsys):
+    from indisync.cli import main
+
+    assert main(["center", "--ra", "25:00:00", "--dec", "10"]) == 2
+    assert "RA '25:00:00' is outside 0..360 degrees" in capsys.readouterr().err
+    assert main(["center", "--ra", "10:00:00", "--dec", "-95"]) == 2
+    assert "outside -90..90" in capsys.readouterr().err
+    assert main(["solve", "--file", str(tmp_path / "missing.fits")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["solve", "--exposure", "-1"]) == 2
+    assert "--exposure must be positive" in capsys.readouterr().err
