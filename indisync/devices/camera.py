@@ -15,7 +15,7 @@ from astropy.io import fits
 from ..errors import DeviceError, ExposureAborted, PropertyAlert
 from .client import IndiClient
 from .device import IndiDevice
-from .props import last_message, set_number, set_switch
+from .props import last_message, set_number, set_switch, switch_to
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,14 @@ class Camera(IndiDevice):
         self._setpoint = float(setpoint_c)
 
     def set_cooler(self, on: bool) -> None:
-        """CCD_COOLER on/off where the camera has one (the CCD simulator has none), read back."""
+        """CCD_COOLER on/off where the camera has one, read back."""
         snap = self.client.snapshot(self.name, "CCD_COOLER")
         if snap is None:
             return
         want = "COOLER_ON" if on else "COOLER_OFF"
         if snap.values.get(want):
             return
-        set_switch(self.client, self.name, "CCD_COOLER", [want], self.property_timeout)
+        switch_to(self.client, self.name, "CCD_COOLER", want, self.property_timeout)  # Busy while cooling
         snap = self.client.snapshot(self.name, "CCD_COOLER")
         if snap is None or not snap.values.get(want):
             raise DeviceError(f"{self.name} did not turn its cooler {'on' if on else 'off'}")

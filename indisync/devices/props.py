@@ -105,6 +105,33 @@ def set_switch(client: IndiClient, device: str, name: str, on: Iterable[str], ti
     return _send(client, device, name, "switch", states, timeout, wait)
 
 
+def switch_to(client: IndiClient, device: str, name: str, on: str, timeout: float) -> PropertySnapshot:
+    """Turn switch ``on`` of a OneOfMany vector on and wait until the driver shows it on (read back).
+
+    For switches that stay Busy while they are on (TELESCOPE_TRACK_STATE while tracking, CCD_COOLER
+    while cooling), where waiting for the end of Busy would wait forever. Alert is failure.
+    """
+    before = client.generation()
+    set_switch(client, device, name, [on], timeout, wait=False)
+
+    def answered():
+        snap = client._props.get((device, name))
+        if snap is None:
+            raise DeviceError(f"{device}.{name} vanished while we waited for it (did the driver crash?)")
+        if snap.generation > before and (snap.state == "Alert" or snap.values.get(on)):
+            return snap
+        return None
+
+    try:
+        snap = client.wait_until(answered, timeout, f"{device}.{name}.{on} to be on")
+    except PropertyTimeout:
+        raise PropertyTimeout(f"{device} did not turn {name}.{on} on within {timeout:g}s: "
+                              f"{last_message(client, device) or 'no message from the driver'}") from None
+    if snap.state == "Alert":
+        raise PropertyAlert(f"{device} refused {name}.{on}: {last_message(client, device) or 'no message'}")
+    return snap
+
+
 def set_text(client: IndiClient, device: str, name: str, values: dict[str, str], timeout: float, wait: bool = True):
     snap = client.wait_property(device, name, timeout)
     _check_elements(snap, values)
