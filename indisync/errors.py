@@ -79,7 +79,3 @@ class NoIndexError(SolveError):
 
 class SolveTimeout(SolveError):
     """astrometry.net found no solution within acquire.solve_timeout and was stopped."""
-
-
-class CenteringError(IndisyncError):
-    """Centring on a target did not get within tolerance, or could not run."""
