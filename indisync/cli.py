@@ -27,6 +27,8 @@ COMMANDS = [
     "guide",
     "night",
     "stop",
+    "solve",
+    "center",
 ]
 
 

@@ -16,6 +16,7 @@ import yaml
 # Each layer owns its settings; this module only assembles them. The sections are re-exported
 # here (``from indisync.config import IndiConfig`` keeps working). None of these imports may pull
 # in numpy, scipy, photutils, astropy, PyIndi or paho: `indisync --help` and `status` load this.
+from .acquire.settings import AcquireSettings
 from .analysis.settings import AnalysisSettings
 from .configtypes import ConfigValueError, build
 from .devices.settings import CameraSettings, CoolingSettings, IndiConfig
@@ -100,6 +101,7 @@ class Config:
     site: SiteSettings | None = None
     night: NightSettings | None = None
     safety: SafetySettings = field(default_factory=SafetySettings)  # used with indi.weather
+    acquire: AcquireSettings = field(default_factory=AcquireSettings)  # plate solving and centring
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

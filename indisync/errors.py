@@ -63,3 +63,19 @@ class GuideError(IndisyncError):
 
 class CalibrationError(GuideError):
     """Guider calibration failed: the mount did not move the star, or its axes are not trustworthy."""
+
+
+class SolveError(IndisyncError):
+    """A plate solve failed; the subclass says why and the message what to do."""
+
+
+class NoStarsError(SolveError):
+    """The frame shows too few stars to solve (clouds, closed cover, dew, a dark frame, far out of focus)."""
+
+
+class NoIndexError(SolveError):
+    """No astrometry.net index file covers the field's scale; the message names the package to install."""
+
+
+class SolveTimeout(SolveError):
+    """astrometry.net found no solution within acquire.solve_timeout and was stopped."""

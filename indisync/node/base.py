@@ -3,6 +3,7 @@ events, and the `autofocus`, `abort`, `cool` and `warm` commands."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -80,7 +81,28 @@ class NodeBase:
     # ---- commands --------------------------------------------------------------------------------
     def command_handlers(self) -> dict[str, Callable]:
         return {"autofocus": self.cmd_autofocus, "abort": self.cmd_abort, "sync_wait": self.cmd_sync_wait,
-                "cool": self.cmd_cool, "warm": self.cmd_warm}
+                "cool": self.cmd_cool, "warm": self.cmd_warm, "solve": self.cmd_solve}
+
+    def cmd_solve(self, command, progress) -> dict:
+        """Take one frame and plate-solve it. The frame is taken under the device lock; the solve
+        (bounded by acquire.solve_timeout) runs after it is released, in this command's worker."""
+        from ..acquire.live import take_and_solve
+
+        args = command.args
+        hint = (args["ra"], args["dec"]) if args.get("ra") is not None and args.get("dec") is not None else None
+        devices = self.supervisor.get()
+
+        @contextlib.contextmanager
+        def hold():
+            if not self.device_lock.acquire(timeout=60):
+                raise IndisyncError("busy: another exposure or autofocus did not finish within 60 s")
+            try:
+                yield
+            finally:
+                self.device_lock.release()
+
+        return take_and_solve(devices.camera, devices.mount, self.cfg.acquire, args.get("exposure"),
+                              args.get("binning"), hint=hint, hold=hold())
 
     def cmd_sync_wait(self, command, progress) -> dict:
         """Answer done once this node is idle (no exposure, wheel move or autofocus running): the

@@ -267,6 +267,9 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "ping": {},
     # the master: end the night as at dawn (park, warm); abort: abort the frame under way instead of finishing it
     "stop": {"abort": Field(boolean, False), "reason": opt(_REASON)},
+    # plate-solve one frame (co-alignment); ra/dec: a J2000 position hint for a node without a mount
+    "solve": {"exposure": opt(number(0, MAX_EXPOSURE_S, lo_open=True)), "binning": opt(integer(1, 8)),
+              "ra": opt(number(0, 360)), "dec": opt(number(-90, 90))},
 }
 
 # -- cooling: the cool/warm commands every node serves, and the temperature/cooling state fields ----

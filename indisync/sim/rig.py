@@ -70,6 +70,7 @@ class SimRig:
     master_drivers: tuple[str, ...] = ()
     node_sections: dict = field(default_factory=dict)
     master_sections: dict = field(default_factory=dict)
+    acquire_section: dict = field(default_factory=dict)  # every node's acquire: (plate solving) section
     drift_arcsec_per_s: tuple[float, float] = (0.25, 0.15)  # mount tracking error (RA, Dec) when guiding
     focus_offset: tuple[int, int] = (150, 600)  # true focus this many steps (random) from the start
     seed: int = 1
@@ -123,6 +124,8 @@ class SimRig:
             "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
         }
         config.update(self.node_sections)
+        if self.acquire_section:
+            config["acquire"] = self.acquire_section
         if role == "master":
             extra = dict(self.master_sections)
             config["indi"].update(extra.pop("indi", {}))
