@@ -25,6 +25,8 @@ COMMANDS = [
     "demo",
     "status",
     "guide",
+    "record",
+    "report",
 ]
 
 

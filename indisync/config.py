@@ -19,6 +19,7 @@ from .configtypes import ConfigValueError, build
 from .errors import ConfigError
 from .focus.settings import FocusSettings
 from .guiding.settings import GuiderSettings
+from .record.settings import GradingSettings, RecordSettings
 from .sequence.settings import MasterSettings, SlaveSettings
 
 NODE_NAME = re.compile(r"^[a-z0-9-]+\Z")  # \Z, not $: "$" also matches before a trailing newline
@@ -111,6 +112,8 @@ class Config:
     slave: SlaveSettings = field(default_factory=SlaveSettings)  # used when node.role is slave
     # The master guides (and dithers, per master.dither) only when this section is present.
     guider: GuiderSettings | None = None
+    grading: GradingSettings = field(default_factory=GradingSettings)  # every frame graded on its node
+    record: RecordSettings = field(default_factory=RecordSettings)  # the night log and report
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

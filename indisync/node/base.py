@@ -14,6 +14,7 @@ from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.node_link import NodeLink
+from ..record.grading import FrameGrader
 from .focusing import autofocus_with_devices
 from .supervisor import DeviceSupervisor
 
@@ -37,6 +38,7 @@ class NodeBase:
         # Where focus is known to be (last good autofocus, else focus.default_position); filter
         # offsets and the temperature coefficient are applied relative to it.
         self.focus_base: FocusBase | None = default_base(cfg.focus)
+        self.grader = FrameGrader(cfg.grading)  # this node's frames against its recent ones, per filter
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,6 +105,10 @@ class NodeBase:
             summary["failed"] = True
         return summary
 
+    def grade_frame(self, filter_name, hfr, stars):
+        """(grade, guiding RMS) of a measured frame; the master adds its guiding RMS."""
+        return self.grader.grade(filter_name, hfr, stars), None
+
     # ---- autofocus with events -------------------------------------------------------------------
     def autofocus(self, reason: str | None = None, progress: Callable | None = None):
         """One autofocus run on this node's devices, relayed as autofocus_* events. The caller
@@ -133,7 +139,8 @@ class NodeBase:
             raise
         hfr = result.hfr if result.hfr is not None and result.hfr == result.hfr else None
         self.link.event("autofocus_done", run_id=run_id, status=result.status, position=result.position,
-                        hfr=hfr, reason=result.reason[:500] if result.reason else None)
+                        hfr=hfr, reason=result.reason[:500] if result.reason else None,
+                        temperature=_temperature_field(devices.focuser))
         if result.ok:
             self.focus_base = FocusBase(result.position, filter_name, devices.focuser.temperature)
         self.link.update_state(phase="idle", focuser_position=result.position, hfr=hfr)
@@ -171,6 +178,11 @@ class NodeBase:
                 self.link.error(f"lost indiserver at {self.cfg.indi.host}:{self.cfg.indi.port}: {why}")
         except Exception:  # noqa: BLE001 - reporting must not break the supervisor
             log.exception("could not report the INDI connection change")
+
+
+def _temperature_field(focuser) -> float | None:
+    value = focuser.temperature if focuser is not None else None
+    return round(float(value), 3) if value is not None and -100 <= value <= 100 else None
 
 
 def run_node(node: NodeBase) -> int:

@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..analysis.measure import measure_frame
 from ..config import Config
+from ..record.grading import Grade, grade_header_cards
 from ..sequence.headers import apply_frame_header
 from ..sequence.naming import save_frame
 
@@ -40,13 +41,39 @@ class FrameRecord:
     duration: float
     hfr: float | None
     stars: int | None
+    grade: Grade | None = None
+    focuser_position: int | None = None
+    focuser_temperature: float | None = None
+    ccd_temperature: float | None = None
+    guide_rms_arcsec: float | None = None
+
+    def event_fields(self) -> dict:
+        """What exposure_done says about the frame, for the night log (indisync.record)."""
+        fields = {"start": self.start if self.start and self.start != "None" else None,
+                  "duration": self.duration, "hfr": _rounded(self.hfr), "stars": self.stars,
+                  "focuser_position": self.focuser_position, "focuser_temperature": _rounded(self.focuser_temperature),
+                  "ccd_temperature": _rounded(self.ccd_temperature), "guide_rms_arcsec": _rounded(self.guide_rms_arcsec)}
+        if fields["start"] is not None and not fields["start"].endswith("Z"):
+            fields["start"] = fields["start"].split("+")[0] + "Z"  # DATE-OBS is UTC without a zone
+        if self.grade is not None:
+            fields.update(grade=self.grade.status, grade_reason=self.grade.reason[:500])
+        return fields
+
+
+# grader(filter, hfr, stars) -> Grade | None, with the node's own context (guiding RMS on the master)
+Grader = Callable[[str | None, float | None, int | None], tuple[Grade | None, float | None]]
+
+
+def _rounded(value, digits: int = 3):
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
 def take_frame(devices, cfg: Config, request: FrameRequest,
                on_start: Callable[[FrameRequest], None] | None = None,
-               on_exposed: Callable[[], None] | None = None) -> FrameRecord:
+               on_exposed: Callable[[], None] | None = None, grader: Grader | None = None) -> FrameRecord:
     """``on_start`` runs with the wheel in place just before the shutter opens; ``on_exposed`` as
-    soon as the image is in, before it is measured and written (a slave moves its wheel then)."""
+    soon as the image is in, before it is measured and written (a slave moves its wheel then);
+    ``grader`` grades the measured frame (GRADE / GRADERSN in its header)."""
     if request.filter_name is not None and devices.filter_wheel is not None:
         devices.filter_wheel.select(request.filter_name)
     # Read now: once on_exposed has started the next wheel move, the wheel no longer says it.
@@ -65,8 +92,11 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
         except Exception as exc:  # a measurement problem must never cost the frame
             log.warning("could not measure HFR: %s", exc)
     focuser = devices.focuser
+    grade, guide_rms = _grade(grader, filter_name, hfr, stars) if request.frame_type == "light" else (None, None)
     try:
         _annotate(hdu, cfg, request, filter_name, focuser, hfr, stars)
+        for keyword, value, comment in grade_header_cards(grade):
+            hdu.header[keyword] = (value, comment)
     except Exception as exc:  # noqa: BLE001 - a header problem must never cost the frame
         log.error("could not write indisync's header keywords (%s); saving the frame without them", exc)
     path = save_frame(
@@ -77,7 +107,23 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     )
     log.info("saved %s (%s, %gs, HFR %s, %s stars)", path, filter_name, request.duration,
              f"{hfr:.2f}" if hfr else "-", stars)
-    return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars)
+    ccd_temp = hdu.header.get("CCD-TEMP")
+    return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars, grade,
+                       hdu.header.get("FOCUSPOS"), hdu.header.get("FOCTEMP"),
+                       float(ccd_temp) if isinstance(ccd_temp, (int, float)) else None, guide_rms)
+
+
+def _grade(grader: Grader | None, filter_name, hfr, stars) -> tuple[Grade | None, float | None]:
+    if grader is None:
+        return None, None
+    try:
+        grade, guide_rms = grader(filter_name, hfr, stars)
+    except Exception as exc:  # noqa: BLE001 - grading must never cost the frame
+        log.warning("could not grade the frame: %s", exc)
+        return None, None
+    if grade is not None and not grade.accepted:
+        log.warning("frame rejected (kept on disk): %s", grade.reason)
+    return grade, guide_rms
 
 
 def _annotate(hdu, cfg: Config, request: FrameRequest, filter_name, focuser, hfr, stars) -> None:

@@ -20,7 +20,9 @@ from ..sequence.rotation import validate_checked_filters
 from ..sequence.state_store import StateStore, load_master_progress, save_master_progress
 from ..sequence.triggers import RefocusTriggers
 from ..protocol.messages import now_iso
+from ..record.service import NightRecording
 from .base import NodeBase
+from .frame_guiding import FrameGuideRms
 from .guiding import MasterGuiding
 from .imaging import FrameRequest, take_frame
 from .slave import state_path
@@ -48,6 +50,8 @@ class MasterNode(NodeBase):
         self.registry = None
         self.client = None
         self.focus_runs: list[dict] = []
+        self.frame_guide: FrameGuideRms | None = None  # guiding RMS during each frame, for grading
+        self.recording: NightRecording | None = None  # the rig's night log (record: section)
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
@@ -61,14 +65,19 @@ class MasterNode(NodeBase):
         else:
             guider = Guider(devices.guide_camera, devices.mount, self.cfg.guider)
             self.guiding = MasterGuiding(guider, self.cfg.master, self.link, self.stop_event)
+            self.frame_guide = FrameGuideRms(lambda: guider.pixel_scale)
+            guider.add_listener(self.frame_guide.on_event)
 
     def start(self) -> None:
+        self.recording = NightRecording.for_node(self.cfg, self.link.transport, self.link.topics)
         super().start()
         self.registry = self.link.registry()
         self.registry.start_sweeper()
         self.client = self.link.command_client()
 
     def close(self) -> None:
+        if self.recording is not None:
+            self.recording.close()
         if self.guiding is not None:
             self.guiding.stop()
         if self.client is not None:
@@ -127,6 +136,8 @@ class MasterNode(NodeBase):
             save_master_progress(self.store, self.progress)
         self.link.update_state(phase="idle", exposure=None)
         log.info("sequence finished: %d frames, batch %d", self.frames, self.progress.batch)
+        if self.recording is not None and not self.stop_event.is_set():
+            self.recording.write_report()  # logged; never raises
 
     def synced_exposure(self, frame: PlannedFrame):
         devices = self.supervisor.get()
@@ -147,6 +158,8 @@ class MasterNode(NodeBase):
         pendings = []
 
         def on_start(req: FrameRequest) -> None:
+            if self.frame_guide is not None:
+                self.frame_guide.begin()
             # The wheel is in place: command the slaves now, then open our own shutter at once.
             for node in barrier.expected:
                 pending = self.client.send(node, "expose", args)
@@ -164,10 +177,11 @@ class MasterNode(NodeBase):
                 if frame.filter and devices.filter_wheel is not None:
                     devices.filter_wheel.select(frame.filter)
                 self.focus_for(devices, frame.filter)  # before the slaves are told to start
-                record = take_frame(devices, self.cfg, request, on_start)
+                record = take_frame(devices, self.cfg, request, on_start, grader=self.grade_frame)
                 self.frames += 1
                 self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=record.filter_name,
-                                file=record.path.name if len(record.path.name) <= 64 else None)
+                                file=record.path.name if len(record.path.name) <= 64 else None,
+                                **record.event_fields())
                 self.link.update_state(phase="waiting" if slaves else "idle", exposure=None, frames=self.frames,
                                        hfr=record.hfr, stars=record.stars)
             except IndisyncError as exc:
@@ -185,6 +199,10 @@ class MasterNode(NodeBase):
                             f"; failed: {failed}" if failed else "")
             self.link.update_state(phase="idle")
         return record
+
+    def grade_frame(self, filter_name, hfr, stars):
+        guide_rms = self.frame_guide.end() if self.frame_guide is not None else None
+        return self.grader.grade(filter_name, hfr, stars, guide_rms), guide_rms
 
     def refocus_all(self, reason: str) -> None:
         """Every node autofocuses at once; wait for all (bounded), report who failed, go on."""

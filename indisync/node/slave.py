@@ -122,7 +122,7 @@ class SlaveNode(NodeBase):
         # follows our reply in strict mode) never finds the wheel moving.
         premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name), daemon=True)
         try:
-            record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start)
+            record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start, grader=self.grade_frame)
         except IndisyncError as exc:
             self.link.event("exposure_done", exposure_id=exposure_id, status="failed", filter=filter_name,
                             reason=str(exc)[:500])
@@ -134,7 +134,7 @@ class SlaveNode(NodeBase):
             self.rotation.advance()  # only after the frame is safely on disk
         self.frames += 1
         self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=filter_name,
-                        file=record.path.name[:64] if len(record.path.name) <= 64 else None)
+                        file=record.path.name[:64] if len(record.path.name) <= 64 else None, **record.event_fields())
         self.link.update_state(phase="idle", exposure=None, frames=self.frames, hfr=record.hfr, stars=record.stars)
         return record
 
