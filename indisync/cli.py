@@ -27,6 +27,7 @@ COMMANDS = [
     "guide",
     "record",
     "report",
+    "dashboard",
 ]
 
 
