@@ -18,6 +18,7 @@ from ..errors import ProtocolError
 from ..protocol import topics
 from ..protocol.registry import NodeInfo, NodeRegistry
 from ..protocol.transport import MqttTransport
+from ..dashboard.progress import describe, long_work
 
 HELP = "show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, heartbeat age"
 
@@ -95,6 +96,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "seconds_since_heartbeat": round(age, 1) if age is not None else None,
         "last_state": info.state_ts,
         "error": state.get("error"),
+        # long work (cooling, waiting for dark, centring, flip, refocus, exposure): what it waits for, time left
+        "work": long_work(state) if online else None,
     }
 
 
@@ -103,7 +106,7 @@ def snapshot(registry: NodeRegistry) -> list[dict]:
     return [node_row(info, registry.dead_after, now) for info in registry.nodes()]
 
 
-_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "HEARTBEAT")
+_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "HEARTBEAT", "WORK")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -128,6 +131,7 @@ def _cells(row: dict) -> tuple[str, ...]:
         dash(row["focuser_position"]),
         dash(row["frames"]),
         dash(row["seconds_since_heartbeat"], "{:.1f}s ago"),
+        describe(row.get("work")),
     )
 
 

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Callable
 
 from ..config import Config
@@ -144,6 +145,7 @@ class NodeBase:
         if result.ok:
             self.focus_base = FocusBase(result.position, filter_name, devices.focuser.temperature)
         self.link.update_state(phase="idle", focuser_position=result.position, hfr=hfr)
+        _publish_vcurve(self.link, result.plot)
         log.info("autofocus %s: %s at %s (HFR %s, %d frames)%s", run_id, result.status, result.position,
                  hfr, result.frames, f": {result.reason}" if result.reason else "")
         return result
@@ -178,6 +180,16 @@ class NodeBase:
                 self.link.error(f"lost indiserver at {self.cfg.indi.host}:{self.cfg.indi.port}: {why}")
         except Exception:  # noqa: BLE001 - reporting must not break the supervisor
             log.exception("could not report the INDI connection change")
+
+
+def _publish_vcurve(link, plot: str | None) -> None:
+    """The run's V-curve PNG, retained, for Home Assistant's image entity (never fails the run)."""
+    if not plot:
+        return
+    try:
+        link.publish_image("vcurve", Path(plot).read_bytes())
+    except (OSError, IndisyncError) as exc:
+        log.warning("V-curve %s not published: %s", plot, exc)
 
 
 def _temperature_field(focuser) -> float | None:

@@ -186,8 +186,10 @@ def _guiding(data: dict, path: Path) -> bool:
     axes[2].set_title("start skew vs master (ms)", fontsize=9)
     if skews:
         axes[2].legend(fontsize=7)
-    for ax in axes:
+    for ax, empty in zip(axes, (not rms, not settles, not skews)):
         ax.tick_params(labelsize=7)
+        if empty:
+            ax.text(0.5, 0.5, "no data tonight", ha="center", va="center", transform=ax.transAxes, color="#999")
     fig.autofmt_xdate()
     return _save(fig, path)
 

@@ -111,6 +111,17 @@ def test_dashboard_live_and_report_matches_files(tmp_path):
         driver.save_screenshot(str(shot))
         print(f"\ndashboard screenshot: {shot}")
 
+        # Home Assistant's image entities: each node's latest V-curve PNG, retained on the broker.
+        images = {}
+        viewer = MqttTransport(mqtt, client_id=f"ha-test-{uuid.uuid4().hex[:6]}")
+        viewer.subscribe("indisync/+/image/vcurve", lambda m: images.__setitem__(m.topic, (m.retain, m.payload)))
+        viewer.start()
+        try:
+            wait_until(lambda: len(images) == 2, 10, "both nodes' retained V-curve PNGs")
+        finally:
+            viewer.stop()
+        assert all(retained and data[:4] == b"\x89PNG" for retained, data in images.values()), images.keys()
+
         rig.kill_node("slave1")  # kill -9: no goodbye, only the heartbeat stops (and the broker's Last Will)
         killed = time.monotonic()
         wait_until(lambda: (c := card(driver, "slave1")) is not None and not c["online"], 10,
