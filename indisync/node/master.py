@@ -52,6 +52,7 @@ class MasterNode(NodeBase):
         self.focus_runs: list[dict] = []
         self.frame_guide: FrameGuideRms | None = None  # guiding RMS during each frame, for grading
         self.recording: NightRecording | None = None  # the rig's night log (record: section)
+        self._retaken: tuple | None = None  # (batch, frame index) last taken again after a rejection
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
@@ -119,6 +120,8 @@ class MasterNode(NodeBase):
                     log.error("giving up frame %d of batch %d after %d attempts", frame.index + 1,
                               self.progress.batch, attempts)
                 attempts = 0
+                if self._retake_due(frame, record):
+                    continue  # grading.retake: the same slot once more; the rejected frame stays on disk
                 self.progress.frame_done()
                 save_master_progress(self.store, self.progress)
                 temperature = self._temperature()
@@ -199,6 +202,17 @@ class MasterNode(NodeBase):
                             f"; failed: {failed}" if failed else "")
             self.link.update_state(phase="idle")
         return record
+
+    def _retake_due(self, frame: PlannedFrame, record) -> bool:
+        """True once per slot whose master frame was rejected, with grading.retake on."""
+        grade = getattr(record, "grade", None)
+        key = (self.progress.batch, frame.index)
+        if not self.cfg.grading.retake or grade is None or grade.accepted or self._retaken == key:
+            return False
+        self._retaken = key
+        log.warning("frame %d of batch %d rejected (%s): taking it once more", frame.index + 1,
+                    self.progress.batch, grade.reason)
+        return True
 
     def grade_frame(self, filter_name, hfr, stars):
         guide_rms = self.frame_guide.end() if self.frame_guide is not None else None
