@@ -97,3 +97,15 @@ def test_discovery_announces_a_retained_vcurve_image_entity():
     image = json.loads(configs["homeassistant/image/ota2/vcurve/config"])
     assert image["image_topic"] == "indisync/ota2/image/vcurve" and image["content_type"] == "image/png"
     assert T.parse(image["image_topic"]) is None  # JSON subscribers never see the bytes
+
+
+def test_status_table_shows_long_work():
+    from indisync.commands.status import node_row, render_table
+    from indisync.protocol.registry import NodeInfo
+
+    info = NodeInfo("ota1", status="online", alive=True, last_heartbeat=10.0,
+                    state={"role": "master", "phase": "idle", "frames": 0,
+                           "cooling": {"setpoint": -10, "temperature": 2.0, "reached": False, "eta_s": 24}})
+    row = node_row(info, dead_after=8.0, now_mono=11.0)
+    assert row["work"]["what"] == "cooling"
+    assert "cooling: camera 2.0 °C to reach -10 °C, 24 s left" in render_table([row])
