@@ -40,6 +40,7 @@ class NodeBase:
         # offsets and the temperature coefficient are applied relative to it.
         self.focus_base: FocusBase | None = default_base(cfg.focus)
         self.grader = FrameGrader(cfg.grading)  # this node's frames against its recent ones, per filter
+        self._preview_busy = threading.Lock()  # one frame preview (HA image entity) at a time
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -105,6 +106,24 @@ class NodeBase:
             # The reply carries the failure as data: a failed focus never blocks the night.
             summary["failed"] = True
         return summary
+
+    def publish_preview(self, path) -> None:
+        """A small JPEG of a saved frame, retained for Home Assistant, made on a thread of its own
+        after the frame's reply; skipped while the previous one is still being made."""
+        if not self._preview_busy.acquire(blocking=False):
+            return
+
+        def work() -> None:
+            try:
+                from ..record.preview import jpeg_preview
+
+                self.link.publish_image("frame", jpeg_preview(path))
+            except Exception as exc:  # noqa: BLE001 - a preview must never disturb the night
+                log.warning("frame preview of %s not published: %s", path, exc)
+            finally:
+                self._preview_busy.release()
+
+        threading.Thread(target=work, name="frame-preview", daemon=True).start()
 
     def grade_frame(self, filter_name, hfr, stars):
         """(grade, guiding RMS) of a measured frame; the master adds its guiding RMS."""

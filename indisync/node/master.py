@@ -187,6 +187,7 @@ class MasterNode(NodeBase):
                                 **record.event_fields())
                 self.link.update_state(phase="waiting" if slaves else "idle", exposure=None, frames=self.frames,
                                        hfr=record.hfr, stars=record.stars)
+                self.publish_preview(record.path)
             except IndisyncError as exc:
                 log.error("master exposure %s failed: %s", exposure_id, exc)
                 self.link.event("exposure_done", exposure_id=exposure_id, status="failed",

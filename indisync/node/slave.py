@@ -136,6 +136,7 @@ class SlaveNode(NodeBase):
         self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=filter_name,
                         file=record.path.name[:64] if len(record.path.name) <= 64 else None, **record.event_fields())
         self.link.update_state(phase="idle", exposure=None, frames=self.frames, hfr=record.hfr, stars=record.stars)
+        self.publish_preview(record.path)
         return record
 
     def _move_to_next_filter(self, devices, current: str | None) -> None:

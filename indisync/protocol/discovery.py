@@ -103,4 +103,5 @@ def discovery_messages(topic_tree: topics.Topics, node: str, role: str, version:
 
 
 # image entity -> (display name, content type); the node publishes them on Topics.image(node, entity)
-IMAGES: dict[str, tuple[str, str]] = {"vcurve": ("Latest V-curve", "image/png")}
+IMAGES: dict[str, tuple[str, str]] = {"vcurve": ("Latest V-curve", "image/png"),
+                                      "frame": ("Latest frame", "image/jpeg")}

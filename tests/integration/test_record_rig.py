@@ -114,13 +114,15 @@ def test_dashboard_live_and_report_matches_files(tmp_path):
         # Home Assistant's image entities: each node's latest V-curve PNG, retained on the broker.
         images = {}
         viewer = MqttTransport(mqtt, client_id=f"ha-test-{uuid.uuid4().hex[:6]}")
-        viewer.subscribe("indisync/+/image/vcurve", lambda m: images.__setitem__(m.topic, (m.retain, m.payload)))
+        viewer.subscribe("indisync/+/image/+", lambda m: images.__setitem__(m.topic, (m.retain, m.payload)))
         viewer.start()
         try:
-            wait_until(lambda: len(images) == 2, 10, "both nodes' retained V-curve PNGs")
+            wait_until(lambda: len(images) == 4, 10, "both nodes' retained V-curve PNGs and frame JPEGs")
         finally:
             viewer.stop()
-        assert all(retained and data[:4] == b"\x89PNG" for retained, data in images.values()), images.keys()
+        assert all(images[f"indisync/{n}/image/vcurve"][1][:4] == b"\x89PNG" for n in ("master", "slave1"))
+        assert all(images[f"indisync/{n}/image/frame"][1][:2] == b"\xff\xd8" for n in ("master", "slave1"))
+        assert all(retained for retained, _ in images.values())
 
         rig.kill_node("slave1")  # kill -9: no goodbye, only the heartbeat stops (and the broker's Last Will)
         killed = time.monotonic()

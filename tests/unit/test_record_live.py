@@ -109,3 +109,20 @@ def test_status_table_shows_long_work():
     row = node_row(info, dead_after=8.0, now_mono=11.0)
     assert row["work"]["what"] == "cooling"
     assert "cooling: camera 2.0 °C to reach -10 °C, 24 s left" in render_table([row])
+
+
+def test_jpeg_preview_of_a_frame(tmp_path):
+    import io
+
+    import numpy as np
+    from astropy.io import fits
+    from PIL import Image
+
+    from indisync.record.preview import jpeg_preview
+
+    data = np.random.default_rng(1).normal(1000, 10, (1024, 1280)).astype(np.uint16)
+    data[500:503, 600:603] = 60000
+    fits.PrimaryHDU(data).writeto(tmp_path / "f.fits")
+    jpeg = jpeg_preview(tmp_path / "f.fits")
+    image = Image.open(io.BytesIO(jpeg))
+    assert image.format == "JPEG" and max(image.size) <= 480 and len(jpeg) < 200_000
