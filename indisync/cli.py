@@ -29,6 +29,9 @@ COMMANDS = [
     "stop",
     "solve",
     "center",
+    "record",
+    "report",
+    "dashboard",
 ]
 
 

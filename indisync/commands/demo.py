@@ -61,6 +61,7 @@ def run(args, cfg) -> int:
         if code != 0:
             raise IndisyncError(f"the master exited with code {code}; see {workdir}/master.1.log")
     elapsed = time.monotonic() - started
+    reports = sorted((rig.images / "master" / "nights").glob("report-*/index.html"))
 
     frames = read_frames(rig.images)
     focus = read_focus_runs(workdir / "focus")
@@ -81,6 +82,7 @@ def run(args, cfg) -> int:
         "start_skew": skews,
         "images": str(rig.images),
         "logs": str(workdir),
+        "report": str(reports[-1]) if reports else None,  # the master writes it at the end of its sequence
     }
     if args.json:
         print(json.dumps(summary))
@@ -99,4 +101,5 @@ def run(args, cfg) -> int:
         print(f"start skew slave vs master (DATE-OBS): p50 {skews['p50_ms']} ms, p99 {skews['p99_ms']} ms, "
               f"max {skews['max_ms']} ms over {skews['pairs']} frames")
     print(f"images: {summary['images']}\nfocus plots, node logs, configs: {summary['logs']}")
+    print(f"night report: {summary['report'] or 'not written (see the master log)'}")
     return 0

@@ -18,6 +18,7 @@ from ..config import Config, parse_hostport
 from ..errors import ProtocolError
 from ..protocol import topics
 from ..protocol.registry import NodeInfo, NodeRegistry
+from ..dashboard.progress import describe, long_work
 
 HELP = ("show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, "
         "clock offset to the master, heartbeat age")
@@ -110,6 +111,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "clock_offset_s": state.get("clock_offset_s"),  # this node's clock minus the master's
         "clock_rtt_s": state.get("clock_rtt_s"),
         "night": state.get("night"),  # the master's night: {state, since, until, reason}
+        # long work (cooling, waiting for dark, centring, flip, refocus, exposure): what it waits for, time left
+        "work": long_work(state) if online else None,
     }
 
 
@@ -118,7 +121,8 @@ def snapshot(registry: NodeRegistry) -> list[dict]:
     return [node_row(info, registry.dead_after, now) for info in registry.nodes()]
 
 
-_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "CLOCK", "HEARTBEAT")
+_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "CLOCK", "HEARTBEAT",
+            "WORK")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -144,6 +148,7 @@ def _cells(row: dict) -> tuple[str, ...]:
         dash(row["frames"]),
         _clock_cell(row),
         dash(row["seconds_since_heartbeat"], "{:.1f}s ago"),
+        describe(row.get("work")),
     )
 
 

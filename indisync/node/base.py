@@ -18,6 +18,7 @@ from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.clock import NodeClock
 from ..protocol.node_link import NodeLink
 from .cooling import CoolingMonitor, CoolingStatus
+from ..record.grading import FrameGrader
 from .supervisor import DeviceSupervisor
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class NodeBase:
         self.focus_base: FocusBase | None = default_base(cfg.focus)
         self.cooling = CoolingMonitor(lambda: self.supervisor.get().camera)
         self._temperature_watch: threading.Thread | None = None
+        self.grader = FrameGrader(cfg.grading)  # this node's frames against its recent ones, per filter
+        self._preview_busy = threading.Lock()  # one frame preview (HA image entity) at a time
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -195,6 +198,28 @@ class NodeBase:
             summary["failed"] = True
         return summary
 
+    def publish_preview(self, path) -> None:
+        """A small JPEG of a saved frame, retained for Home Assistant, made on a thread of its own
+        after the frame's reply; skipped while the previous one is still being made."""
+        if not self._preview_busy.acquire(blocking=False):
+            return
+
+        def work() -> None:
+            try:
+                from ..record.preview import jpeg_preview
+
+                self.link.publish_image("frame", jpeg_preview(path))
+            except Exception as exc:  # noqa: BLE001 - a preview must never disturb the night
+                log.warning("frame preview of %s not published: %s", path, exc)
+            finally:
+                self._preview_busy.release()
+
+        threading.Thread(target=work, name="frame-preview", daemon=True).start()
+
+    def grade_frame(self, filter_name, hfr, stars):
+        """(grade, guiding RMS) of a measured frame; the master adds its guiding RMS."""
+        return self.grader.grade(filter_name, hfr, stars), None
+
     # ---- autofocus with events -------------------------------------------------------------------
     def autofocus(self, reason: str | None = None, progress: Callable | None = None):
         """One autofocus run on this node's devices, relayed as autofocus_* events. The caller
@@ -227,10 +252,12 @@ class NodeBase:
             raise
         hfr = result.hfr if result.hfr is not None and result.hfr == result.hfr else None
         self.link.event("autofocus_done", run_id=run_id, status=result.status, position=result.position,
-                        hfr=hfr, reason=result.reason[:500] if result.reason else None)
+                        hfr=hfr, reason=result.reason[:500] if result.reason else None,
+                        temperature=_temperature_field(devices.focuser))
         if result.ok:
             self.focus_base = FocusBase(result.position, filter_name, devices.focuser.temperature)
         self.link.update_state(phase="idle", focuser_position=result.position, hfr=hfr)
+        _publish_vcurve(self.link, result.plot)
         log.info("autofocus %s: %s at %s (HFR %s, %d frames)%s", run_id, result.status, result.position,
                  hfr, result.frames, f": {result.reason}" if result.reason else "")
         return result
@@ -265,6 +292,21 @@ class NodeBase:
                 self.link.error(f"lost indiserver at {self.cfg.indi.host}:{self.cfg.indi.port}: {why}")
         except Exception:  # noqa: BLE001 - reporting must not break the supervisor
             log.exception("could not report the INDI connection change")
+
+
+def _publish_vcurve(link, plot: str | None) -> None:
+    """The run's V-curve PNG, retained, for Home Assistant's image entity (never fails the run)."""
+    if not plot:
+        return
+    try:
+        link.publish_image("vcurve", Path(plot).read_bytes())
+    except (OSError, IndisyncError) as exc:
+        log.warning("V-curve %s not published: %s", plot, exc)
+
+
+def _temperature_field(focuser) -> float | None:
+    value = focuser.temperature if focuser is not None else None
+    return round(float(value), 3) if value is not None and -100 <= value <= 100 else None
 
 
 def run_node(node: NodeBase) -> int:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..errors import ExposureAborted
+from ..record.grading import Grade, grade_header_cards
 from ..sequence.headers import apply_frame_header
 from ..sequence.naming import save_frame
 
@@ -93,19 +94,45 @@ class FrameRecord:
     # measure_inline=False: the pixels, still to be measured (the caller hands them on and drops them)
     image: Any = field(default=None, repr=False)
     context: FrameContext | None = None
+    grade: Grade | None = None
+    focuser_position: int | None = None
+    focuser_temperature: float | None = None
+    ccd_temperature: float | None = None
+    guide_rms_arcsec: float | None = None
+
+    def event_fields(self) -> dict:
+        """What exposure_done says about the frame, for the night log (indisync.record)."""
+        fields = {"start": self.start if self.start and self.start != "None" else None,
+                  "duration": self.duration, "hfr": _rounded(self.hfr), "stars": self.stars,
+                  "focuser_position": self.focuser_position, "focuser_temperature": _rounded(self.focuser_temperature),
+                  "ccd_temperature": _rounded(self.ccd_temperature), "guide_rms_arcsec": _rounded(self.guide_rms_arcsec)}
+        if fields["start"] is not None and not fields["start"].endswith("Z"):
+            fields["start"] = fields["start"].split("+")[0] + "Z"  # DATE-OBS is UTC without a zone
+        if self.grade is not None:
+            fields.update(grade=self.grade.status, grade_reason=self.grade.reason[:500])
+        return fields
+
+
+# grader(filter, hfr, stars) -> Grade | None, with the node's own context (guiding RMS on the master)
+Grader = Callable[[str | None, float | None, int | None], tuple[Grade | None, float | None]]
+
+
+def _rounded(value, digits: int = 3):
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
 def take_frame(devices, cfg: Config, request: FrameRequest,
                on_start: Callable[[FrameRequest], None] | None = None,
                on_exposed: Callable[[], None] | None = None,
                should_abort: Callable[[], bool] | None = None,
-               measure_inline: bool = True) -> FrameRecord:
+               measure_inline: bool = True, grader: "Grader | None" = None) -> FrameRecord:
     """``on_start`` runs with the wheel in place just before the shutter opens; ``on_exposed`` as
     soon as the image is in and its context captured, before it is measured and written (a slave
     moves its wheel then). ``should_abort`` true before the shutter opens or once the image is in:
     ExposureAborted, nothing written (an abort that raced the image's arrival must not leave a frame
     either). ``measure_inline=False``: the frame is written without HFR/NSTARS and the record
-    carries the pixels in ``image`` for the caller to measure after replying."""
+    carries the pixels in ``image`` for the caller to measure after replying. ``grader`` grades a frame
+    measured here (GRADE / GRADERSN in its header)."""
     if request.filter_name is not None and devices.filter_wheel is not None:
         devices.filter_wheel.select(request.filter_name)
     # Read now: once on_exposed has started the next wheel move, the wheel no longer says it.
@@ -126,8 +153,11 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     measurable = request.frame_type == "light" and hdu.data is not None
     if measurable and measure_inline:
         hfr, stars = measure_hfr(hdu.data, cfg)
+    grade, guide_rms = _grade(grader, filter_name, hfr, stars) if measurable and measure_inline else (None, None)
     try:
         _annotate(hdu, cfg, request, context, hfr, stars)
+        for keyword, value, comment in grade_header_cards(grade):
+            hdu.header[keyword] = (value, comment)
     except Exception as exc:  # noqa: BLE001 - a header problem must never cost the frame
         log.error("could not write indisync's header keywords (%s); saving the frame without them", exc)
     path = save_frame(
@@ -139,7 +169,23 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     log.info("saved %s (%s, %gs, HFR %s, %s stars)", path, filter_name, request.duration,
              f"{hfr:.2f}" if hfr else ("later" if measurable and not measure_inline else "-"), stars)
     return FrameRecord(path, filter_name, str(hdu.header.get("DATE-OBS")), request.duration, hfr, stars,
-                       image=hdu.data if measurable and not measure_inline else None, context=context)
+                       image=hdu.data if measurable and not measure_inline else None, context=context,
+                       grade=grade, focuser_position=context.focus_position,
+                       focuser_temperature=context.focus_temperature, ccd_temperature=context.ccd_temperature,
+                       guide_rms_arcsec=guide_rms)
+
+
+def _grade(grader: "Grader | None", filter_name, hfr, stars) -> tuple[Grade | None, float | None]:
+    if grader is None:
+        return None, None
+    try:
+        grade, guide_rms = grader(filter_name, hfr, stars)
+    except Exception as exc:  # noqa: BLE001 - grading must never cost the frame
+        log.warning("could not grade the frame: %s", exc)
+        return None, None
+    if grade is not None and not grade.accepted:
+        log.warning("frame rejected (kept on disk): %s", grade.reason)
+    return grade, guide_rms
 
 
 MAX_START_WAIT_S = 10.0  # a scheduled start further off than this is a clock problem, not a plan

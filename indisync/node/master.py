@@ -22,7 +22,9 @@ from ..sequence.rotation import validate_checked_filters
 from ..sequence.state_store import StateStore, load_master_progress, save_master_progress
 from ..sequence.triggers import RefocusTriggers
 from ..protocol.messages import now_iso
+from ..record.service import NightRecording
 from .base import NodeBase
+from .frame_guiding import FrameGuideRms
 from .guiding import MasterGuiding
 from .imaging import FrameRequest, take_frame
 from .locking import bounded
@@ -56,6 +58,9 @@ class MasterNode(NodeBase):
         self._stray_focus_threads: list[threading.Thread] = []  # autofocus runs that outlived their wait
         self._guiding_rebuilt = threading.Event()  # the guider was rebuilt on new devices: start it again
         self.night_runner = None  # the night's executor, once run() has started it
+        self.frame_guide: FrameGuideRms | None = None  # guiding RMS during each frame, for grading
+        self.recording: NightRecording | None = None  # the rig's night log (record: section)
+        self._retaken: tuple | None = None  # (batch, frame index) last taken again after a rejection
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
@@ -78,6 +83,9 @@ class MasterNode(NodeBase):
         calibration = previous.guider.calibration if previous is not None else None
         guider = Guider(devices.guide_camera, devices.mount, self.cfg.guider, calibration=calibration)
         guiding = MasterGuiding(guider, self.cfg.master, self.link, self.stop_event)
+        if self.frame_guide is None:  # guiding RMS during each frame, for grading; survives a rebuild
+            self.frame_guide = FrameGuideRms(lambda: self.guiding.guider.pixel_scale if self.guiding else None)
+        guider.add_listener(self.frame_guide.on_event)
         if previous is not None:
             guiding.frames_since_dither = previous.frames_since_dither
             guiding.dithers = previous.dithers
@@ -107,12 +115,15 @@ class MasterNode(NodeBase):
         self.guiding.start()  # reports its own failure; the frame goes on (as on_star_lost says)
 
     def start(self) -> None:
+        self.recording = NightRecording.for_node(self.cfg, self.link.transport, self.link.topics)
         super().start()
         self.registry = self.link.registry()
         self.registry.start_sweeper()
         self.client = self.link.command_client()
 
     def close(self) -> None:
+        if self.recording is not None:
+            self.recording.close()
         if self.guiding is not None:
             try:
                 self.guiding.stop()
@@ -156,6 +167,8 @@ class MasterNode(NodeBase):
         self.night_runner.run()
         self.link.update_state(phase="idle", exposure=None)
         log.info("sequence finished: %d frames, batch %d", self.frames, self.progress.batch)
+        if self.recording is not None and not self.stop_event.is_set():
+            self.recording.write_report()  # logged; never raises
 
     def synced_exposure(self, frame: PlannedFrame):
         devices = self.supervisor.get()
@@ -177,6 +190,8 @@ class MasterNode(NodeBase):
         pendings = []
 
         def on_start(req: FrameRequest) -> None:
+            if self.frame_guide is not None:
+                self.frame_guide.begin()
             # The wheel is in place: command the slaves now, then open our own shutter at once, or
             # with master.start_lead at a time every node is told (take_frame waits for it).
             start = now_iso()
@@ -199,12 +214,14 @@ class MasterNode(NodeBase):
                 if frame.filter and devices.filter_wheel is not None:
                     devices.filter_wheel.select(frame.filter)
                 self.focus_for(devices, frame.filter)  # before the slaves are told to start
-                record = take_frame(devices, self.cfg, request, on_start)
+                record = take_frame(devices, self.cfg, request, on_start, grader=self.grade_frame)
                 self.frames += 1
                 self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=record.filter_name,
-                                file=record.path.name if len(record.path.name) <= 64 else None)
+                                file=record.path.name if len(record.path.name) <= 64 else None,
+                                **record.event_fields())
                 self.link.update_state(phase="waiting" if slaves else "idle", exposure=None, frames=self.frames,
                                        hfr=record.hfr, stars=record.stars)
+                self.publish_preview(record.path)
             except IndisyncError as exc:
                 log.error("master exposure %s failed: %s", exposure_id, exc)
                 self.link.event("exposure_done", exposure_id=exposure_id, status="failed",
@@ -230,6 +247,21 @@ class MasterNode(NodeBase):
             self.link.error(f"exposure {exposure_id}: no slave frame from " + "; ".join(parts)[:900])
         except Exception:  # noqa: BLE001 - the log line above has it; reporting never stops a frame
             log.exception("could not report the lost slave frames")
+
+    def _retake_due(self, frame: PlannedFrame, record) -> bool:
+        """True once per slot whose master frame was rejected, with grading.retake on."""
+        grade = getattr(record, "grade", None)
+        key = (self.progress.batch, frame.index)
+        if not self.cfg.grading.retake or grade is None or grade.accepted or self._retaken == key:
+            return False
+        self._retaken = key
+        log.warning("frame %d of batch %d rejected (%s): taking it once more", frame.index + 1,
+                    self.progress.batch, grade.reason)
+        return True
+
+    def grade_frame(self, filter_name, hfr, stars):
+        guide_rms = self.frame_guide.end() if self.frame_guide is not None else None
+        return self.grader.grade(filter_name, hfr, stars, guide_rms), guide_rms
 
     def refocus_all(self, reason: str) -> None:
         """Every node autofocuses at once; wait for all (bounded), report who failed, go on."""

@@ -419,6 +419,11 @@ class NightRunner:
         if record is None:
             log.error("giving up frame %d of batch %d after %d attempts", frame.index + 1, progress.batch,
                       FRAME_ATTEMPTS)
+        if m._retake_due(frame, record):
+            # grading.retake: the same slot once more (no dither, no refocus); the rejected frame stays on disk
+            duration, finished = self.next_frame_facts()
+            return Ev.FRAME_DONE, {"ok": True, "refocus": None, "dither": False,
+                                   "next_duration": duration, "finished": finished}
         progress.frame_done()
         save_master_progress(m.store, progress)
         temperature = m._temperature()

@@ -173,18 +173,24 @@ class SlaveNode(NodeBase):
             self.rotation.advance()  # only after the frame is safely on disk
         self.frames += 1
         self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=filter_name,
-                        file=record.path.name[:64] if len(record.path.name) <= 64 else None)
+                        file=record.path.name[:64] if len(record.path.name) <= 64 else None, **record.event_fields())
         self.link.update_state(phase="idle", exposure=None, frames=self.frames)
         if record.image is not None:  # measured after the reply; hfr/stars follow in frame_measured and the state
             self.measurer.submit(MeasureJob(record.image, exposure_id, record.path.name, filter_name))
             record.image = None
+        self.publish_preview(record.path)
         return record
 
     def _on_measured(self, result: MeasureResult) -> None:
         job = result.job
+        # Graded here, where the measurement lands: the grade goes with frame_measured into the night
+        # log; the slave's FITS header, written before the measurement, is never rewritten for it.
+        grade, _ = self.grade_frame(job.filter_name, result.hfr, result.stars)
+        graded = {} if grade is None else {"grade": grade.status, "grade_reason": grade.reason[:500]}
         self.link.event("frame_measured", exposure_id=job.exposure_id, filter=job.filter_name,
                         file=job.file if len(job.file) <= 64 else None, hfr=result.hfr, stars=result.stars,
-                        seconds=round(result.seconds, 3), when="before_reply" if result.inline else "after_reply")
+                        seconds=round(result.seconds, 3), when="before_reply" if result.inline else "after_reply",
+                        **graded)
         self.link.update_state(hfr=result.hfr, stars=result.stars)
 
     def _move_to_next_filter(self, devices, current: str | None) -> None:

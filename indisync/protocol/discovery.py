@@ -88,4 +88,20 @@ def discovery_messages(topic_tree: topics.Topics, node: str, role: str, version:
         # no availability: this entity must read 'off', not 'unavailable', when the node is gone
     }
     out.append((topic_tree.ha_config("binary_sensor", node, "online"), json.dumps(online, separators=(",", ":"))))
+    for entity, (name, content_type) in IMAGES.items():
+        image = {
+            "name": name,
+            "unique_id": f"indisync_{node}_{entity}",
+            "object_id": f"indisync_{node}_{entity}",
+            "image_topic": topic_tree.image(node, entity),  # raw bytes, published retained by the node
+            "content_type": content_type,
+            "device": device,
+            **availability,
+        }
+        out.append((topic_tree.ha_config("image", node, entity), json.dumps(image, separators=(",", ":"))))
     return out
+
+
+# image entity -> (display name, content type); the node publishes them on Topics.image(node, entity)
+IMAGES: dict[str, tuple[str, str]] = {"vcurve": ("Latest V-curve", "image/png"),
+                                      "frame": ("Latest frame", "image/jpeg")}

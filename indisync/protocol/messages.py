@@ -317,6 +317,18 @@ EVENTS: dict[str, dict[str, Field]] = {
         "filter": opt(safe_name),
         "file": opt(safe_name),
         "reason": opt(_REASON),
+        # what the night log and report need of the frame (indisync.record); all optional
+        "start": opt(timestamp),
+        "duration": opt(number(0, MAX_EXPOSURE_S)),
+        "hfr": opt(_HFR),
+        "stars": opt(integer(0, 10**7)),
+        "fwhm": opt(number(0, 1000)),
+        "focuser_position": opt(_POSITION),
+        "focuser_temperature": opt(number(-100, 100)),
+        "ccd_temperature": opt(number(-100, 100)),
+        "guide_rms_arcsec": opt(number(0, 100_000)),
+        "grade": opt(one_of("accepted", "rejected")),
+        "grade_reason": opt(_REASON),
     },
     "filter_changed": {"filter": req(safe_name), "previous": opt(safe_name)},
     # a slave's frame measured after its expose reply (issue 13): HFR/NSTARS are not in its FITS header
@@ -329,6 +341,8 @@ EVENTS: dict[str, dict[str, Field]] = {
         "seconds": opt(number(0, 86_400)),
         # before_reply: the queue was full and the slave measured it inline (its reply waited)
         "when": Field(one_of("after_reply", "before_reply"), "after_reply"),
+        "grade": opt(one_of("accepted", "rejected")),  # the frame against its node's recent ones (indisync.record)
+        "grade_reason": opt(_REASON),
     },
     "autofocus_started": {
         "run_id": req(ident),
@@ -348,6 +362,7 @@ EVENTS: dict[str, dict[str, Field]] = {
         "position": opt(_POSITION),
         "hfr": opt(_HFR),
         "reason": opt(_REASON),
+        "temperature": opt(number(-100, 100)),  # the focuser's, for the report's learned temperature slope
     },
     "dither_started": {"pixels": req(number(0, 1000))},
     "dither_settled": {

@@ -40,6 +40,7 @@ from .transport import Incoming, MqttTransport, Will
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_IMAGE_BYTES = 1024 * 1024  # a V-curve PNG is ~30 KB; brokers and HA handle far less than a raw frame
 
 
 class NodeLink:
@@ -149,6 +150,12 @@ class NodeLink:
         env = messages.make(type, self.node, payload, ts=self.clock.iso())
         self.transport.publish(self.topics.event(self.node), env.encode())
         return env
+
+    def publish_image(self, name: str, data: bytes) -> None:
+        """Retained raw image bytes on ``{prefix}/{node}/image/{name}`` (Home Assistant's image entity)."""
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ProtocolError(f"image {name} of {len(data)} bytes; allowed at most {MAX_IMAGE_BYTES}")
+        self.transport.publish(self.topics.image(self.node, name), data, retain=True)
 
     def error(self, message: str, topic: str | None = None, about: str | None = None) -> None:
         self._publish_error(message, topic, about)

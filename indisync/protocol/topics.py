@@ -68,6 +68,13 @@ class Topics:
     def clock(self, node: str) -> str:
         return self.of(node, CLOCK)
 
+    def image(self, node: str, name: str) -> str:
+        """``{prefix}/{node}/image/{name}``: retained raw image bytes (Home Assistant ``image`` entities).
+        Three levels under the prefix, so ``parse`` (and every JSON subscriber) ignores them."""
+        if not re.match(r"^[a-z0-9_]{1,32}\Z", name):
+            raise ValueError(f"image name {name!r}: use [a-z0-9_]")
+        return f"{self.of(node, STATE).rsplit('/', 1)[0]}/image/{name}"
+
     def every(self, kind: str) -> str:
         """The subscription filter for ``kind`` of every node, e.g. ``indisync/+/state``."""
         if kind not in KINDS:

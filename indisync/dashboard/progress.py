@@ -1,0 +1,75 @@
+"""What a node is busy with for a long while, what it waits for, and how long is left — from
+whatever state fields it publishes (exposure, phase; cooling and night from newer nodes).
+
+Pure: a state payload and a few numbers in, a dict (or None) out. Shared by the dashboard and
+`indisync status`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+NIGHT_WAITS = {
+    "waiting_dark": "waiting for dark",
+    "cooling": "cooling the cameras",
+    "slewing": "slewing to the target",
+    "centering": "centring the target (plate solve)",
+    "starting_guider": "starting the guider",
+    "refocusing": "refocusing every node",
+    "flipping": "meridian flip",
+    "unsafe": "waiting for safe weather",
+    "parking": "parking",
+    "warming": "warming the cameras",
+}
+
+
+def _seconds_until(text, now: datetime) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def long_work(state: dict | None, exposure_progress: float | None = None, focus_points: int | None = None,
+              now: datetime | None = None) -> dict | None:
+    """{"what", "waits_for", "left_s"} of the longest thing the node is doing, or None when idle."""
+    if not state:
+        return None
+    now = now or datetime.now(timezone.utc)
+    cooling = state.get("cooling")
+    if isinstance(cooling, dict) and cooling.get("setpoint") is not None and not cooling.get("reached"):
+        temp = cooling.get("temperature")
+        return {"what": "cooling",
+                "waits_for": f"camera {temp if temp is not None else '?'} °C to reach {cooling['setpoint']} °C",
+                "left_s": cooling.get("eta_s")}
+    night = state.get("night")
+    if isinstance(night, dict) and night.get("state") in NIGHT_WAITS:
+        return {"what": night["state"], "waits_for": night.get("reason") or NIGHT_WAITS[night["state"]],
+                "left_s": _seconds_until(night.get("until"), now)}
+    phase = state.get("phase")
+    exposure = state.get("exposure")
+    if phase == "exposing" and isinstance(exposure, dict) and exposure.get("duration"):
+        progress = exposure_progress if exposure_progress is not None else exposure.get("progress") or 0.0
+        return {"what": "exposing", "waits_for": f"{exposure.get('filter') or 'frame'} {exposure['duration']:g} s",
+                "left_s": round(max(0.0, exposure["duration"] * (1.0 - progress)), 1)}
+    if phase == "focusing":
+        points = f", {focus_points} point(s) so far" if focus_points else ""
+        return {"what": "autofocus", "waits_for": f"V-curve sweep{points}", "left_s": None}
+    if phase == "dithering":
+        return {"what": "dithering", "waits_for": "the guide star to settle", "left_s": None}
+    if phase == "waiting":
+        return {"what": "waiting", "waits_for": "the other nodes' exposures, or the guide star", "left_s": None}
+    return None
+
+
+def describe(work: dict | None) -> str:
+    if not work:
+        return "-"
+    left = work.get("left_s")
+    tail = f", {left:.0f} s left" if isinstance(left, (int, float)) else ""
+    return f"{work['what']}: {work['waits_for']}{tail}"

@@ -1,0 +1,275 @@
+"""What a night log says, put together: frames, autofocus runs, dithers, timelines, failures, and
+the figures the report shows (efficiency, learned focus-temperature slope, start skew).
+
+Pure: a list of night-log entries in, plain dicts and lists out (``summarize``). No matplotlib.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+# Night states (helper `night`) in which the rig could be collecting light: the usable window.
+USABLE_NIGHT_STATES = ("slewing", "centering", "starting_guider", "imaging", "refocusing", "flipping")
+MIN_TEMPERATURE_SPAN_C = 0.3  # below this spread of temperatures a slope is noise, not learned
+
+
+def parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:  # DATE-OBS: UTC without a zone
+        from datetime import timezone
+
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _events(entries, type_: str):
+    return [e for e in entries if e.get("kind") == "event" and e.get("type") == type_]
+
+
+def collect_frames(entries: list[dict]) -> list[dict]:
+    """One dict per exposure_done, joined with its exposure_started (same node and exposure id)."""
+    started: dict[tuple[str, str], dict] = {}
+    done: dict[tuple[str, str], dict] = {}
+    measured: dict[tuple[str, str], dict] = {}  # a slave measures (and grades) after its reply
+    frames = []
+    for e in entries:
+        if e.get("kind") != "event":
+            continue
+        p = e.get("payload") or {}
+        key = (e.get("node"), str(p.get("exposure_id")))
+        if e.get("type") == "exposure_started":
+            started[key] = p
+        elif e.get("type") == "frame_measured":
+            measured[key] = p
+        elif e.get("type") == "exposure_done":
+            s = started.pop(key, {})
+            frame = {"node": e.get("node"), "exposure_id": p.get("exposure_id"), "status": p.get("status"),
+                     "filter": p.get("filter") or s.get("filter"), "file": p.get("file"),
+                     "start": p.get("start") or s.get("start"), "duration": p.get("duration") or s.get("duration"),
+                     "end_rx": e.get("rx"), "reason": p.get("reason")}
+            for k in ("hfr", "stars", "fwhm", "focuser_position", "focuser_temperature", "ccd_temperature",
+                      "guide_rms_arcsec", "grade", "grade_reason"):
+                frame[k] = p.get(k)
+            frames.append(frame)
+            done[key] = frame
+    for key, p in measured.items():
+        frame = done.get(key)
+        if frame is not None:
+            for k in ("hfr", "stars", "grade", "grade_reason"):
+                if frame.get(k) is None:
+                    frame[k] = p.get(k)
+    frames.sort(key=lambda f: f["start"] or "")
+    return frames
+
+
+def collect_autofocus(entries: list[dict]) -> list[dict]:
+    runs: dict[str, dict] = {}
+    for e in entries:
+        if e.get("kind") != "event" or not str(e.get("type", "")).startswith("autofocus_"):
+            continue
+        p = e.get("payload") or {}
+        run = runs.setdefault(str(p.get("run_id")), {"run_id": p.get("run_id"), "node": e.get("node"), "points": [],
+                                                    "start": e.get("rx"), "status": None})
+        if e["type"] == "autofocus_started":
+            run.update(start=e.get("rx"), filter=p.get("filter"), start_position=p.get("position"),
+                       reason=p.get("reason"))
+        elif e["type"] == "autofocus_point":
+            run["points"].append([p.get("position"), p.get("hfr"), p.get("stars")])
+        elif e["type"] == "autofocus_done":
+            run.update(end=e.get("rx"), status=p.get("status"), position=p.get("position"), hfr=p.get("hfr"),
+                       failure=p.get("reason"), temperature=p.get("temperature"))
+    # The fitted model comes with the node's reply to the master's autofocus command.
+    for e in entries:
+        if e.get("kind") == "reply" and (e.get("payload") or {}).get("command") == "autofocus":
+            result = (e["payload"].get("result") or {})
+            for run in runs.values():
+                if run["node"] == e.get("node") and run.get("position") == result.get("position") and "model" not in run:
+                    run["model"] = result.get("model")
+                    break
+    return sorted(runs.values(), key=lambda r: r.get("start") or "")
+
+
+def fit_slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of position against temperature (steps per degC)."""
+    if len(points) < 2:
+        return None
+    temps = [t for t, _ in points]
+    if max(temps) - min(temps) < MIN_TEMPERATURE_SPAN_C:
+        return None
+    mt = statistics.fmean(temps)
+    mp = statistics.fmean(p for _, p in points)
+    sxx = sum((t - mt) ** 2 for t in temps)
+    return sum((t - mt) * (p - mp) for t, p in points) / sxx
+
+
+def focus_temperature(runs: list[dict]) -> dict[str, dict[str, dict]]:
+    """Per node and filter: the good autofocus results against the focuser temperature, the fitted
+    slope, and the ``focus.temp_coefficient`` it suggests (the same number: steps per degC)."""
+    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        if run.get("status") == "ok" and run.get("temperature") is not None and run.get("position") is not None:
+            grouped[run["node"]][run.get("filter") or "none"].append((float(run["temperature"]), float(run["position"])))
+    out: dict[str, dict[str, dict]] = {}
+    for node, by_filter in grouped.items():
+        out[node] = {}
+        for filter_name, points in by_filter.items():
+            slope = fit_slope(points)
+            out[node][filter_name] = {
+                "points": [[t, p] for t, p in points], "n": len(points),
+                "slope_steps_per_c": None if slope is None else round(slope, 2),
+                "suggested_temp_coefficient": None if slope is None else round(slope, 1),
+            }
+    return out
+
+
+def timelines(entries: list[dict], end: datetime | None) -> dict[str, list[dict]]:
+    """Per node: segments {start, end, activity} from its phase changes, offline periods and (on the
+    master) the night's unsafe / flipping states."""
+    changes: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for e in entries:
+        node, when = e.get("node"), parse_time(e.get("rx"))
+        if node is None or when is None:
+            continue
+        p = e.get("payload") or {}
+        if e.get("kind") == "state" and p.get("phase"):
+            night = (p.get("night") or {}).get("state") if isinstance(p.get("night"), dict) else None
+            activity = night if night in ("unsafe", "flipping", "waiting_dark", "cooling", "parked") and \
+                p["phase"] in ("idle", "waiting") else p["phase"]
+            changes[node].append((when, activity))
+        elif e.get("kind") == "status" and p.get("status") == "offline":
+            changes[node].append((when, "offline"))
+    out = {}
+    for node, points in changes.items():
+        segments = []
+        for i, (when, activity) in enumerate(points):
+            stop = points[i + 1][0] if i + 1 < len(points) else (end or when)
+            if segments and segments[-1]["activity"] == activity:
+                segments[-1]["end"] = _iso(stop)
+                continue
+            segments.append({"start": _iso(when), "end": _iso(stop), "activity": activity})
+        out[node] = segments
+    return out
+
+
+def usable_window(entries: list[dict], frames: list[dict]) -> tuple[datetime | None, datetime | None]:
+    """The night's usable window: the time in the night machine's observing states when it reported
+    them; else from the first frame's start to the last frame's end (DATE-OBS + EXPTIME)."""
+    spans = []
+    current = None
+    for e in _events(entries, "night_state"):
+        to, when = (e.get("payload") or {}).get("to"), parse_time(e.get("rx"))
+        if when is None:
+            continue
+        if current is not None and to not in USABLE_NIGHT_STATES:
+            spans.append((current, when))
+            current = None
+        elif current is None and to in USABLE_NIGHT_STATES:
+            current = when
+    ok = [f for f in frames if f["status"] == "ok" and parse_time(f["start"]) and f["duration"] is not None]
+    first = min((parse_time(f["start"]) for f in ok), default=None)
+    last = max((parse_time(f["start"]).timestamp() + f["duration"] for f in ok), default=None)
+    if current is not None and last is not None:
+        spans.append((current, datetime.fromtimestamp(max(last, current.timestamp()), tz=current.tzinfo)))
+    if spans:
+        return spans[0][0], spans[-1][1]
+    if first is None:
+        return None, None
+    return first, datetime.fromtimestamp(last, tz=first.tzinfo)
+
+
+def start_skews(frames: list[dict], roles: dict[str, str]) -> dict[str, dict]:
+    """Per slave: its frame's DATE-OBS minus the master frame's of the same exposure id, in ms."""
+    masters = {str(f["exposure_id"]): parse_time(f["start"]) for f in frames
+               if roles.get(f["node"]) == "master" and f["status"] == "ok"}
+    skews: dict[str, list[float]] = defaultdict(list)
+    for f in frames:
+        if roles.get(f["node"]) != "slave" or f["status"] != "ok":
+            continue
+        key = str(f["exposure_id"]).split(".")[0]
+        if "." in str(f["exposure_id"]) or key not in masters or masters[key] is None or not parse_time(f["start"]):
+            continue  # loose-sync follow-up frames start when the previous one ends, not with the master
+        skews[f["node"]].append((parse_time(f["start"]) - masters[key]).total_seconds() * 1000.0)
+    out = {}
+    for node, values in skews.items():
+        ordered = sorted(values)
+        out[node] = {"pairs": len(ordered), "p50_ms": round(statistics.median(ordered), 1),
+                     "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+                     "max_ms": round(max(ordered, key=abs), 1), "values_ms": [round(v, 1) for v in values]}
+    return out
+
+
+def summarize(entries: list[dict]) -> dict:
+    """Everything the report shows, as JSON-ready data."""
+    roles: dict[str, str] = {}
+    for e in entries:
+        if e.get("kind") == "state" and (e.get("payload") or {}).get("role"):
+            roles[e["node"]] = e["payload"]["role"]
+    frames = collect_frames(entries)
+    runs = collect_autofocus(entries)
+    start, end = usable_window(entries, frames)
+    window_s = (end - start).total_seconds() if start and end else 0.0
+    last_rx = max((parse_time(e.get("rx")) for e in entries if parse_time(e.get("rx"))), default=None)
+    names = sorted({e["node"] for e in entries if e.get("node")} | {f["node"] for f in frames})
+    nodes = {}
+    for name in names:
+        mine = [f for f in frames if f["node"] == name]
+        ok = [f for f in mine if f["status"] == "ok"]
+        open_s = sum(float(f["duration"] or 0) for f in ok)
+        rejected = [f for f in ok if f.get("grade") == "rejected"]
+        hfrs = [f["hfr"] for f in ok if f.get("hfr") is not None]
+        nodes[name] = {
+            "role": roles.get(name),
+            "frames": len(ok),
+            "frames_by_filter": dict(sorted(Counter(f["filter"] or "none" for f in ok).items())),
+            "shutter_open_s": round(open_s, 3),
+            "shutter_open_pct": round(100.0 * open_s / window_s, 1) if window_s > 0 else None,
+            "rejected": len(rejected),
+            "rejected_frames": [{"file": f["file"], "reason": f["grade_reason"]} for f in rejected],
+            "failed": len(mine) - len(ok),
+            "hfr_median": round(statistics.median(hfrs), 3) if hfrs else None,
+            "autofocus": {"runs": sum(1 for r in runs if r["node"] == name),
+                          "ok": sum(1 for r in runs if r["node"] == name and r["status"] == "ok")},
+        }
+    failures = [{"time": e.get("rx"), "node": e.get("node"), "what": "error", "why": (e.get("payload") or {}).get("message")}
+                for e in _events(entries, "error")]
+    failures += [{"time": f["end_rx"], "node": f["node"], "what": f"exposure {f['exposure_id']} {f['status']}",
+                  "why": f["reason"]} for f in frames if f["status"] != "ok"]
+    failures += [{"time": r.get("end"), "node": r["node"], "what": f"autofocus {r['run_id']} failed", "why": r.get("failure")}
+                 for r in runs if r["status"] == "failed"]
+    failures += [{"time": e.get("rx"), "node": e.get("node"), "what": "dither did not settle",
+                  "why": (e.get("payload") or {}).get("reason")}
+                 for e in _events(entries, "dither_settled") if (e.get("payload") or {}).get("status") != "ok"]
+    failures.sort(key=lambda x: x["time"] or "")
+    guiding = []
+    for e in entries:
+        g = (e.get("payload") or {}).get("guiding") if e.get("kind") == "state" else None
+        if isinstance(g, dict) and g.get("rms_arcsec") is not None:
+            guiding.append({"time": e.get("rx"), "node": e.get("node"), "rms_arcsec": g["rms_arcsec"], "state": g.get("state")})
+    dithers = [{"time": e.get("rx"), "node": e.get("node"), "status": (e.get("payload") or {}).get("status"),
+                "seconds": (e.get("payload") or {}).get("seconds")} for e in _events(entries, "dither_settled")]
+    night_states = [{"time": e.get("rx"), **(e.get("payload") or {})} for e in _events(entries, "night_state")]
+    return {
+        "window": {"start": _iso(start), "end": _iso(end), "seconds": round(window_s, 3)},
+        "nodes": nodes,
+        "frames": frames,
+        "autofocus": runs,
+        "focus_temperature": focus_temperature(runs),
+        "guiding": guiding,
+        "dithers": dithers,
+        "start_skew": start_skews(frames, roles),
+        "timelines": timelines(entries, end if end and last_rx and end > last_rx else last_rx),
+        "night_states": night_states,
+        "failures": failures,
+    }

@@ -1,0 +1,282 @@
+"""The night report: ``write_report(night_log, out_dir)`` writes ``index.html`` (one self-contained
+page: figures embedded as data URIs), ``report.json`` (the same data) and each figure as a PNG.
+
+matplotlib (Agg) is imported only here, inside the functions that draw.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .night import parse_time, summarize
+from .nightlog import read_night
+
+log = logging.getLogger(__name__)
+
+COLOURS = {"Luminance": "#444444", "Red": "#d62728", "Green": "#2ca02c", "Blue": "#1f77b4", "Ha": "#9467bd",
+           "OIII": "#17becf", "SII": "#8c564b", "none": "#7f7f7f"}
+ACTIVITY_COLOURS = {"exposing": "#2ca02c", "focusing": "#1f77b4", "dithering": "#ff7f0e", "waiting": "#bcbd22",
+                    "guiding": "#17becf", "idle": "#dddddd", "error": "#d62728", "offline": "#000000",
+                    "unsafe": "#e377c2", "flipping": "#9467bd", "waiting_dark": "#8c564b", "cooling": "#aec7e8",
+                    "parked": "#7f7f7f"}
+
+
+def build(log_path: str | Path) -> dict:
+    result = read_night(log_path)
+    data = summarize(result.entries)
+    data.update(night=Path(log_path).stem, log=str(Path(log_path).resolve()), entries=len(result.entries),
+                skipped_lines=result.skipped,
+                generated=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"))
+    return data
+
+
+def write_report(log_path: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write the report of one night log; returns the path of index.html."""
+    log_path = Path(log_path)
+    out = Path(out_dir) if out_dir is not None else log_path.parent / f"report-{log_path.stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    data = build(log_path)
+    figures = draw_figures(data, out)
+    data["figures"] = {name: path.name for name, path in figures.items()}
+    _atomic_write(out / "report.json", json.dumps(data, indent=1, default=str))
+    _atomic_write(out / "index.html", render_html(data, figures))
+    return out / "index.html"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# ---- figures --------------------------------------------------------------------------------------
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colour(filter_name: str | None) -> str:
+    return COLOURS.get(filter_name or "none", "#e7ba52")
+
+
+def draw_figures(data: dict, out: Path) -> dict[str, Path]:
+    figures: dict[str, Path] = {}
+    for name, draw in (("timeline", _timeline), ("quality", _quality), ("focus_temperature", _focus_temperature),
+                       ("guiding", _guiding), ("frames", _frames)):
+        try:
+            path = out / f"{name}.png"
+            if draw(data, path):
+                figures[name] = path
+        except Exception:  # noqa: BLE001 - one bad figure must not cost the report
+            log.exception("report figure %s failed", name)
+    for i, run in enumerate(data["autofocus"]):
+        try:
+            path = out / f"vcurve-{i + 1:02d}-{run['node']}.png"
+            if _vcurve(run, path):
+                figures[f"vcurve-{i + 1:02d}"] = path
+                run["thumbnail"] = path.name
+        except Exception:  # noqa: BLE001
+            log.exception("V-curve thumbnail %s failed", run.get("run_id"))
+    return figures
+
+
+def _save(fig, path: Path) -> bool:
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    _plt().close(fig)
+    return True
+
+
+def _timeline(data: dict, path: Path) -> bool:
+    lanes = data["timelines"]
+    if not lanes:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 0.6 + 0.5 * len(lanes)))
+    seen = set()
+    for row, (node, segments) in enumerate(sorted(lanes.items())):
+        for seg in segments:
+            start, end = parse_time(seg["start"]), parse_time(seg["end"])
+            if start is None or end is None:
+                continue
+            label = None if seg["activity"] in seen else seg["activity"]
+            seen.add(seg["activity"])
+            ax.barh(row, (end - start).total_seconds() / 86400.0, left=plt.matplotlib.dates.date2num(start),
+                    color=ACTIVITY_COLOURS.get(seg["activity"], "#c5b0d5"), label=label, height=0.6)
+    ax.set_yticks(range(len(lanes)), sorted(lanes))
+    ax.xaxis_date()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    ax.set_title("what each node did (UTC)")
+    return _save(fig, path)
+
+
+def _quality(data: dict, path: Path) -> bool:
+    frames = [f for f in data["frames"] if f["status"] == "ok" and parse_time(f["start"])]
+    if not frames:
+        return False
+    plt = _plt()
+    nodes = sorted({f["node"] for f in frames})
+    fig, axes = plt.subplots(len(nodes), 2, figsize=(10, 2.2 * len(nodes)), squeeze=False)
+    for row, node in enumerate(nodes):
+        mine = [f for f in frames if f["node"] == node]
+        for col, key in enumerate(("hfr", "stars")):
+            ax = axes[row][col]
+            for filter_name in sorted({f["filter"] or "none" for f in mine}):
+                pts = [f for f in mine if (f["filter"] or "none") == filter_name and f.get(key) is not None]
+                good = [f for f in pts if f.get("grade") != "rejected"]
+                bad = [f for f in pts if f.get("grade") == "rejected"]
+                ax.plot([parse_time(f["start"]) for f in good], [f[key] for f in good], "o",
+                        color=_colour(filter_name), label=filter_name, ms=4)
+                if bad:
+                    ax.plot([parse_time(f["start"]) for f in bad], [f[key] for f in bad], "x", color="red", ms=8,
+                            label="rejected" if filter_name == sorted({f["filter"] or "none" for f in mine})[0] else None)
+            ax.set_title(f"{node}: {'HFR (px)' if key == 'hfr' else 'stars'}", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if col == 0:
+                ax.legend(fontsize=6)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def _focus_temperature(data: dict, path: Path) -> bool:
+    series = [(node, f, d) for node, by_filter in data["focus_temperature"].items() for f, d in by_filter.items()]
+    if not series:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for node, filter_name, d in series:
+        temps = [t for t, _ in d["points"]]
+        positions = [p for _, p in d["points"]]
+        label = f"{node} {filter_name}"
+        if d["slope_steps_per_c"] is not None:
+            label += f": {d['slope_steps_per_c']:+.1f} steps/°C"
+            mt, mp = sum(temps) / len(temps), sum(positions) / len(positions)
+            xs = [min(temps), max(temps)]
+            ax.plot(xs, [mp + d["slope_steps_per_c"] * (x - mt) for x in xs], "-", color=_colour(filter_name), lw=1)
+        ax.plot(temps, positions, "o", color=_colour(filter_name), label=label)
+    ax.set_xlabel("focuser temperature (°C)")
+    ax.set_ylabel("autofocus position (steps)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _guiding(data: dict, path: Path) -> bool:
+    rms = [g for g in data["guiding"] if parse_time(g["time"])]
+    settles = [d for d in data["dithers"] if d.get("seconds") is not None and parse_time(d["time"])]
+    skews = data["start_skew"]
+    if not (rms or settles or skews):
+        return False
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    axes[0].plot([parse_time(g["time"]) for g in rms], [g["rms_arcsec"] for g in rms], "-", color="#1f77b4")
+    axes[0].set_title("guiding RMS (arcsec)", fontsize=9)
+    axes[1].plot([parse_time(d["time"]) for d in settles], [d["seconds"] for d in settles], "o", color="#ff7f0e")
+    axes[1].set_title("dither settle time (s)", fontsize=9)
+    for node, s in sorted(skews.items()):
+        axes[2].plot(s["values_ms"], "o-", ms=3, label=node)
+    axes[2].set_title("start skew vs master (ms)", fontsize=9)
+    if skews:
+        axes[2].legend(fontsize=7)
+    for ax, empty in zip(axes, (not rms, not settles, not skews)):
+        ax.tick_params(labelsize=7)
+        if empty:
+            ax.text(0.5, 0.5, "no data tonight", ha="center", va="center", transform=ax.transAxes, color="#999")
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def _frames(data: dict, path: Path) -> bool:
+    nodes = {n: d for n, d in data["nodes"].items() if d["frames"]}
+    if not nodes:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.5 * len(nodes)))
+    for row, (node, d) in enumerate(sorted(nodes.items())):
+        left = 0
+        for filter_name, count in d["frames_by_filter"].items():
+            ax.barh(row, count, left=left, color=_colour(filter_name), label=filter_name)
+            ax.text(left + count / 2, row, f"{filter_name[:1]} {count}", ha="center", va="center", fontsize=7, color="white")
+            left += count
+    ax.set_yticks(range(len(nodes)), sorted(nodes))
+    ax.set_xlabel("frames")
+    return _save(fig, path)
+
+
+def _vcurve(run: dict, path: Path) -> bool:
+    points = [p for p in run["points"] if p[0] is not None and p[1] is not None]
+    if not points:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(2.8, 2.0))
+    ax.plot([p[0] for p in points], [p[1] for p in points], "o", ms=3, color="#1f77b4")
+    if run.get("status") == "ok" and run.get("position") is not None:
+        ax.axvline(run["position"], color="#2ca02c", lw=1)
+    ax.set_title(f"{run['node']} {run.get('filter') or ''} {run.get('status') or '?'}", fontsize=8)
+    ax.tick_params(labelsize=6)
+    return _save(fig, path)
+
+
+# ---- the page -------------------------------------------------------------------------------------
+def _img(path: Path, alt: str, width: str = "100%") -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" style="max-width:{width}" src="data:image/png;base64,{encoded}">'
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if c is None else str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(data: dict, figures: dict[str, Path]) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>indisync night {e(data['night'])}</title>",
+             "<style>body{font-family:sans-serif;margin:1.5em;max-width:1200px}table{border-collapse:collapse;"
+             "margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}th{background:#eee}"
+             ".thumbs img{margin:2px}</style></head><body>",
+             f"<h1>Night of {e(data['night'])}</h1>",
+             f"<p>usable window {e(str(data['window']['start']))} to {e(str(data['window']['end']))} "
+             f"({data['window']['seconds'] / 3600:.2f} h); {data['entries']} log entries"
+             f"{', %d torn line(s) skipped' % data['skipped_lines'] if data['skipped_lines'] else ''}. "
+             f"Log: <code>{e(data['log'])}</code></p>"]
+    rows = [[n, d["role"], d["frames"], ", ".join(f"{k} {v}" for k, v in d["frames_by_filter"].items()),
+             d["rejected"], d["failed"], None if d["shutter_open_pct"] is None else f"{d['shutter_open_pct']:.1f} %",
+             d["hfr_median"], f"{d['autofocus']['ok']}/{d['autofocus']['runs']}"] for n, d in data["nodes"].items()]
+    parts.append("<h2>Nodes</h2>" + _table(["node", "role", "frames", "by filter", "rejected", "failed",
+                                            "shutter open", "median HFR", "autofocus ok"], rows))
+    if any((d["shutter_open_pct"] or 0) > 100 for d in data["nodes"].values()):
+        parts.append("<p><i>Shutter-open time counts each frame's EXPTIME; under a simulator time factor it "
+                     "exceeds the wall-clock window.</i></p>")
+    for name, title in (("timeline", "Timeline"), ("quality", "HFR and stars per frame (x: rejected)"),
+                        ("frames", "Frames per filter"), ("guiding", "Guiding, dithers, start skew"),
+                        ("focus_temperature", "Focus position against focuser temperature")):
+        if name in figures:
+            parts.append(f"<h2>{title}</h2>{_img(figures[name], title)}")
+    ft = [[n, f, d["n"], d["slope_steps_per_c"], d["suggested_temp_coefficient"]]
+          for n, by in data["focus_temperature"].items() for f, d in by.items()]
+    if ft:
+        parts.append(_table(["node", "filter", "autofocus runs", "slope (steps/°C)", "suggested focus.temp_coefficient"], ft))
+    if data["start_skew"]:
+        parts.append(_table(["slave", "pairs", "p50 ms", "p99 ms", "max ms"],
+                            [[n, s["pairs"], s["p50_ms"], s["p99_ms"], s["max_ms"]] for n, s in data["start_skew"].items()]))
+    thumbs = [(k, p) for k, p in figures.items() if k.startswith("vcurve-")]
+    if thumbs:
+        parts.append("<h2>Autofocus V-curves</h2><div class='thumbs'>" +
+                     "".join(_img(p, k, "280px") for k, p in thumbs) + "</div>")
+    rejected = [[n, r["file"], r["reason"]] for n, d in data["nodes"].items() for r in d["rejected_frames"]]
+    if rejected:
+        parts.append("<h2>Rejected frames (kept on disk)</h2>" + _table(["node", "file", "why"], rejected))
+    parts.append("<h2>What failed and why</h2>" + (_table(["time", "node", "what", "why"],
+                 [[f["time"], f["node"], f["what"], f["why"]] for f in data["failures"]]) if data["failures"] else "<p>nothing</p>"))
+    parts.append(f"<p><small>generated {e(data['generated'])} by indisync; the same data: report.json</small></p></body></html>")
+    return "".join(parts)
