@@ -71,6 +71,7 @@ class NodeLink:
             "state", node, {"role": role, "phase": "idle", "frames": 0, "version": version}
         ).payload
         self._state_lock = threading.Lock()
+        self._publish_lock = threading.Lock()  # one state publish at a time, in snapshot order
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self.clock_sync: ClockSync | None = None
@@ -133,15 +134,19 @@ class NodeLink:
             self.publish_state()
 
     def publish_state(self) -> None:
-        with self._state_lock:
-            payload = copy.deepcopy(self._state)
-        exposure = payload.get("exposure")
-        if exposure and exposure.get("duration"):
-            start = datetime.fromisoformat(exposure["start"].replace("Z", "+00:00"))
-            elapsed = (datetime.fromtimestamp(self.clock.time(), timezone.utc) - start).total_seconds()
-            exposure["progress"] = round(min(1.0, max(0.0, elapsed / exposure["duration"])), 3)
-        env = messages.make("state", self.node, payload, ts=self.clock.iso())
-        self.transport.publish(self.topics.state(self.node), env.encode(), retain=True)
+        # Snapshot and publish under one lock: the connect hook (worker thread) and update_state (any
+        # thread) both publish, and a snapshot taken first but sent last would leave an old state
+        # retained on the broker (seen: a slave's retained state said filter null after "Red").
+        with self._publish_lock:
+            with self._state_lock:
+                payload = copy.deepcopy(self._state)
+            exposure = payload.get("exposure")
+            if exposure and exposure.get("duration"):
+                start = datetime.fromisoformat(exposure["start"].replace("Z", "+00:00"))
+                elapsed = (datetime.fromtimestamp(self.clock.time(), timezone.utc) - start).total_seconds()
+                exposure["progress"] = round(min(1.0, max(0.0, elapsed / exposure["duration"])), 3)
+            env = messages.make("state", self.node, payload, ts=self.clock.iso())
+            self.transport.publish(self.topics.state(self.node), env.encode(), retain=True)
 
     def event(self, type: str, **payload) -> messages.Envelope:
         """Publish one event; ProtocolError if ``type`` is not an event or the payload breaks its schema."""
