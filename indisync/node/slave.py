@@ -139,7 +139,7 @@ class SlaveNode(NodeBase):
             batch=args.get("batch"), seq_index=self.frames + 1,
             exposure_id=_numeric_id(args.get("exposure_id")),
             # the master's scheduled start; loose mode's later frames start when the previous one ends
-            start_at=_epoch(args.get("start_at")) if n == 0 else None,
+            start_at=self._local_start(args.get("start_at")) if n == 0 else None,
             clock_offset_s=self.link.clock_offset,
         )
 
@@ -192,6 +192,17 @@ class SlaveNode(NodeBase):
                         seconds=round(result.seconds, 3), when="before_reply" if result.inline else "after_reply",
                         **graded)
         self.link.update_state(hfr=result.hfr, stars=result.stars)
+
+    def _local_start(self, start_at: str | None) -> float | None:
+        """The master's scheduled start (a time on the master's clock) as a ``time.time()`` reading on
+        this machine: a slave whose clock runs ahead of the master's by the measured offset opens its
+        shutter that much later by its own clock, at the same true moment."""
+        at = _epoch(start_at)
+        if at is None:
+            return None
+        offset = self.link.clock_offset or 0.0
+        skew = self.link.clock.time() - time.time()  # testing.clock_skew_s only; 0 on a real rig
+        return at + offset - skew
 
     def _move_to_next_filter(self, devices, current: str | None) -> None:
         """Move the wheel to the filter after ``current`` in the rotation (not yet advanced), and the
