@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, metavar="S",
-                        help="how long to guide after calibrating (default 60)")
+                        help="how long to guide once the start has settled (default 60)")
     parser.add_argument("--dither-every", type=float, default=None, metavar="S",
                         help="dither every S seconds (master.dither: pixels, ra_only, settle); default: never")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line (the last line)")
@@ -64,7 +64,7 @@ class _FrameCounter:
 
 
 def guide_session(guider: Guider, seconds: float, dither_every: float | None, dither: DitherSettings) -> dict:
-    """Start guiding, let the start settle, guide ``seconds`` (dithering every ``dither_every`` s), stop.
+    """Start guiding, let the start settle, then guide ``seconds`` (dithering every ``dither_every`` s), stop.
 
     The result in PHD2's terms (see the module doc). The guider must be calibrated. Shared with
     benchmarks/guiding.py so the benchmark measures exactly what the command reports.
@@ -75,10 +75,11 @@ def guide_session(guider: Guider, seconds: float, dither_every: float | None, di
     dithers = []
     guider.start()
     try:
-        t0 = time.monotonic()
-        # As PHD2 (and the master) do: the first frames after a start settle, and are not guiding.
+        # As PHD2 (and the master) do: the first frames after a start settle, and are not guiding;
+        # ``seconds`` of guiding count from there.
         start_settle = guider.wait_settled(dither.settle)
-        next_dither = time.monotonic() + dither_every if dither_every else math.inf
+        t0 = time.monotonic()
+        next_dither = t0 + dither_every if dither_every else math.inf
         while time.monotonic() - t0 < seconds and guider.running:
             if time.monotonic() >= next_dither:
                 dithers.append(guider.dither(dither.pixels, dither.ra_only, dither.settle))

@@ -121,9 +121,10 @@ def test_star_lost_when_noise_drowns_the_stars(rig):
                         else found.set() if e.kind in ("star_found", "reacquired") else None)
     guider.start()
     try:
-        time.sleep(3.0)
+        # guiding on the short frames works while the noise is low (a bounded wait, not a sleep: each
+        # frame also waits for its pulses, which the Telescope Simulator ends at its next 250 ms tick)
+        _wait(lambda: guider.stats.frames >= 3, 20, "fewer than 3 guided frames")
         assert guider.state in (GuiderState.GUIDING, GuiderState.SETTLING)
-        assert guider.stats.frames >= 3  # guiding on the short frames works while the noise is low
         set_number(server.host, server.port, "CCD Simulator", "SIMULATOR_SETTINGS", {"SIM_NOISE": 6000})
         try:
             assert lost.wait(30), "no star_lost event with the noise far above the stars"
