@@ -81,7 +81,13 @@ class MasterNode(NodeBase):
         """The guider and its night cycle on ``devices``. Rebuilt after a reconnect, it keeps the
         calibration (same mount, same guide camera orientation) and the dither count."""
         calibration = previous.guider.calibration if previous is not None else None
-        guider = Guider(devices.guide_camera, devices.mount, self.cfg.guider, calibration=calibration)
+        pulser = None
+        if self.cfg.guider.pulse_via == "camera":  # ST4 through the guide camera instead of the mount
+            from ..devices.guide_port import open_guide_port
+
+            pulser = open_guide_port(devices.client, self.cfg.indi.guide_camera, self.cfg.indi.property_timeout)
+        guider = Guider(devices.guide_camera, devices.mount, self.cfg.guider, calibration=calibration,
+                        pulser=pulser)
         guiding = MasterGuiding(guider, self.cfg.master, self.link, self.stop_event)
         if self.frame_guide is None:  # guiding RMS during each frame, for grading; survives a rebuild
             self.frame_guide = FrameGuideRms(lambda: self.guiding.guider.pixel_scale if self.guiding else None)
