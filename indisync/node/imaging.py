@@ -9,6 +9,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -240,8 +241,6 @@ def _apply_test_clock_skew(header, skew_s: float) -> None:
     """testing.clock_skew_s (tests only): DATE-OBS as a node whose clock runs ``skew_s`` ahead would write it."""
     if not skew_s or "DATE-OBS" not in header:
         return
-    from datetime import datetime, timedelta
-
     text = str(header["DATE-OBS"])
     try:
         shifted = datetime.fromisoformat(text.replace("Z", "")) + timedelta(seconds=skew_s)

@@ -244,6 +244,8 @@ class ClockResponder:
         now = time.monotonic()
         if now - self._last.get(ref.node, -1e9) < self.MIN_INTERVAL_S:
             return
+        if len(self._last) > 1024:  # names forged on a broker without an ACL must not grow this forever
+            self._last.clear()
         self._last[ref.node] = now
         reply = messages.make("time_reply", self.node, {"request_id": env.id, "to": ref.node, "t1": t1,
                                                         "t2": self.clock.time()}, ts=self.clock.iso())

@@ -1,7 +1,8 @@
 """Home Assistant MQTT discovery for one node.
 
 Each node announces a device (``indisync <node>``) with sensors for phase, filter, focuser
-position, HFR, frames and exposure progress, and a connectivity binary sensor. The sensors
+position, HFR, frames and exposure progress (a slave also its clock offset to the master), and a
+connectivity binary sensor. The sensors
 read the node's retained ``state`` envelope as it is (``value_json.payload...``) and use its
 ``status`` topic as availability, so Node-RED and MQTT Explorer see exactly what HA sees.
 
@@ -47,6 +48,15 @@ _ENTITIES: dict[str, tuple[str, str, str, dict]] = {
         {"icon": "mdi:progress-clock", "unit_of_measurement": "%"},
     ),
 }
+# A slave's clock minus the master's (protocol/clock.py); the master is the reference and has none.
+_SLAVE_ENTITIES: dict[str, tuple[str, str, str, dict]] = {
+    "clock_offset": (
+        "sensor",
+        "Clock offset to master",
+        "{{ value_json.payload.clock_offset_s }}",
+        {"icon": "mdi:clock-alert-outline", "unit_of_measurement": "s", "state_class": "measurement"},
+    ),
+}
 
 
 def discovery_messages(topic_tree: topics.Topics, node: str, role: str, version: str) -> list[tuple[str, str]]:
@@ -64,7 +74,8 @@ def discovery_messages(topic_tree: topics.Topics, node: str, role: str, version:
         "payload_not_available": topics.OFFLINE,
     }
     out = []
-    for entity, (component, name, template, extra) in _ENTITIES.items():
+    entities = {**_ENTITIES, **(_SLAVE_ENTITIES if role == "slave" else {})}
+    for entity, (component, name, template, extra) in entities.items():
         config = {
             "name": name,
             "unique_id": f"indisync_{node}_{entity}",

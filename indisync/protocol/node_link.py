@@ -186,7 +186,10 @@ class NodeLink:
 
     def _on_clock_estimate(self, estimate: ClockEstimate, master: str) -> None:
         self.update_state(clock_offset_s=round(estimate.offset_s, 4), clock_rtt_s=round(estimate.rtt_s, 4))
-        off = abs(estimate.offset_s) > self.cfg.clock_warn
+        # A sample's offset is wrong by at most half its round trip (all the delay on one side), so
+        # warn only when the offset is past the limit by more than that: a slow first sample on a
+        # busy node (its request stuck behind a flood) must not raise a false alarm.
+        off = abs(estimate.offset_s) - estimate.rtt_s / 2 > self.cfg.clock_warn
         if off and not self._clock_warned:
             message = (f"clock of {self.node} is {estimate.offset_s:+.3f} s off the master's ({master}; "
                        f"measured over a {estimate.rtt_s * 1000:.1f} ms round trip; warning above "
@@ -194,10 +197,11 @@ class NodeLink:
                        "with chrony against the master")
             log.warning("%s", message)
             self._publish_error(message, None, None)
-        elif not off and self._clock_warned:
+            self._clock_warned = True
+        elif self._clock_warned and abs(estimate.offset_s) <= self.cfg.clock_warn:
             log.info("clock of %s back within %g s of the master's (%+.3f s)", self.node, self.cfg.clock_warn,
                      estimate.offset_s)
-        self._clock_warned = off
+            self._clock_warned = False
 
     def registry(self) -> NodeRegistry:
         registry = NodeRegistry(self.cfg.dead_after)

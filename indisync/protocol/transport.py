@@ -89,7 +89,8 @@ class MqttTransport:
         self.dropped = 0  # incoming messages dropped (see the module doc: never silently)
         self.shed = 0  # of those, state heartbeats shed at once on a full queue
         self.waited = 0  # messages the network thread had to wait for room for (backpressure)
-        # fn(message) on paho's network thread (queue overflow, rate-limited; a refused subscription): a node publishes an error event
+        # fn(message) on paho's network thread for a queue overflow (rate-limited) or a refused
+        # subscription; a node turns it into an error event
         self.on_problem: Callable[[str], None] | None = None
         self._last_overflow_report = 0.0
         self._subscriptions: dict[str, list[Handler]] = {}

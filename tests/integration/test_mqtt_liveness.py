@@ -11,6 +11,7 @@ import time
 import pytest
 
 from indisync.config import MqttConfig
+from indisync.protocol.discovery import discovery_messages
 from indisync.protocol.node_link import NodeLink
 from indisync.protocol.registry import gather
 from indisync.protocol.topics import Topics
@@ -158,17 +159,18 @@ def test_barrier_names_the_node_that_did_not_answer(mqtt_config):
 def test_home_assistant_rediscovery_on_birth_message(mqtt_config):
     observer = MqttCollector(mqtt_config, "homeassistant/#")
     node = NodeLink(mqtt_config, "ota2", "slave")
+    entities = len(discovery_messages(node.topics, "ota2", "slave", node.version))  # 8 for a slave today
     try:
         assert node.start(wait=10)
         configs = lambda: [m for m in observer.messages() if m.topic.endswith("/config")]  # noqa: E731
-        assert observer.wait_for(lambda: len(configs()) == 7, 5), [m.topic for m in configs()]
+        assert observer.wait_for(lambda: len(configs()) == entities, 5), [m.topic for m in configs()]
         time.sleep(0.5)
-        assert len(configs()) == 7  # once per connect, not repeatedly
+        assert len(configs()) == entities  # once per connect, not repeatedly
         observer.transport.publish("homeassistant/status", "offline")
         time.sleep(0.5)
-        assert len(configs()) == 7  # HA going away asks for nothing
+        assert len(configs()) == entities  # HA going away asks for nothing
         observer.transport.publish("homeassistant/status", "online")
-        assert observer.wait_for(lambda: len(configs()) == 14, 5)
+        assert observer.wait_for(lambda: len(configs()) == 2 * entities, 5)
         topics = {m.topic for m in configs()}
         assert "homeassistant/binary_sensor/ota2/online/config" in topics
         assert "homeassistant/sensor/ota2/exposure_progress/config" in topics

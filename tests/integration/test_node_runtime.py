@@ -41,6 +41,7 @@ HA_ENTITIES = {
     ("sensor", "phase"), ("sensor", "filter"), ("sensor", "focuser_position"), ("sensor", "hfr"),
     ("sensor", "frames"), ("sensor", "exposure_progress"), ("binary_sensor", "online"),
     ("image", "vcurve"), ("image", "frame"),
+    ("sensor", "clock_offset"),
 }
 
 

@@ -123,3 +123,22 @@ def test_a_retained_state_does_not_name_the_master():
     old = messages.make("state", "ota9", {"role": "master", "phase": "idle", "version": "0"})
     sync._on_state(Incoming(tree.state("ota9"), old.encode(), True))
     assert sync.master is None
+
+
+def test_the_warning_comes_once_per_crossing_and_never_from_a_slow_uncertain_sample():
+    from indisync.config import MqttConfig
+    from indisync.protocol.clock import ClockEstimate
+    from indisync.protocol.node_link import NodeLink
+
+    link = NodeLink(MqttConfig(), "ota2", "slave")  # never started: nothing goes on a wire
+    warnings = []
+    link._publish_error = lambda message, topic, about: warnings.append(message)
+    link._on_clock_estimate(ClockEstimate(0.3, 0.5, 1), "ota1")  # 0.3 ± 0.25: maybe fine, no alarm
+    assert warnings == [] and link.state["clock_offset_s"] == 0.3
+    for offset in (0.25, 0.26, 0.24):
+        link._on_clock_estimate(ClockEstimate(offset, 0.002, 5), "ota1")
+    assert len(warnings) == 1 and "chrony against the master" in warnings[0] and "+0.250 s" in warnings[0]
+    link._on_clock_estimate(ClockEstimate(0.01, 0.002, 16), "ota1")  # chrony fixed it
+    link._on_clock_estimate(ClockEstimate(-0.4, 0.002, 16), "ota1")  # and it went off again
+    assert len(warnings) == 2 and "-0.400 s" in warnings[1]
+    assert link.clock_offset == -0.4

@@ -219,7 +219,7 @@ def test_a_command_interrupted_by_a_restart_is_answered_failed_not_run_again(wir
     first = CommandServer("ota2", {"expose": expose}, wire.reply, wire.error, executed_path=journal)
     first.handle(cmd(id="cut"))
     wire.wait_for(lambda: "accepted" in wire.statuses("cut"))
-    # kill -9 here: nothing more is written; the journal has 'accepted' on disk (fsync'd before running)
+    # kill -9 here: nothing more is written; the journal has 'accepted' (flushed before running)
     with open(journal, "a") as f:
         f.write('{"id": "torn", "rep')  # and a line cut short by the crash
     again = CommandServer("ota2", {"expose": expose}, wire.reply, wire.error, executed_path=journal)

@@ -91,9 +91,12 @@ def test_barrier_returns_early_when_all_answered_and_stops_waiting_for_the_dead(
 def test_discovery_uses_state_and_status_topics_as_they_are():
     pairs = discovery_messages(Topics("indisync", "homeassistant"), "ota2", "slave", "0.1.0")
     by_topic = {topic: json.loads(text) for topic, text in pairs}
-    wanted = {"phase", "filter", "focuser_position", "hfr", "frames", "exposure_progress"}
+    wanted = {"phase", "filter", "focuser_position", "hfr", "frames", "exposure_progress", "clock_offset"}
     sensors = {t.split("/")[3] for t in by_topic if t.startswith("homeassistant/sensor/ota2/")}
     assert sensors == wanted
+    master = {t.split("/")[3] for t, _ in discovery_messages(Topics("indisync", "homeassistant"), "ota1", "master", "0")
+              if t.startswith("homeassistant/sensor/")}
+    assert master == wanted - {"clock_offset"}  # the master's clock is the reference
     online = by_topic["homeassistant/binary_sensor/ota2/online/config"]
     assert online["state_topic"] == "indisync/ota2/status" and online["device_class"] == "connectivity"
     phase = by_topic["homeassistant/sensor/ota2/phase/config"]
