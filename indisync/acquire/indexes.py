@@ -34,10 +34,12 @@ NARROW_FIELD_HINT = (
 @dataclass(frozen=True)
 class IndexFile:
     path: Path
-    scale_low_arcmin: float
-    scale_high_arcmin: float
+    scale_low_arcmin: float | None  # None: not readable from the header (e.g. a compressed file)
+    scale_high_arcmin: float | None
 
     def serves(self, field_arcmin: float) -> bool:
+        if self.scale_low_arcmin is None or self.scale_high_arcmin is None:
+            return True  # cannot tell: let astrometry.net decide rather than refuse a usable file
         return self.scale_low_arcmin <= field_arcmin and self.scale_high_arcmin >= QUAD_FRACTION_LOW * field_arcmin
 
 
@@ -105,4 +107,6 @@ def find_indexes(dirs: list[Path]) -> list[IndexFile]:
             scale = _header_scale(path)
             if scale is not None:
                 found.append(IndexFile(path, *scale))
+            elif path.name.startswith("index-"):  # by its name an index, by its header unknown
+                found.append(IndexFile(path, None, None))
     return found

@@ -111,7 +111,8 @@ def check_indexes(hints: SolveHints, settings: AcquireSettings) -> None:
         hint = install_hint(field) if field else "install astrometry-data-tycho2 (or index files for your field)"
         raise NoIndexError(f"no astrometry.net index files in {where}; {hint}")
     if field is not None and not any(ix.serves(field) for ix in indexes):
-        have = ", ".join(sorted({f"{ix.scale_low_arcmin:.0f}'-{ix.scale_high_arcmin:.0f}'" for ix in indexes}))
+        have = ", ".join(sorted({f"{ix.scale_low_arcmin:.0f}'-{ix.scale_high_arcmin:.0f}'" for ix in indexes
+                                 if ix.scale_low_arcmin is not None}))
         raise NoIndexError(
             f"no index file for a {field:.0f}' field in {where} (installed quad scales: {have}); "
             f"{install_hint(field)}"

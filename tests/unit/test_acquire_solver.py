@@ -41,6 +41,11 @@ def test_index_coverage_names_the_package(tmp_path):
     fake_index(tmp_path / "index-4107.fits", 22, 30)
     check_indexes(hints, s)
     assert {round(ix.scale_low_arcmin) for ix in find_indexes([tmp_path])} == {22, 85}
+    (tmp_path / "index-4107.fits").unlink()
+    (tmp_path / "index-4208.fits.fz").write_bytes(b"not a plain FITS header" * 200)  # e.g. fpack-compressed
+    check_indexes(hints, s)  # an index whose scale cannot be read is left to astrometry.net
+    (tmp_path / "catalogue.fits").write_bytes(b"x" * 2880)  # not named index-*: ignored
+    assert len(find_indexes([tmp_path])) == 2
     narrow = SolveHints(scale_arcsec=0.3, width_px=1280, height_px=1024)
     with pytest.raises(NoIndexError, match="index-4200 series"):
         check_indexes(narrow, AcquireSettings(index_dirs=[str(tmp_path / "missing")]))
