@@ -61,6 +61,9 @@ class SimRig:
     slave_section: dict = field(default_factory=dict)
     focus_section: dict = field(default_factory=dict)
     mqtt_section: dict = field(default_factory=dict)
+    # The night log is always written; the end-of-sequence report (seconds of matplotlib) only when
+    # asked for, so the many short rigs of the test suite are not held up by it.
+    record_section: dict = field(default_factory=lambda: {"report": False})
     guider_section: dict | None = None  # given: the master guides (its mount is pointed off the pole)
     drift_arcsec_per_s: tuple[float, float] = (0.25, 0.15)  # mount tracking error (RA, Dec) when guiding
     focus_offset: tuple[int, int] = (150, 600)  # true focus this many steps (random) from the start
@@ -105,6 +108,7 @@ class SimRig:
                      "dead_after": 5.0, **self.mqtt_section},
             "storage": {"directory": str(self.images / name)},
             "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
+            "record": self.record_section,
         }
         if role == "master":
             config["master"] = self.master_section

@@ -161,17 +161,18 @@ def test_home_assistant_rediscovery_on_birth_message(mqtt_config):
     try:
         assert node.start(wait=10)
         configs = lambda: [m for m in observer.messages() if m.topic.endswith("/config")]  # noqa: E731
-        assert observer.wait_for(lambda: len(configs()) == 7, 5), [m.topic for m in configs()]
+        assert observer.wait_for(lambda: len(configs()) == 9, 5), [m.topic for m in configs()]
         time.sleep(0.5)
-        assert len(configs()) == 7  # once per connect, not repeatedly
+        assert len(configs()) == 9  # once per connect, not repeatedly
         observer.transport.publish("homeassistant/status", "offline")
         time.sleep(0.5)
-        assert len(configs()) == 7  # HA going away asks for nothing
+        assert len(configs()) == 9  # HA going away asks for nothing
         observer.transport.publish("homeassistant/status", "online")
-        assert observer.wait_for(lambda: len(configs()) == 14, 5)
+        assert observer.wait_for(lambda: len(configs()) == 18, 5)
         topics = {m.topic for m in configs()}
         assert "homeassistant/binary_sensor/ota2/online/config" in topics
         assert "homeassistant/sensor/ota2/exposure_progress/config" in topics
+        assert "homeassistant/image/ota2/vcurve/config" in topics
     finally:
         node.close()
         observer.close()

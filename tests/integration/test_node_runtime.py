@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 HA_ENTITIES = {
     ("sensor", "phase"), ("sensor", "filter"), ("sensor", "focuser_position"), ("sensor", "hfr"),
     ("sensor", "frames"), ("sensor", "exposure_progress"), ("binary_sensor", "online"),
+    ("image", "vcurve"), ("image", "frame"),
 }
 
 

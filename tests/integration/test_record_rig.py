@@ -74,7 +74,7 @@ def card(driver, node: str):
 @pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
                     reason="Debian chromium + chromium-driver not installed (./scripts/setup.sh installs them)")
 def test_dashboard_live_and_report_matches_files(tmp_path):
-    rig = SimRig(slaves=1, time_factor=1.0, workdir=tmp_path / "rig",
+    rig = SimRig(record_section={"report": True}, slaves=1, time_factor=1.0, workdir=tmp_path / "rig",
                  master_section={"target": "M42", "batches": 1, "refocus": {"after_batch": True},
                                  "sequence": {"slots": [{"type": "light", "filter": "Luminance",
                                                          "exposure": EXPOSURE, "repeat": 4}]}},

@@ -35,7 +35,8 @@ def _set_checked(indi, device, prop, values):
 
 @pytest.mark.timeout(240)
 def test_report_learns_the_injected_temperature_slope(tmp_path):
-    rig = SimRig(slaves=0, time_factor=1.0, workdir=tmp_path / "rig", focus_offset=(100, 200),
+    rig = SimRig(record_section={"report": True}, slaves=0, time_factor=1.0, workdir=tmp_path / "rig",
+                 focus_offset=(100, 200),
                  master_section={"target": "M42", "batches": 1,
                                  "refocus": {"after_batch": True, "every_frames": 1},
                                  "sequence": {"slots": [{"type": "light", "filter": "Luminance", "exposure": 2.0,
