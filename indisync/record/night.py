@@ -59,6 +59,17 @@ def collect_frames(entries: list[dict]) -> list[dict]:
                       "guide_rms_arcsec", "grade", "grade_reason"):
                 frame[k] = p.get(k)
             frames.append(frame)
+    # A node that measures after its reply (helper `footprint`'s frame_measured) says HFR, stars and
+    # grade in a later event: fill them into its frame.
+    by_key = {(f["node"], str(f["exposure_id"])): f for f in frames}
+    for e in entries:
+        if e.get("kind") == "event" and e.get("type") == "frame_measured":
+            p = e.get("payload") or {}
+            frame = by_key.get((e.get("node"), str(p.get("exposure_id"))))
+            if frame is not None:
+                for k in ("hfr", "stars", "fwhm", "grade", "grade_reason"):
+                    if p.get(k) is not None:
+                        frame[k] = p[k]
     frames.sort(key=lambda f: f["start"] or "")
     return frames
 
