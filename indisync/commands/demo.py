@@ -40,6 +40,7 @@ def run(args, cfg) -> int:
         master_section={"target": "M42", "batches": args.batches, "sequence": {"slots": [
             {"type": "light", "filter": "Luminance", "exposure": args.exposure, "repeat": args.frames}]}},
         slave_section={"filters": ["Red", "Green", "Blue"], "exposure": args.exposure},
+        record_section={"report": True},
     )
     say = (lambda *a: None) if args.json else print
     say(f"indisync demo: master + {args.slaves} slave(s), {args.batches} batch(es) of {args.frames} x "

@@ -74,8 +74,8 @@ class LiveModel:
                     view.vcurve["points"].append([payload.get("position"), payload.get("hfr")])
             elif mtype == "autofocus_done" and view.vcurve is not None:
                 view.vcurve.update(status=payload.get("status"), position=payload.get("position"))
-            elif mtype == "exposure_done":
-                view.last_frame = payload
+            elif mtype == "exposure_done" or (mtype == "frame_measured" and payload.get("grade")):
+                view.last_frame = payload  # frame_measured: a node that grades after its reply
             self.version += 1
 
     def _node(self, name: str) -> NodeView:

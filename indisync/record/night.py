@@ -41,8 +41,6 @@ def _events(entries, type_: str):
 def collect_frames(entries: list[dict]) -> list[dict]:
     """One dict per exposure_done, joined with its exposure_started (same node and exposure id)."""
     started: dict[tuple[str, str], dict] = {}
-    done: dict[tuple[str, str], dict] = {}
-    measured: dict[tuple[str, str], dict] = {}  # a slave measures (and grades) after its reply
     frames = []
     for e in entries:
         if e.get("kind") != "event":
@@ -51,8 +49,6 @@ def collect_frames(entries: list[dict]) -> list[dict]:
         key = (e.get("node"), str(p.get("exposure_id")))
         if e.get("type") == "exposure_started":
             started[key] = p
-        elif e.get("type") == "frame_measured":
-            measured[key] = p
         elif e.get("type") == "exposure_done":
             s = started.pop(key, {})
             frame = {"node": e.get("node"), "exposure_id": p.get("exposure_id"), "status": p.get("status"),
@@ -63,13 +59,17 @@ def collect_frames(entries: list[dict]) -> list[dict]:
                       "guide_rms_arcsec", "grade", "grade_reason"):
                 frame[k] = p.get(k)
             frames.append(frame)
-            done[key] = frame
-    for key, p in measured.items():
-        frame = done.get(key)
-        if frame is not None:
-            for k in ("hfr", "stars", "grade", "grade_reason"):
-                if frame.get(k) is None:
-                    frame[k] = p.get(k)
+    # A node that measures after its reply (helper `footprint`'s frame_measured) says HFR, stars and
+    # grade in a later event: fill them into its frame.
+    by_key = {(f["node"], str(f["exposure_id"])): f for f in frames}
+    for e in entries:
+        if e.get("kind") == "event" and e.get("type") == "frame_measured":
+            p = e.get("payload") or {}
+            frame = by_key.get((e.get("node"), str(p.get("exposure_id"))))
+            if frame is not None:
+                for k in ("hfr", "stars", "fwhm", "grade", "grade_reason"):
+                    if p.get(k) is not None:
+                        frame[k] = p[k]
     frames.sort(key=lambda f: f["start"] or "")
     return frames
 

@@ -1,8 +1,8 @@
 """The night log: one JSON object per line, one file per night (``YYYY-MM-DD.jsonl``, the date at
 dusk), appended as messages arrive.
 
-Each line is written whole, flushed and fsynced before the next (a crash loses at most the line
-being written). A torn last line (power cut mid-write) is skipped by the reader, and the writer
+Each line is written whole; ``append`` flushes and fsyncs every line, ``append_many`` once per
+batch (the recorder's writer thread: at most ``BATCH`` lines or what arrived meanwhile). A torn last line (power cut mid-write) is skipped by the reader, and the writer
 starts a fresh line after it, so the next entry is never glued to it.
 
 Entry: {"rx": receive time (ISO UTC), "node": sender, "kind": "event"|"state"|"status"|"reply"|"note",
@@ -67,6 +67,23 @@ class NightLogWriter:
                 os.fsync(self._file.fileno())
             self.lines += 1
             return path
+
+    def append_many(self, batch: list[tuple[dict, datetime]]) -> None:
+        """Several entries, each line written whole, one fsync for the batch (a crash loses at most it)."""
+        with self._lock:
+            for entry, when in batch:
+                line = json.dumps(entry, separators=(",", ":"), allow_nan=False, default=str) + "\n"
+                path = self.path_for(when)
+                if path != self._path:
+                    if self._file is not None and self.fsync:
+                        os.fsync(self._file.fileno())
+                    self._open(path)
+                self._file.write(line.encode())
+                self.lines += 1
+            if self._file is not None:
+                self._file.flush()
+                if self.fsync:
+                    os.fsync(self._file.fileno())
 
     def _open(self, path: Path) -> None:
         self._close()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import queue
+import threading
 from datetime import datetime, timezone
 
 from ..errors import ProtocolError
@@ -21,6 +23,8 @@ from .nightlog import NightLogWriter
 log = logging.getLogger(__name__)
 
 KINDS = (topics.EVENT, topics.STATE, topics.STATUS, topics.REPLY)
+QUEUE_SIZE = 10_000  # entries waiting for the disk; a night writes ~10 a minute, so only a dead disk fills it
+BATCH = 200  # lines per write + fsync at most
 
 
 def _comparable(state: dict) -> dict:
@@ -37,14 +41,76 @@ class NightRecorder:
         self.topics = topic_tree
         self.writer = writer
         self.errors = 0
+        self.dropped = 0
         self._last_state: dict[str, dict] = {}
+        # The MQTT worker only queues; this thread writes, so a slow SD card (fsync) never delays
+        # the master's command replies.
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self._thread = threading.Thread(target=self._write_loop, name="night-log", daemon=True)
+        self._thread.start()
         for kind in KINDS:
             transport.subscribe(topic_tree.every(kind), self._on_message)
 
     def note(self, type: str, **payload) -> None:
         """An entry of the recorder's own (e.g. where the report was written)."""
         now = messages.now_iso()
-        self.writer.append({"rx": now, "node": None, "kind": "note", "type": type, "ts": now, "payload": payload})
+        self._put({"rx": now, "node": None, "kind": "note", "type": type, "ts": now, "payload": payload},
+                  datetime.now(timezone.utc))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait (bounded) until everything queued so far is on disk."""
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.flush(timeout)
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+
+    def _put(self, entry: dict, when: datetime) -> None:
+        try:
+            self._queue.put_nowait((entry, when))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped % 100 == 1:
+                log.error("night log %s: the disk does not keep up, %d entries dropped", self.writer.directory,
+                          self.dropped)
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch, markers, stop = [], [], False
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    self.writer.append_many(batch)
+                except Exception as exc:  # noqa: BLE001 - a full disk must not end the recorder
+                    self.errors += 1
+                    if self.errors % 100 == 1:
+                        log.error("night log %s: %s", self.writer.directory, exc)
+            for marker in markers:
+                marker.set()
+            if stop:
+                return
 
     def _on_message(self, msg) -> None:
         ref = self.topics.parse(msg.topic)
@@ -63,7 +129,7 @@ class NightRecorder:
             except ProtocolError as exc:
                 self.errors += 1
                 entry.update(type="unreadable", payload={"reason": str(exc)[:300]})
-                self.writer.append(entry, now)
+                self._put(entry, now)
                 return
             if ref.kind == topics.STATE:
                 same = _comparable(env["payload"])
@@ -73,12 +139,7 @@ class NightRecorder:
             if ref.kind == topics.REPLY and env["payload"].get("status") in ("accepted", "progress"):
                 return  # the outcome (done / failed) is what the night needs
             entry.update(type=env["type"], ts=env["ts"], id=env["id"], payload=env["payload"])
-        try:
-            self.writer.append(entry, now)
-        except OSError as exc:  # a full disk must not stop the node; say it once in a while
-            self.errors += 1
-            if self.errors % 100 == 1:
-                log.error("night log %s: %s", self.writer.directory, exc)
+        self._put(entry, now)
 
 
 def _lenient(raw: bytes) -> dict:

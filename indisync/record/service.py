@@ -29,7 +29,10 @@ class NightRecording:
 
     def write_report(self) -> Path | None:
         """The report of the current night log; logged, never raises (the night must end cleanly)."""
-        if not self.cfg.record.report or self.writer.path is None:
+        if not self.cfg.record.report:
+            return None
+        self.recorder.flush()
+        if self.writer.path is None:
             return None
         from .report import write_report
 
@@ -39,11 +42,9 @@ class NightRecording:
             log.exception("could not write the night report of %s", self.writer.path)
             return None
         log.info("night report: %s", self.report_path)
-        try:
-            self.recorder.note("report_written", path=str(self.report_path))
-        except OSError:
-            pass
+        self.recorder.note("report_written", path=str(self.report_path))
         return self.report_path
 
     def close(self) -> None:
+        self.recorder.close()
         self.writer.close()

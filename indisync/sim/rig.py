@@ -63,6 +63,9 @@ class SimRig:
     slave_section: dict = field(default_factory=dict)
     focus_section: dict = field(default_factory=dict)
     mqtt_section: dict = field(default_factory=dict)
+    # The night log is always written; the end-of-sequence report (seconds of matplotlib) only when
+    # asked for, so the many short rigs of the test suite are not held up by it.
+    record_section: dict = field(default_factory=lambda: {"report": False})
     guider_section: dict | None = None  # given: the master guides (its mount is pointed off the pole)
     # The night (indisync.night): extra simulators for the master (e.g. indi_simulator_weather), top-level
     # sections for every node's config (e.g. camera) and for the master's only (site, night, safety;
@@ -122,6 +125,7 @@ class SimRig:
                      "dead_after": 5.0, **self.mqtt_section},
             "storage": {"directory": str(self.images / name)},
             "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
+            "record": self.record_section,
         }
         config.update(self.node_sections)
         if self.acquire_section:

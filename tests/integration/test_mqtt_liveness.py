@@ -174,6 +174,7 @@ def test_home_assistant_rediscovery_on_birth_message(mqtt_config):
         topics = {m.topic for m in configs()}
         assert "homeassistant/binary_sensor/ota2/online/config" in topics
         assert "homeassistant/sensor/ota2/exposure_progress/config" in topics
+        assert "homeassistant/image/ota2/vcurve/config" in topics
     finally:
         node.close()
         observer.close()

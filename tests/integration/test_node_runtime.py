@@ -219,6 +219,8 @@ def test_ping_expose_rotation_and_autofocus(up, master):
         assert header["EXPTIME"] == SLAVE_EXPOSURE and header["NODE"] == NODE
         shots.append(path.name)
     assert shots[0] != shots[1]
+    # the event left before the reply, but our collector is another client: wait for it (bounded)
+    assert up.wire.wait_for(lambda: len(up.events("exposure_done", since)) >= 2, 5)
     done = up.events("exposure_done", since)
     assert [(e.payload["status"], e.payload["file"]) for e in done] == [("ok", shots[0]), ("ok", shots[1])]
     assert [e.payload["filter"] for e in up.events("exposure_started", since)] == ["Red", "Green"]

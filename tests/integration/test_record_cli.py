@@ -25,7 +25,11 @@ def test_record_command_logs_a_node_and_writes_the_report(mosquitto, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     link = None
     try:
-        assert "recording" in proc.stdout.readline()
+        # its log (stderr, merged here) may come first: read until it says it records, bounded
+        seen = [proc.stdout.readline() for _ in range(1)]
+        while "recording" not in seen[-1] and len(seen) < 20 and seen[-1]:
+            seen.append(proc.stdout.readline())
+        assert "recording" in seen[-1], seen
         link = NodeLink(MqttConfig(host=mosquitto.host, port=mosquitto.port, heartbeat=0.5, dead_after=2.0),
                         "ota2", "slave")
         assert link.start(wait=10)

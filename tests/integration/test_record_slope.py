@@ -24,7 +24,7 @@ from indisync.sim.rig import SIM_FOCUS_MAX, SimRig
 pytestmark = pytest.mark.integration
 
 SLOPE = -80.0  # steps per degC: a refractor's focus moving out as the night cools
-TEMPERATURES = [12.0, 9.0, 6.0, 3.0]
+TEMPERATURES = [12.0, 7.0, 2.0]
 
 
 def _set_checked(indi, device, prop, values):
@@ -35,10 +35,11 @@ def _set_checked(indi, device, prop, values):
 
 @pytest.mark.timeout(240)
 def test_report_learns_the_injected_temperature_slope(tmp_path):
-    rig = SimRig(slaves=0, time_factor=1.0, workdir=tmp_path / "rig", focus_offset=(100, 200),
+    rig = SimRig(record_section={"report": True}, slaves=0, time_factor=1.0, workdir=tmp_path / "rig",
+                 focus_offset=(100, 200),
                  master_section={"target": "M42", "batches": 1,
                                  "refocus": {"after_batch": True, "every_frames": 1},
-                                 "sequence": {"slots": [{"type": "light", "filter": "Luminance", "exposure": 2.0,
+                                 "sequence": {"slots": [{"type": "light", "filter": "Luminance", "exposure": 1.0,
                                                          "repeat": len(TEMPERATURES)}]}},
                  focus_section={"points": 7, "exposure": 0.5, "step": 300})
     transport = None
@@ -72,7 +73,7 @@ def test_report_learns_the_injected_temperature_slope(tmp_path):
         assert transport.wait_connected(10)
         rig.start_node("master")
         rig.wait_up("master")  # the focuser's temperature exists once the node has connected it
-        inject(0)  # before the first autofocus, which follows the first 2 s frame
+        inject(0)  # before the first autofocus, which follows the first 1 s frame
         assert rig.wait_node("master", 200) == 0, rig.logs()
     finally:
         if transport is not None:

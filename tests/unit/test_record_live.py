@@ -37,7 +37,7 @@ def state(node, **fields):
 def test_recorder_writes_changes_skips_progress_only_heartbeats_and_keeps_unknown_fields(tmp_path):
     transport = FakeTransport()
     writer = NightLogWriter(tmp_path)
-    NightRecorder(transport, T, writer)
+    recorder = NightRecorder(transport, T, writer)
     exposure = {"id": "1", "filter": "Red", "start": messages.now_iso(), "duration": 60.0}
     transport.deliver("indisync/ota2/status", b"online", retain=True)
     transport.deliver("indisync/ota2/state", state("ota2", phase="exposing", exposure={**exposure, "progress": 0.1}))
@@ -48,6 +48,7 @@ def test_recorder_writes_changes_skips_progress_only_heartbeats_and_keeps_unknow
                                                      "grade_reason": "stars 3 < 0.6 x median 50"})
     transport.deliver("indisync/ota2/event", event.encode())
     transport.deliver("indisync/ota2/event", b"{not json")
+    recorder.close()  # what was queued is on disk
     path = writer.path
     writer.close()
     entries = read_night(path).entries

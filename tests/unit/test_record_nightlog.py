@@ -99,3 +99,13 @@ def test_report_writes_html_json_and_pngs(tmp_path):
         assert (tmp_path / "out" / name).stat().st_size > 1000
     page = index.read_text()
     assert "data:image/png;base64," in page and "suggested focus.temp_coefficient" in page and "<script src" not in page
+
+
+def test_a_later_frame_measured_event_fills_in_hfr_and_grade():
+    t = datetime(2026, 12, 3, 20, 0, tzinfo=timezone.utc)
+    entries = [_ev("s", "exposure_done", t, exposure_id="9", status="ok", filter="Red", start="2026-12-03T20:00:00Z",
+                   duration=60),
+               _ev("s", "frame_measured", t, exposure_id="9", filter="Red", hfr=4.0, stars=3, grade="rejected",
+                   grade_reason="stars 3 < 0.6 x median 50")]
+    data = summarize(entries)
+    assert data["frames"][0]["hfr"] == 4.0 and data["nodes"]["s"]["rejected"] == 1
