@@ -48,13 +48,23 @@ def test_guiding_resumes_after_the_masters_indiserver_is_killed_and_restarted(tm
     try:
         rig.start_node("master")
         assert collector.wait_for(lambda: guiding_with_frames(0), 120), "guiding never started"
+        wait_for_frames(rig, 1, 60)  # guiding has settled and the night is under way
         rig.kill_indi("master")  # indiserver and its drivers gone at once, mid-night
         assert collector.wait_for(lambda: any(s.get("phase") == "error" for s in states()), 30), \
             "the master did not report the lost indiserver"
         lost_at = max(i for i, s in enumerate(states()) if s.get("phase") == "error")
+
+        def guider_down() -> int | None:
+            # the old guide loop reported its end: from here on a "guiding" state is a new loop's
+            found = [i for i, s in enumerate(states()) if i >= lost_at
+                     and (s.get("guiding") or {}).get("state") in ("error", "idle", "lost")]
+            return found[0] if found else None
+
+        assert collector.wait_for(lambda: guider_down() is not None, 30), "the dead guider did not say so"
+        down_at = guider_down()
         time.sleep(2)
         rig.start_indi("master")  # back on the same port, mount where it was
-        assert collector.wait_for(lambda: guiding_with_frames(lost_at + 1), 120), (
+        assert collector.wait_for(lambda: guiding_with_frames(down_at + 1), 120), (
             "guiding did not come back after the indiserver restart:\n" + rig.nodes["master"].log_text()[-3000:])
         back = len(read_frames(rig.images))
         wait_for_frames(rig, back + 1, 60)  # and the night goes on, guided
