@@ -24,7 +24,7 @@ plan), `frames` per node (wanted = the master's planned frames), each fault's `a
 results against the simulator's true focus, and each process's exit.
 
     .venv/bin/python benchmarks/chaos_night.py            # the full night: 4 batches x 11 frames
-    .venv/bin/python benchmarks/chaos_night.py --quick    # CI's short form: 2 batches x 4 frames, 3 faults
+    .venv/bin/python benchmarks/chaos_night.py --quick    # CI's short form: 2 batches x 4 frames, 2 faults
 """
 
 from __future__ import annotations
@@ -361,12 +361,14 @@ def run(quick: bool, workdir: Path) -> dict:
         night = Night(rig, mon, files, t0)
         NIGHT_OVER[:] = [lambda: rig.nodes["master"].process.poll() is not None]
         if quick:
+            # CI's subset: the two process-level faults (the guide-star loss has its own test,
+            # tests/integration/test_orchestration.py); the master's indiserver early enough to
+            # leave frames after it.
             schedule = [
-                lambda: fault_guide_star_loss(night, hold_s=3.0),
                 lambda: fault_slave_kill9(night),
                 lambda: fault_master_indiserver(night),
             ]
-            triggers = [1, 2, 4]  # the master's indiserver early enough to see its frames after
+            triggers = [1, 2]
         else:
             schedule = [
                 lambda: fault_slave_kill9(night),
@@ -488,7 +490,7 @@ def _down_at(master_log: str, node: str, when: float) -> str | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the short form CI runs (few frames, 3 faults)")
+    parser.add_argument("--quick", action="store_true", help="the short form CI runs (8 frames, 2 faults)")
     parser.add_argument("--workdir", type=Path, help="keep the rig's files here (default: a temporary directory)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="indisync-chaos-"))

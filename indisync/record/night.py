@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 # Night states (helper `night`) in which the rig could be collecting light: the usable window.
-USABLE_NIGHT_STATES = ("slewing", "centering", "starting_guider", "imaging", "refocusing", "flipping")
+USABLE_NIGHT_STATES = ("slewing", "centering", "starting_guider", "imaging", "dithering", "refocusing", "flipping")
 MIN_TEMPERATURE_SPAN_C = 0.3  # below this spread of temperatures a slope is noise, not learned
 
 

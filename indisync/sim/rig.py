@@ -175,12 +175,21 @@ class SimRig:
         with open_devices(IndiConfig(host=indi.host, port=indi.port), need=("mount",), want=("mount",)) as dev:
             mount = dev.mount
             mount.unpark()
-            set_indi_switch(dev.client, mount.name, "ON_COORD_SET", ["SYNC"], 10.0)
-            set_indi_number(dev.client, mount.name, "EQUATORIAL_EOD_COORD", {"RA": ra_hours, "DEC": dec_deg}, 10.0)
+            for _attempt in range(5):  # a driver just started can drop the first sync: read it back
+                set_indi_switch(dev.client, mount.name, "ON_COORD_SET", ["SYNC"], 10.0)
+                set_indi_number(dev.client, mount.name, "EQUATORIAL_EOD_COORD", {"RA": ra_hours, "DEC": dec_deg}, 10.0)
+                time.sleep(0.2)
+                ra, dec = mount.coordinates
+                if abs(ra - ra_hours) < 0.01 and abs(dec - dec_deg) < 0.1:
+                    break
+                time.sleep(0.5)
+            set_indi_switch(dev.client, mount.name, "ON_COORD_SET", ["TRACK"], 10.0)
             ra, dec = mount.coordinates
             if abs(ra - ra_hours) > 0.01 or abs(dec - dec_deg) > 0.1:
-                raise RuntimeError(f"the restarted mount reads RA {ra} DEC {dec} after a sync to {ra_hours}, {dec_deg}")
-            set_indi_switch(dev.client, mount.name, "ON_COORD_SET", ["TRACK"], 10.0)
+                mount.goto(ra_hours, dec_deg)  # the sync would not take: slew there instead
+                ra, dec = mount.coordinates
+                if abs(ra - ra_hours) > 0.01 or abs(dec - dec_deg) > 0.1:
+                    raise RuntimeError(f"the restarted mount reads RA {ra} DEC {dec}, not {ra_hours}, {dec_deg}")
             if dev.client.snapshot(mount.name, "TELESCOPE_TRACK_STATE") is not None:
                 # Tracking shows as Busy, never Ok: send, then read the switch back.
                 set_indi_switch(dev.client, mount.name, "TELESCOPE_TRACK_STATE", ["TRACK_ON"], 10.0, wait=False)

@@ -15,7 +15,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -149,7 +149,13 @@ def test_dashboard_live_and_report_matches_files(tmp_path):
     assert set(files) == {"master", "slave1"}
     first_start = min(f.start for f in frames)
     last_end = max(f.start + timedelta(seconds=f.exptime) for f in frames)
-    window = (last_end - first_start).total_seconds()
+    # The usable window is the night machine's observing time (from the slew and the guider's start
+    # on), so it holds every frame; the open time comes from the files' EXPTIME.
+    usable = report["window"]
+    assert datetime.fromisoformat(usable["start"].replace("Z", "+00:00")) <= first_start.replace(tzinfo=timezone.utc)
+    assert datetime.fromisoformat(usable["end"].replace("Z", "+00:00")) >= (
+        last_end.replace(tzinfo=timezone.utc) - timedelta(seconds=1))
+    window = usable["seconds"]
     for node, mine in files.items():
         got = report["nodes"][node]
         assert got["frames"] == len(mine) == 4
