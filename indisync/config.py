@@ -59,6 +59,17 @@ class StorageConfig:
 
 
 @dataclass
+class TestingConfig:
+    """For tests and benchmarks only: never set on a real rig (a node warns at start when it is)."""
+
+    clock_skew_s: float = 0.0  # shift this node's clock (envelopes, clock samples, DATE-OBS) by this much
+
+    def validate(self) -> None:
+        if not -86_400 <= self.clock_skew_s <= 86_400:
+            raise ConfigValueError("clock_skew_s", "allowed: -86400..86400 seconds")
+
+
+@dataclass
 class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     indi: IndiConfig = field(default_factory=IndiConfig)
@@ -70,6 +81,7 @@ class Config:
     slave: SlaveSettings = field(default_factory=SlaveSettings)  # used when node.role is slave
     # The master guides (and dithers, per master.dither) only when this section is present.
     guider: GuiderSettings | None = None
+    testing: TestingConfig = field(default_factory=TestingConfig)  # tests only: see TestingConfig
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

@@ -19,7 +19,8 @@ from ..errors import ProtocolError
 from ..protocol import topics
 from ..protocol.registry import NodeInfo, NodeRegistry
 
-HELP = "show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, heartbeat age"
+HELP = ("show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, "
+        "clock offset to the master, heartbeat age")
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -106,6 +107,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "seconds_since_heartbeat": round(age, 1) if age is not None else None,
         "last_state": info.state_ts,
         "error": state.get("error"),
+        "clock_offset_s": state.get("clock_offset_s"),  # this node's clock minus the master's
+        "clock_rtt_s": state.get("clock_rtt_s"),
     }
 
 
@@ -114,7 +117,7 @@ def snapshot(registry: NodeRegistry) -> list[dict]:
     return [node_row(info, registry.dead_after, now) for info in registry.nodes()]
 
 
-_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "HEARTBEAT")
+_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "CLOCK", "HEARTBEAT")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -138,8 +141,19 @@ def _cells(row: dict) -> tuple[str, ...]:
         dash(row["hfr"], "{:.2f}"),
         dash(row["focuser_position"]),
         dash(row["frames"]),
+        _clock_cell(row),
         dash(row["seconds_since_heartbeat"], "{:.1f}s ago"),
     )
+
+
+def _clock_cell(row: dict) -> str:
+    """The clock offset to the master in ms ('ref' on the master, '!' past the 100 ms warning)."""
+    if row.get("role") == "master":
+        return "ref"
+    offset = row.get("clock_offset_s")
+    if offset is None:
+        return "-"
+    return f"{offset * 1000:+.0f}ms" + ("!" if abs(offset) > 0.1 else "")
 
 
 def render_table(rows: list[dict]) -> str:

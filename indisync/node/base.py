@@ -7,12 +7,14 @@ import logging
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Callable
 
 from ..config import Config
 from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
+from ..protocol.clock import NodeClock
 from ..protocol.node_link import NodeLink
 from .supervisor import DeviceSupervisor
 
@@ -27,7 +29,13 @@ class NodeBase:
         self.cfg = cfg
         self.name = cfg.node.name
         self.supervisor = DeviceSupervisor(cfg.indi, self.needed_devices, on_change=self._on_indi_change)
-        self.link = NodeLink(cfg.mqtt, self.name, self.role, handlers=self.command_handlers())
+        if cfg.testing.clock_skew_s:
+            log.warning("testing.clock_skew_s = %+g s: this node's clock is shifted ON PURPOSE (tests only; "
+                        "remove the testing: section on a real rig)", cfg.testing.clock_skew_s)
+        # The command ids this node has run survive its restarts, so a redelivery never runs twice.
+        executed = Path(cfg.storage.directory) / ".indisync" / f"{cfg.node.name}.commands.jsonl"
+        self.link = NodeLink(cfg.mqtt, self.name, self.role, handlers=self.command_handlers(),
+                             executed_path=executed, clock=NodeClock(cfg.testing.clock_skew_s))
         self.stop_event = threading.Event()
         self.abort_event = threading.Event()
         # One device action at a time: an exposure, an autofocus run or a filter move.

@@ -9,6 +9,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +33,7 @@ class FrameRequest:
     exposure_id: int | None = None
     # time.time() at which to open the shutter (the master's scheduled start); None: at once
     start_at: float | None = None
+    clock_offset_s: float | None = None  # this node's clock minus the master's (CLKOFFS), if measured
 
 
 @dataclass
@@ -48,11 +50,12 @@ class FrameContext:
     date_obs: str | None  # the camera's DATE-OBS (exposure start, UTC)
     focus_position: int | None = None
     focus_temperature: float | None = None
+    clock_offset_s: float | None = None  # CLKOFFS: this node's clock minus the master's
 
     def header_fields(self) -> dict[str, Any]:
         """Keyword arguments of ``apply_frame_header`` that come from this context."""
         return {"filter_name": self.filter_name, "focus_position": self.focus_position,
-                "focus_temperature": self.focus_temperature}
+                "focus_temperature": self.focus_temperature, "clock_offset": self.clock_offset_s}
 
 
 def capture_context(devices, filter_name: str | None, hdu) -> FrameContext:
@@ -102,7 +105,9 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
         on_start(request)
     wait_for_start(request.start_at)
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
+    _apply_test_clock_skew(hdu.header, cfg.testing.clock_skew_s)
     context = capture_context(devices, filter_name, hdu)  # shutter closed: before anything moves
+    context.clock_offset_s = request.clock_offset_s
     if on_exposed is not None:
         on_exposed()
     hfr = stars = None
@@ -170,3 +175,17 @@ def _annotate(hdu, cfg: Config, request: FrameRequest, context: FrameContext, hf
         stars=stars,
         **context.header_fields(),
     )
+
+
+def _apply_test_clock_skew(header, skew_s: float) -> None:
+    """testing.clock_skew_s (tests only): DATE-OBS as a node whose clock runs ``skew_s`` ahead would write it."""
+    if not skew_s or "DATE-OBS" not in header:
+        return
+    text = str(header["DATE-OBS"])
+    try:
+        shifted = datetime.fromisoformat(text.replace("Z", "")) + timedelta(seconds=skew_s)
+    except ValueError:
+        log.warning("testing.clock_skew_s: DATE-OBS %r not understood; left as it is", text)
+        return
+    header["DATE-OBS"] = (shifted.strftime("%Y-%m-%dT%H:%M:%S.") + f"{shifted.microsecond // 1000:03d}",
+                          header.comments["DATE-OBS"] if hasattr(header, "comments") else "")

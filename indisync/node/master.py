@@ -145,6 +145,7 @@ class MasterNode(NodeBase):
             duration=frame.exposure, filter_name=frame.filter, frame_type=frame.type, binning=frame.binning,
             target=self.cfg.master.target, suffix=frame.suffix or frame.filter, batch=self.progress.batch,
             seq_index=frame.index + 1, exposure_id=int(exposure_id),
+            clock_offset_s=self.link.clock_offset,  # 0: the master's clock is the reference
         )
         pendings = []
 

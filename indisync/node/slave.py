@@ -119,6 +119,7 @@ class SlaveNode(NodeBase):
             exposure_id=_numeric_id(args.get("exposure_id")),
             # the master's scheduled start; loose mode's later frames start when the previous one ends
             start_at=_epoch(args.get("start_at")) if n == 0 else None,
+            clock_offset_s=self.link.clock_offset,
         )
 
         def on_start(req: FrameRequest) -> None:

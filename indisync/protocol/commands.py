@@ -1,9 +1,19 @@
 """Commands over MQTT, executed exactly once.
 
 Delivery is at-least-once (QoS 1, paho resends after a reconnect, and the client resends a
-command with the same id until it is answered); execution is exactly-once because the server
-remembers ids it has seen (a bounded LRU of id -> latest reply) and answers a redelivery with
+command with the same id until it is answered); execution is at-most-once because the server
+remembers ids it has seen (a bounded LRU of id -> latest reply, ``ExecutedIds``; kept on disk when
+the node gives a path, so a restarted node never runs an id again) and answers a redelivery with
 that reply instead of running the command again.
+
+Never run: a command that arrives retained (however it arrives: the node subscribes with
+Retain-As-Published), and a command older than its expiry by the envelope's ``ts`` (on the
+sender's clock, corrected by this node's measured offset to it), so an old command queued
+somewhere or replayed after a restart does not take a frame at the wrong time. ``ping`` has
+no effect and is exempt from the age check.
+
+``abort`` and ``ping`` run on their own lane, never behind the worker pool: an abort must act
+while four exposures are running.
 
 ``CommandServer`` (on every node): checks a raw command, answers ``accepted``, runs the
 handler on a worker pool, answers ``progress`` / ``done`` / ``failed``. A message that fails
@@ -17,12 +27,16 @@ the final answer with timeouts, resending while no answer has come.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CommandFailed, CommandTimeout, IndisyncError, ProtocolError
@@ -32,7 +46,11 @@ from .messages import Envelope
 log = logging.getLogger(__name__)
 
 REMEMBERED_IDS = 4096  # command ids (with their latest reply) kept for answering redeliveries
-WORKERS = 4  # commands running at once: a long expose must not block abort or ping
+WORKERS = 4  # commands running at once on the pool
+FAST_LANE = ("abort", "ping")  # run on their own threads, never waiting for the pool
+FAST_WORKERS = 2
+NO_AGE_CHECK = ("ping",)  # no effect on the node: an old one does no harm
+COMMAND_EXPIRY_S = 60.0  # default for MqttConfig.command_expiry
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,7 @@ class Command:
     sender: str
     args: dict
     ts: str
+    received: float | None = None  # this node's clock when the command arrived
 
 
 ProgressFn = Callable[..., None]  # progress(fraction=None, **result)
@@ -50,6 +69,134 @@ CommandHandler = Callable[[Command, ProgressFn], "dict | None"]
 
 def _ping(command: Command, progress: ProgressFn) -> dict:
     return {"pong": messages.now_iso()}
+
+
+def _epoch(ts: str) -> float:
+    """An envelope ``ts`` (checked ISO-8601 UTC) as POSIX seconds."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+class ExecutedIds:
+    """The last ``limit`` command ids with their latest reply; with ``path``, kept on disk.
+
+    The file is a journal, one JSON line per record (``{"id": ..., "reply": {...}}``), appended
+    with a single write each, so a crash leaves at most a torn last line, which loading skips.
+    An ``accepted`` record is flushed and fsync'd *before* its command runs. When the journal has
+    grown to twice ``limit`` lines it is rewritten to a temporary file and renamed over the old
+    one (atomic). An id whose last record is ``accepted`` or ``progress`` was running when the node
+    stopped: on loading it becomes ``failed`` ("interrupted by a restart"), so a redelivery gets a
+    final answer instead of running it a second time.
+    """
+
+    def __init__(self, path: str | Path | None = None, limit: int = REMEMBERED_IDS):
+        self.path = Path(path) if path is not None else None
+        self.limit = limit
+        self._replies: OrderedDict[str, dict] = OrderedDict()
+        self._file = None
+        self._lines = 0
+        if self.path is not None:
+            self._load()
+
+    def get(self, command_id: str) -> dict | None:
+        reply = self._replies.get(command_id)
+        if reply is not None:
+            self._replies.move_to_end(command_id)
+        return reply
+
+    def __contains__(self, command_id: str) -> bool:
+        return command_id in self._replies
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+    def put(self, command_id: str, reply: dict, durable: bool = False) -> None:
+        """Remember ``reply`` as ``command_id``'s latest; ``durable``: on disk before this returns."""
+        self._replies[command_id] = reply
+        self._replies.move_to_end(command_id)
+        while len(self._replies) > self.limit:
+            self._replies.popitem(last=False)
+        if self._file is None or reply.get("status") == "progress":
+            return  # progress is not worth a disk write: after a restart it reads as interrupted anyway
+        try:
+            self._file.write(json.dumps({"id": command_id, "reply": reply}, separators=(",", ":")) + "\n")
+            self._file.flush()
+            if durable:
+                os.fsync(self._file.fileno())
+            self._lines += 1
+            if self._lines > 2 * self.limit:
+                self._compact()
+        except (OSError, TypeError, ValueError) as exc:
+            # Memory still holds it, so this run stays exactly-once; only a restart could repeat it.
+            log.error("could not record command %s in %s: %s", command_id, self.path, exc)
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+    def _load(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except FileNotFoundError:
+                lines = []
+            self._restore(lines)
+        except OSError as exc:
+            raise IndisyncError(
+                f"cannot keep the ids of commands run in {self.path}: {exc.strerror or exc}; "
+                "make storage.directory writable for this node's user"
+            ) from None
+
+    def _restore(self, lines: list[str]) -> None:
+        bad = 0
+        for line in lines:
+            try:
+                record = json.loads(line)
+                command_id, reply = record["id"], record["reply"]
+                if not isinstance(command_id, str) or not isinstance(reply, dict) or "status" not in reply:
+                    raise ValueError("not a record")
+            except (ValueError, KeyError, TypeError):
+                bad += 1
+                continue
+            self._replies[command_id] = reply
+            self._replies.move_to_end(command_id)
+        if bad:
+            log.warning("%s: skipped %d unreadable line(s) (a write cut short by a crash)", self.path, bad)
+        while len(self._replies) > self.limit:
+            self._replies.popitem(last=False)
+        for command_id, reply in self._replies.items():
+            if reply.get("status") in ("accepted", "progress"):
+                self._replies[command_id] = {
+                    "command_id": command_id, "command": reply.get("command", "ping"), "status": "failed",
+                    "reason": "interrupted: the node restarted while running this command; it is not run again",
+                }
+        self._compact()
+        log.info("%s: %d command ids remembered from earlier runs", self.path, len(self._replies))
+
+    def _compact(self) -> None:
+        """Rewrite the journal as one line per remembered id, atomically."""
+        self.close()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for command_id, reply in self._replies.items():
+                f.write(json.dumps({"id": command_id, "reply": reply}, separators=(",", ":")) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        try:
+            fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        self._lines = len(self._replies)
+        self._file = open(self.path, "a", encoding="utf-8")
 
 
 class CommandServer:
@@ -68,7 +215,14 @@ class CommandServer:
         publish_error: Callable[[str, str | None, str | None], None],
         remember: int = REMEMBERED_IDS,
         workers: int = WORKERS,
+        executed_path: str | Path | None = None,
+        expiry: float = COMMAND_EXPIRY_S,
+        clock: Callable[[], float] = time.time,
+        sender_offset: Callable[[str], float | None] = lambda sender: None,
     ):
+        """``executed_path``: where the executed ids are kept across restarts (None: memory only);
+        ``expiry``: seconds a command stays valid after its envelope ``ts``; ``clock``: this node's
+        clock (POSIX s); ``sender_offset(sender)``: this node's clock minus the sender's, if known."""
         unknown = set(handlers) - set(messages.COMMANDS)
         if unknown:
             raise ValueError(f"handlers for unknown commands {sorted(unknown)}; known: {', '.join(messages.COMMANDS)}")
@@ -76,16 +230,27 @@ class CommandServer:
         self.handlers = {"ping": _ping, **handlers}
         self._publish_reply = publish_reply
         self._publish_error = publish_error
-        self._remember = remember
-        self._seen: OrderedDict[str, dict] = OrderedDict()  # id -> latest reply payload
+        self._seen = ExecutedIds(executed_path, remember)  # id -> latest reply payload
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"cmd-{node}")
+        self._lane = ThreadPoolExecutor(max_workers=FAST_WORKERS, thread_name_prefix=f"cmd-fast-{node}")
+        self.expiry = expiry
+        self._clock = clock
+        self._sender_offset = sender_offset
         self.executed = 0  # handlers started
-        self.rejected = 0  # messages refused by the schema
+        self.rejected = 0  # messages refused by the schema, as retained or as expired
         self.redelivered = 0  # duplicates answered without running
 
-    def handle(self, raw: bytes, topic: str | None = None) -> None:
-        """Take one raw message from the node's cmd topic. Never raises."""
+    def handle(self, raw: bytes, topic: str | None = None, retained: bool = False, received: float | None = None) -> None:
+        """Take one raw message from the node's cmd topic. Never raises.
+
+        ``retained``: the message carried the retain flag (never executed); ``received``: this
+        node's clock when it arrived (now if not given)."""
+        received = self._clock() if received is None else received
+        if retained:
+            self._reject(raw, topic, "a retained command is never executed; clear it with an empty retained "
+                         "message on this topic", answer=False)
+            return
         try:
             env = messages.decode(raw, kind=topics.CMD)
         except ProtocolError as exc:
@@ -98,29 +263,55 @@ class CommandServer:
         with self._lock:
             latest = self._seen.get(env.id)
             if latest is not None:
-                self._seen.move_to_end(env.id)
                 self.redelivered += 1
-            else:
-                handler = self.handlers.get(env.type)
-                first = self._reply_payload(env.id, env.type, "accepted" if handler else "failed")
-                if handler is None:
-                    first["reason"] = f"command {env.type!r} is not supported by node {self.node}"
-                self._remember_reply(env.id, first)
         if latest is not None:
             log.info("command %s (%s) redelivered; answering %s again", env.id, env.type, latest["status"])
             self._send(latest)
             return
+        problem = None if env.type in NO_AGE_CHECK else self._too_old(env, received)
+        if problem is not None:
+            self._reject(raw, topic, problem)
+            return
+        with self._lock:
+            latest = self._seen.get(env.id)  # the same id may have come in meanwhile on another path
+            if latest is None:
+                handler = self.handlers.get(env.type)
+                first = self._reply_payload(env.id, env.type, "accepted" if handler else "failed")
+                if handler is None:
+                    first["reason"] = f"command {env.type!r} is not supported by node {self.node}"
+                self._seen.put(env.id, first, durable=handler is not None)  # on disk before it runs
+        if latest is not None:
+            self._send(latest)
+            return
         self._send(first)
         if handler is not None:
-            command = Command(env.id, env.type, env.sender, env.payload, env.ts)
+            command = Command(env.id, env.type, env.sender, env.payload, env.ts, received)
             self.executed += 1
-            self._pool.submit(self._run, handler, command)
+            try:
+                (self._lane if env.type in FAST_LANE else self._pool).submit(self._run, handler, command)
+            except RuntimeError:  # closing: the pool takes nothing more
+                self._update(env.id, self._failed(command, f"node {self.node} is shutting down"))
 
     def close(self, wait: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._lane.shutdown(wait=wait, cancel_futures=True)
+        with self._lock:
+            self._seen.close()
+
+    def _too_old(self, env: Envelope, received: float) -> str | None:
+        """Why ``env`` is too old (or too far in the future) to run, or None."""
+        offset = self._sender_offset(env.sender)
+        age = received - (offset or 0.0) - _epoch(env.ts)
+        if -self.expiry <= age <= self.expiry:
+            return None
+        clock = (f"offset to {env.sender} {offset:+.3f} s measured" if offset is not None
+                 else f"no clock offset to {env.sender} measured yet")
+        return (f"expired: sent {age:+.1f} s ago by this node's clock ({clock}); commands are valid for "
+                f"{self.expiry:g} s (mqtt.command_expiry). If the clocks differ, sync this Pi's clock with "
+                "chrony against the master")
 
     # -- internals -------------------------------------------------------------------------
-    def _reject(self, raw: bytes, topic: str | None, problem: str) -> None:
+    def _reject(self, raw: bytes, topic: str | None, problem: str, answer: bool = True) -> None:
         self.rejected += 1
         msg_id, command = messages.peek(raw)
         log.warning("rejected a command on %s: %s", topic, problem)
@@ -128,7 +319,7 @@ class CommandServer:
             self._publish_error(f"rejected command: {problem}", topic, msg_id)
             with self._lock:
                 known = msg_id is not None and msg_id in self._seen
-            if msg_id is not None and command is not None and not known:
+            if answer and msg_id is not None and command is not None and not known:
                 # Tell the sender at once rather than let it time out; the id is not remembered, so
                 # a hostile flood costs no memory and a corrected resend is still executed.
                 reply = self._reply_payload(msg_id, command, "failed")
@@ -138,6 +329,18 @@ class CommandServer:
             log.exception("could not publish the rejection")
 
     def _run(self, handler: CommandHandler, command: Command) -> None:
+        """On a pool thread. Whatever happens, the sender gets a final answer and the log says why:
+        an exception left in a Future is never seen."""
+        try:
+            self._run_handler(handler, command)
+        except Exception as exc:
+            log.exception("command %s (%s): answering failed", command.id, command.name)
+            try:
+                self._update(command.id, self._failed(command, f"internal error: {type(exc).__name__}: {exc}"))
+            except Exception:
+                log.exception("could not even fail command %s", command.id)
+
+    def _run_handler(self, handler: CommandHandler, command: Command) -> None:
         def progress(fraction: float | None = None, **result: Any) -> None:
             reply = self._reply_payload(command.id, command.name, "progress")
             reply["progress"] = fraction
@@ -148,10 +351,10 @@ class CommandServer:
             result = handler(command, progress)
             final = self._reply_payload(command.id, command.name, "done")
             final["result"] = result
-            messages.make("reply", self.node, final)  # a bad result fails here, not on the wire
+            messages.make("reply", self.node, final).encode()  # a bad result (not JSON) fails here, not on the wire
         except IndisyncError as exc:
             final = self._failed(command, str(exc))
-        except Exception as exc:
+        except Exception as exc:  # TypeError from encode() too: a result that is not JSON
             log.exception("command %s (%s) crashed", command.id, command.name)
             final = self._failed(command, f"{type(exc).__name__}: {exc}")
         self._update(command.id, final)
@@ -163,14 +366,8 @@ class CommandServer:
 
     def _update(self, command_id: str, reply: dict) -> None:
         with self._lock:
-            self._remember_reply(command_id, reply)
+            self._seen.put(command_id, reply)
         self._send(reply)
-
-    def _remember_reply(self, command_id: str, reply: dict) -> None:
-        self._seen[command_id] = reply
-        self._seen.move_to_end(command_id)
-        while len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
 
     @staticmethod
     def _reply_payload(command_id: str, command: str, status: str) -> dict:
@@ -254,10 +451,16 @@ class CommandClient:
     still running every ``poll_every`` s, which recovers a final reply lost in a broker restart.
     """
 
-    def __init__(self, transport, topic_tree: topics.Topics, sender: str, resend_every: float = 1.0, poll_every: float = 5.0):
+    def __init__(self, transport, topic_tree: topics.Topics, sender: str, resend_every: float = 1.0, poll_every: float = 5.0,
+                 expiry: float | None = COMMAND_EXPIRY_S, clock_iso: Callable[[], str] | None = None):
+        """``expiry``: each publish's MQTT Message Expiry Interval (the node also refuses a command
+        whose ``ts`` is older than its own ``mqtt.command_expiry``); ``clock_iso``: this node's clock
+        for the envelope ``ts``."""
         self.transport = transport
         self.topics = topic_tree
         self.sender = sender
+        self.expiry = expiry
+        self._clock_iso = clock_iso or messages.now_iso
         self.resend_every = resend_every
         self.poll_every = poll_every
         self._pending: dict[str, PendingCommand] = {}
@@ -268,12 +471,12 @@ class CommandClient:
         self._resender.start()
 
     def send(self, node: str, command: str, args: dict | None = None, id: str | None = None) -> PendingCommand:
-        env = messages.make(command, self.sender, args or {}, id=id)
+        env = messages.make(command, self.sender, args or {}, id=id, ts=self._clock_iso())
         now = time.monotonic()
         pending = PendingCommand(node, env, now, last_sent=now)
         with self._lock:
             self._pending[env.id] = pending
-        self.transport.publish(self.topics.cmd(node), env.encode())
+        self.transport.publish(self.topics.cmd(node), env.encode(), expiry=self.expiry)
         return pending
 
     def call(self, node: str, command: str, args: dict | None = None, accept_timeout: float = 5.0, timeout: float = 60.0) -> dict | None:
@@ -328,6 +531,6 @@ class CommandClient:
                     interval = self.poll_every if p.accepted.is_set() else self.resend_every
                     if not p.finished.is_set() and now - p.last_sent >= interval:
                         p.last_sent = now
-                        self.transport.publish(self.topics.cmd(p.node), p.envelope.encode())
+                        self.transport.publish(self.topics.cmd(p.node), p.envelope.encode(), expiry=self.expiry)
             except Exception:
                 log.exception("command resend failed")

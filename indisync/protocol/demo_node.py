@@ -3,7 +3,7 @@
 Used by the MQTT integration tests (as a child process to kill -9) and by
 benchmarks/protocol.py (as 1..8 slave processes). Not a real node: no devices, no files.
 
-    python -m indisync.protocol.demo_node --port 1883 --name ota2 [--record FILE]
+    python -m indisync.protocol.demo_node --port 1883 --name ota2 [--record FILE] [--state-dir DIR]
 
 Prints ``ready`` on stdout once connected. ``--record FILE`` appends one line per executed
 command (``<name> <id>``) so a test can count executions across processes.
@@ -18,6 +18,9 @@ import sys
 import threading
 import time
 
+from pathlib import Path
+
+from .clock import NodeClock
 from .settings import MqttConfig
 from .messages import now_iso
 from .node_link import NodeLink
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", help="append '<command> <id>' per executed command to this file")
     parser.add_argument("--expose-scale", type=float, default=0.0, help="sleep duration*scale in expose")
     parser.add_argument("--hang-sync", action="store_true", help="never answer sync_wait (a stuck node)")
+    parser.add_argument("--state-dir", help="keep the executed command ids here (as a real node does under storage)")
+    parser.add_argument("--clock-skew-s", type=float, default=0.0, help="tests only: shift this node's clock")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
@@ -87,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return {"position": 0}
 
     handlers = {"expose": expose, "sync_wait": sync_wait, "abort": abort, "autofocus": autofocus}
-    link = NodeLink(cfg, args.name, args.role, handlers=handlers)
+    executed = Path(args.state_dir) / f"{args.name}.commands.jsonl" if args.state_dir else None
+    link = NodeLink(cfg, args.name, args.role, handlers=handlers, executed_path=executed,
+                    clock=NodeClock(args.clock_skew_s))
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     link.start()
     if not link.transport.wait_connected(30):

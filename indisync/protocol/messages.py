@@ -227,6 +227,9 @@ STATE = {
         "rms_px": opt(number(0, 10_000)),
         "rms_arcsec": opt(number(0, 100_000)),
     })),
+    # this node's clock minus the master's (s), and the round trip it was measured with (protocol/clock.py)
+    "clock_offset_s": opt(number(-1e9, 1e9)),
+    "clock_rtt_s": opt(number(0, 3600)),
 }
 
 COMMANDS: dict[str, dict[str, Field]] = {
@@ -317,6 +320,15 @@ REPLY = {
 SCHEMAS: dict[str, tuple[str, Validator]] = {"state": (topics.STATE, obj(STATE)), "reply": (topics.REPLY, obj(REPLY))}
 SCHEMAS.update({name: (topics.CMD, obj(schema)) for name, schema in COMMANDS.items()})
 SCHEMAS.update({name: (topics.EVENT, obj(schema)) for name, schema in EVENTS.items()})
+
+# Clock offset round trips (protocol/clock.py), each on its sender's own ``clock`` topic, so the
+# broker's ACL needs no node but the master to write another's topic. Times: POSIX s, sender's clock.
+_POSIX = number(0, 1e11)
+CLOCK_MESSAGES: dict[str, dict[str, Field]] = {
+    "time_request": {},
+    "time_reply": {"request_id": req(ident), "to": req(node_name), "t1": req(_POSIX), "t2": req(_POSIX)},
+}
+SCHEMAS.update({name: (topics.CLOCK, obj(schema)) for name, schema in CLOCK_MESSAGES.items()})
 
 
 # -- the envelope ------------------------------------------------------------------------

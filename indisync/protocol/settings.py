@@ -26,8 +26,14 @@ class MqttConfig:
     heartbeat: float = 2.0  # seconds between retained state heartbeats
     dead_after: float = 8.0  # seconds without a heartbeat before the master drops a node
     discovery_prefix: str = "homeassistant"
+    # A command is refused once its envelope ts (the sender's clock, corrected by the measured
+    # offset) is this many seconds old; it is also each command's MQTT 5 Message Expiry Interval.
+    command_expiry: float = 60.0
+    clock_warn: float = 0.1  # seconds: a slave's clock this far off the master's is warned about
 
     def validate(self) -> None:
+        if self.command_expiry < 1 or self.clock_warn <= 0:
+            raise ConfigValueError("command_expiry", "command_expiry >= 1 s and clock_warn > 0 s are required")
         if not 0 < self.port < 65536:
             raise ConfigValueError("port", f"got {self.port}; allowed: 1..65535")
         if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z", self.topic_prefix):

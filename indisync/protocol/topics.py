@@ -5,6 +5,7 @@
     {prefix}/{node}/event    JSON envelopes, not retained
     {prefix}/{node}/cmd      commands addressed to the node, never retained
     {prefix}/{node}/reply    the node's answers to commands
+    {prefix}/{node}/clock    clock offset round trips: a slave's time_request, the master's time_reply
     {discovery}/status       Home Assistant's birth/will ("online" asks for rediscovery)
 
 Pure: no paho here, so the topic rules are tested with plain strings.
@@ -20,7 +21,8 @@ STATE = "state"
 EVENT = "event"
 CMD = "cmd"
 REPLY = "reply"
-KINDS = (STATUS, STATE, EVENT, CMD, REPLY)
+CLOCK = "clock"
+KINDS = (STATUS, STATE, EVENT, CMD, REPLY, CLOCK)
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -62,6 +64,9 @@ class Topics:
 
     def reply(self, node: str) -> str:
         return self.of(node, REPLY)
+
+    def clock(self, node: str) -> str:
+        return self.of(node, CLOCK)
 
     def every(self, kind: str) -> str:
         """The subscription filter for ``kind`` of every node, e.g. ``indisync/+/state``."""

@@ -2,7 +2,8 @@
 
 The camera layer already writes EXPTIME, DATE-OBS, INSTRUME, XBINNING, YBINNING and IMAGETYP;
 ``apply_frame_header`` adds OBJECT, FILTER, FOCUSPOS, FOCTEMP (when known) and ours: NODE, BATCH,
-SEQINDEX, EXPOSID, and HFR and NSTARS when measured. Values that are unknown are left out rather
+SEQINDEX, EXPOSID, HFR and NSTARS when measured, and CLKOFFS (this node's clock minus the
+master's, s, protocol/clock.py; 0 on the master) once measured. Values that are unknown are left out rather
 than written as placeholders, so a reader can tell "not measured" from a value.
 """
 
@@ -27,6 +28,7 @@ def frame_header_cards(
     focus_temperature: float | None = None,
     hfr: float | None = None,
     stars: int | None = None,
+    clock_offset: float | None = None,
 ) -> list[tuple[str, Any, str]]:
     """(keyword, value, comment) for each known value, in a stable order."""
     cards: list[tuple[str, Any, str]] = [
@@ -41,6 +43,8 @@ def frame_header_cards(
         ("EXPOSID", exposure_id, "indisync master exposure id"),
         ("HFR", None if hfr is None else round(float(hfr), 3), "[px] half-flux radius, median of stars"),
         ("NSTARS", stars, "stars measured for HFR"),
+        ("CLKOFFS", None if clock_offset is None else round(float(clock_offset), 4),
+         "[s] this clock minus master's; true = DATE-OBS - CLKOFFS"),
     ]
     return [(k, v, c) for k, v, c in cards if v is not None]
 

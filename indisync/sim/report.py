@@ -10,7 +10,7 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from astropy.io import fits
@@ -25,6 +25,7 @@ class FrameInfo:
     exposure_id: int | None
     start: datetime
     exptime: float
+    clock_offset: float | None = None  # CLKOFFS: the node's clock minus the master's, s (None: not measured)
 
 
 def read_frames(images: Path) -> list[FrameInfo]:
@@ -33,7 +34,8 @@ def read_frames(images: Path) -> list[FrameInfo]:
         header = fits.getheader(path)
         start = datetime.fromisoformat(str(header["DATE-OBS"]).replace("Z", ""))
         frames.append(FrameInfo(path, header.get("NODE", path.parent.name), header.get("FILTER"),
-                                header.get("BATCH"), header.get("EXPOSID"), start, float(header["EXPTIME"])))
+                                header.get("BATCH"), header.get("EXPOSID"), start, float(header["EXPTIME"]),
+                                header.get("CLKOFFS")))
     frames.sort(key=lambda f: f.start)
     return frames
 
@@ -59,10 +61,18 @@ def filter_counts(frames: list[FrameInfo]) -> dict[str, dict[str, int]]:
     return {node: dict(Counter(f.filter for f in fs)) for node, fs in by_node(frames).items()}
 
 
-def start_skews(frames: list[FrameInfo], master: str = "master") -> dict[str, list[float]]:
-    """Per slave: seconds between its frame's DATE-OBS and the master's for the same exposure id."""
+def start_skews(frames: list[FrameInfo], master: str = "master", correct_clocks: bool = True) -> dict[str, list[float]]:
+    """Per slave: seconds between its frame's DATE-OBS and the master's for the same exposure id.
+
+    ``correct_clocks``: each DATE-OBS is first put on the master's clock with the frame's CLKOFFS
+    (the node's measured clock offset), so a slave whose clock is off does not show as skew; a
+    frame without CLKOFFS is taken as is."""
     nodes = by_node(frames)
-    master_start = {f.exposure_id: f.start for f in nodes.get(master, []) if f.exposure_id is not None}
+
+    def start(f: FrameInfo) -> datetime:
+        return f.start - timedelta(seconds=f.clock_offset) if correct_clocks and f.clock_offset else f.start
+
+    master_start = {f.exposure_id: start(f) for f in nodes.get(master, []) if f.exposure_id is not None}
     skews: dict[str, list[float]] = {}
     for node, fs in nodes.items():
         if node == master:
@@ -71,7 +81,7 @@ def start_skews(frames: list[FrameInfo], master: str = "master") -> dict[str, li
         for f in fs:
             if f.exposure_id in master_start and f.exposure_id not in seen:  # loose mode: the first of several
                 seen.add(f.exposure_id)
-                skews.setdefault(node, []).append((f.start - master_start[f.exposure_id]).total_seconds())
+                skews.setdefault(node, []).append((start(f) - master_start[f.exposure_id]).total_seconds())
     return skews
 
 

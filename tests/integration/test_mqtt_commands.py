@@ -138,7 +138,8 @@ def test_a_thousand_hostile_messages_leave_the_node_alive_with_nothing_executed(
         assert errors.wait_for(lambda: len(errors.messages()) >= 1000, 30), len(errors.messages())
         time.sleep(0.5)
         events = [messages.decode(m.payload, "event") for m in errors.messages()]
-        assert len(events) == 1000 and {e.type for e in events} == {"error"}
+        assert len(events) == 1000 and {e.type for e in events} == {"error"}, [
+            e.payload["message"] for e in events if not e.payload["message"].startswith("rejected command:")]
         assert all(e.payload["message"].startswith("rejected command:") for e in events)
         # problems are named, e.g. the path-traversal filter
         assert any("expose.filter" in e.payload["message"] and "not a safe name" in e.payload["message"] for e in events)
@@ -174,3 +175,90 @@ def test_a_retained_command_is_not_executed_on_subscribe(mqtt_config):
     finally:
         attacker.transport.publish(T.cmd("ota2"), b"", retain=True).wait_for_publish(5)
         attacker.close()
+
+
+# ---- issue 9 item 1: a retained command never runs, an id never runs twice across restarts --------
+def test_a_valid_command_published_retained_while_the_node_is_connected_is_refused(mqtt_config):
+    """MQTT 3.1.1 strips the retain flag on live delivery, so this expose used to run; the node now
+    subscribes with Retain-As-Published (MQTT 5) and sees the flag."""
+    slave = CountingNode(mqtt_config)
+    errors = MqttCollector(mqtt_config, T.event("ota2"))
+    replies = MqttCollector(mqtt_config, T.reply("ota2"))
+    attacker = MqttCollector(mqtt_config)
+    try:
+        live = messages.make("expose", "ota1", {"duration": 1})
+        attacker.transport.publish(T.cmd("ota2"), live.encode(), retain=True).wait_for_publish(5)
+        assert errors.wait_for(lambda: errors.messages(), 5), "no error event for a retained command"
+        event = messages.decode(errors.messages()[0].payload, "event")
+        assert "retained command is never executed" in event.payload["message"]
+        time.sleep(0.5)
+        assert sum(slave.runs.values()) == 0 and slave.link.commands.executed == 0
+        assert replies.messages() == []  # not even 'accepted'
+        # a live, non-retained command still runs
+        attacker.transport.publish(T.cmd("ota2"), messages.make("expose", "ota1", {"duration": 0}).encode())
+        assert replies.wait_for(lambda: any(b'"done"' in m.payload for m in replies.messages()), 5)
+        assert sum(slave.runs.values()) == 1
+    finally:
+        attacker.transport.publish(T.cmd("ota2"), b"", retain=True).wait_for_publish(5)
+        for c in (errors, replies, attacker):
+            c.close()
+        slave.link.close()
+
+
+def test_a_restarted_node_does_not_rerun_an_id_it_ran_and_answers_its_remembered_reply(mqtt_config, demo_nodes, tmp_path):
+    record = tmp_path / "runs.txt"
+    state = tmp_path / "state"
+    node = demo_nodes("ota2", "--record", str(record), "--state-dir", str(state))
+    master = NodeLink(mqtt_config, "ota1", "master")
+    assert master.start(wait=10)
+    client = master.command_client(resend_every=0.5)
+    try:
+        first = client.send("ota2", "expose", {"duration": 1})
+        assert first.wait(10)["status"] == "done"
+        node.kill()  # kill -9: only the journal on disk remembers
+        node.wait(5)
+        demo_nodes("ota2", "--record", str(record), "--state-dir", str(state))
+        again = client.send("ota2", "expose", {"duration": 1}, id=first.id)  # the same id, a fresh ts
+        final = again.wait(10)
+        assert final["status"] == "done" and final["result"] == first.last["result"]
+        assert record.read_text().split() == ["expose", first.id], "the id ran twice"
+        fresh = client.send("ota2", "expose", {"duration": 1})
+        assert fresh.wait(10)["status"] == "done"
+        assert record.read_text().split() == ["expose", first.id, "expose", fresh.id]
+    finally:
+        client.close()
+        master.close()
+
+
+# ---- issue 9 item 8: a full worker queue never drops what the broker has acknowledged -------------
+def test_a_full_worker_queue_delivers_every_command_instead_of_dropping_it(mqtt_config, monkeypatch):
+    from indisync.protocol import transport as transport_module
+    from indisync.protocol.transport import MqttTransport
+
+    monkeypatch.setattr(transport_module, "QUEUE_SIZE", 5)
+    got, release = [], threading.Event()
+
+    def slow(msg):
+        release.wait(5)  # the worker is stuck on the first message while the rest arrive
+        got.append(msg.payload)
+
+    receiver = MqttTransport(mqtt_config, "queue-test-receiver")
+    receiver.subscribe(T.cmd("ota2"), slow)
+    receiver.start()
+    sender = MqttCollector(mqtt_config)
+    try:
+        assert receiver.wait_connected(10)
+        time.sleep(0.3)
+        infos = [sender.transport.publish(T.cmd("ota2"), f"m{i}".encode()) for i in range(40)]
+        for info in infos:
+            info.wait_for_publish(5)  # the broker has acknowledged all 40
+        threading.Timer(0.5, release.set).start()
+        deadline = time.monotonic() + 10
+        while len(got) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(got) == sorted(f"m{i}".encode() for i in range(40)), f"{40 - len(got)} lost, dropped={receiver.dropped}"
+        assert receiver.dropped == 0 and receiver.waited > 0
+    finally:
+        release.set()
+        sender.close()
+        receiver.stop()

@@ -101,3 +101,22 @@ def test_a_node_cannot_publish_for_another_and_anonymous_is_refused(secured):
         impostor.stop()
         slave.close()
         viewer.close()
+
+
+def test_a_slave_measures_its_clock_offset_under_the_shipped_acl(secured):
+    """The round trips travel on each node's own ``clock`` topic, which the ACL lets it write."""
+    from indisync.protocol.clock import NodeClock
+
+    master = NodeLink(secured("ota1"), "ota1", "master")
+    slave = NodeLink(secured("ota2"), "ota2", "slave", clock=NodeClock(0.4))
+    try:
+        for link in (master, slave):
+            assert link.start(wait=10)
+        deadline = time.monotonic() + 15
+        while slave.state.get("clock_offset_s") is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert slave.state.get("clock_offset_s") is not None, "no clock offset measured through the ACL"
+        assert abs(slave.state["clock_offset_s"] - 0.4) < 0.010
+    finally:
+        slave.close()
+        master.close()

@@ -181,6 +181,23 @@ def test_stale_retained_command_is_refused_at_startup(up):
     assert up.wire.wait_for(lambda: len(up.events("error")) > before, 5)
 
 
+def test_a_valid_expose_published_retained_while_the_node_is_connected_writes_no_frame(up):
+    """Issue 9.1: under MQTT 3.1.1 the broker stripped the flag on live delivery and this took a frame."""
+    t = up.topics
+    files_before = sorted(p.name for p in up.images.glob("*.fits"))
+    since = time.monotonic()
+    live = messages.make("expose", "master", {"duration": 1, "target": "Retained"})
+    publish(up.cfg, [(t.cmd(NODE), live.encode(), True)])
+    try:
+        assert up.wire.wait_for(lambda: any("retained" in e.payload["message"] for e in up.events("error", since)), 5)
+        time.sleep(1.0)  # a frame of 1 s (0.01 s simulated) would have been written by now
+        assert not any(r["command_id"] == live.id for r in up.replies(since))
+        assert up.events("exposure_started", since) == []
+        assert sorted(p.name for p in up.images.glob("*.fits")) == files_before
+    finally:
+        publish(up.cfg, [(t.cmd(NODE), b"", True)])
+
+
 # ---- 2. commands served with the node's devices -------------------------------------------------
 def test_ping_expose_rotation_and_autofocus(up, master):
     since = time.monotonic()

@@ -127,3 +127,15 @@ def test_skews_and_summary_from_random_session():
     assert summary["pairs"] == 40
     assert summary["max_ms"] == pytest.approx(1000 * max(every), abs=0.1)
     assert summary["p50_ms"] == pytest.approx(1000 * percentile(every, 0.5), abs=0.1)
+
+
+def test_start_skews_put_each_start_on_the_masters_clock_with_clkoffs():
+    """A slave whose clock runs 250 ms ahead (CLKOFFS 0.25) and starts 10 ms late shows 10 ms, not 260."""
+    import dataclasses
+
+    frames = session({"slave1": [0.26, 0.26]})
+    frames = [dataclasses.replace(f, clock_offset=0.25 if f.node == "slave1" else 0.0) for f in frames]
+    corrected = start_skews(frames)["slave1"]
+    raw = start_skews(frames, correct_clocks=False)["slave1"]
+    assert all(abs(s - 0.01) < 1e-6 for s in corrected)
+    assert all(abs(s - 0.26) < 1e-6 for s in raw)
