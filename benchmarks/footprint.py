@@ -10,7 +10,8 @@ Each figure is the median of ``--runs`` runs (default 5), with every run's value
   26 MP (6224x4168), the whole process: PyIndi's BLOB, the decoded frame and the measurement;
 - ``skew``: start skew p99 with 2 slaves, every node behind the delay proxy (20 +- 10 ms, 1 % of
   chunks stalled 200 ms), from benchmarks/sync.py --network wifi (``--skip-skew`` leaves it out);
-- ``clock_offset``: measured elsewhere (see the key's note) until the clock-offset work is merged.
+- ``clock_offset``: benchmarks/clock.py's estimate vs offsets injected by config (tests only), the
+  worst error of each run.
 
     .venv/bin/python benchmarks/footprint.py [--runs 5] [--af-runs 5] [--af-26mp-runs 1] [--skip-26mp] [--skip-skew]
 
@@ -42,6 +43,7 @@ INDISYNC = [sys.executable, "-m", "indisync.cli"]
 GOALS = {
     "help_wall_s": 0.3, "help_peak_rss_mb": 40, "status_wall_s": 0.5, "idle_slave_rss_mb": 80,
     "autofocus_1280x1024_peak_rss_mb": 150, "autofocus_26mp_peak_rss_mb": 450, "skew_p99_ms": 150,
+    "clock_offset_error_ms": 10,
 }
 PLOT = os.environ.get("FOOTPRINT_NO_PLOT") is None  # set: autofocus writes no V-curve PNG (matplotlib)
 SIZES = {"1280x1024": (1280, 1024), "26mp": (6224, 4168)}
@@ -190,6 +192,19 @@ def measure_skew() -> dict:
             "note": "one sync.py session (20 skew pairs), not a median of 5: each session takes minutes"}
 
 
+def measure_clock(runs: int) -> dict:
+    """benchmarks/clock.py's estimate vs injected offsets, ``runs`` times; the median of each run's worst error."""
+    try:
+        from clock import measure_clock_offsets  # benchmarks/clock.py, next to this script
+    except ImportError:
+        return {"measured_elsewhere": "benchmarks/clock.py (issue 13 item 4) is not on this branch"}
+    results = [measure_clock_offsets() for _ in range(runs)]
+    worst = [r["max_error_ms"] for r in results if r["max_error_ms"] is not None]
+    return {"max_error_ms": summary(worst, 2) if worst else None,
+            "injected_s": [row["injected_s"] for row in results[0]["nodes"]],
+            "last_run": results[-1], "meets_target": all(r["meets_target"] for r in results)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per figure (default 5)")
@@ -217,10 +232,7 @@ def main(argv=None) -> int:
         report["autofocus"]["26mp"] = measure_autofocus("26mp", args.af_26mp_runs or af_runs, workdir)
     if not args.skip_skew:
         report["skew_through_proxy"] = measure_skew()
-    report["clock_offset"] = {
-        "measured_elsewhere": "the clock-offset estimate (issue 13 item 4) is built on branch `proto`; "
-                              "its benchmark figure is added here once that branch is merged",
-    }
+    report["clock_offset"] = measure_clock(args.runs)
     af = report["autofocus"]
     met = {
         "help_wall_s": report["help"]["wall_s"]["median"] <= GOALS["help_wall_s"],
@@ -234,6 +246,9 @@ def main(argv=None) -> int:
     skew = report.get("skew_through_proxy", {})
     if skew.get("p99_ms") is not None:
         met["skew_p99_ms"] = skew["p99_ms"] <= GOALS["skew_p99_ms"]
+    clock = report["clock_offset"].get("max_error_ms")
+    if clock:
+        met["clock_offset_error_ms"] = clock["median"] <= GOALS["clock_offset_error_ms"]
     report["goals_met"] = met
     report["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(report, indent=1))

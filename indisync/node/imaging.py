@@ -54,12 +54,13 @@ class FrameContext:
     focus_temperature: float | None = None
     ccd_temperature: float | None = None  # CCD-TEMP: the sensor at shutter close
     set_temperature: float | None = None  # SET-TEMP: the cooler's setpoint, when cooling
+    clock_offset_s: float | None = None  # CLKOFFS: this node's clock minus the master's
 
     def header_fields(self) -> dict[str, Any]:
         """Keyword arguments of ``apply_frame_header`` that come from this context."""
         return {"filter_name": self.filter_name, "focus_position": self.focus_position,
                 "focus_temperature": self.focus_temperature, "ccd_temperature": self.ccd_temperature,
-                "set_temperature": self.set_temperature}
+                "set_temperature": self.set_temperature, "clock_offset": self.clock_offset_s}
 
 
 def capture_context(devices, filter_name: str | None, hdu) -> FrameContext:
@@ -148,6 +149,7 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
         raise ExposureAborted("aborted as the image arrived; the frame is discarded, not written")
     _apply_test_clock_skew(hdu.header, cfg.testing.clock_skew_s)
     context = capture_context(devices, filter_name, hdu)  # shutter closed: before anything moves
+    context.clock_offset_s = request.clock_offset_s
     if on_exposed is not None:
         on_exposed()
     hfr = stars = None
@@ -233,7 +235,6 @@ def _annotate(hdu, cfg: Config, request: FrameRequest, context: FrameContext, hf
         hfr=hfr,
         stars=stars,
         **context.header_fields(),
-        clock_offset=request.clock_offset_s,
     )
 
 

@@ -37,3 +37,4 @@ def test_nothing_above_threshold_or_too_small_is_none():
     assert detect_sources(image, 1.0, 2) is None
     found = detect_sources(image, 1.0, 1)
     assert found is not None and list(found.areas) == [1]
+
