@@ -96,6 +96,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "last_state": info.state_ts,
         "error": state.get("error"),
         "night": state.get("night"),  # the master's night: {state, since, until, reason}
+        "temperature": state.get("temperature"),
+        "cooling": state.get("cooling"),
     }
 
 
@@ -104,7 +106,7 @@ def snapshot(registry: NodeRegistry) -> list[dict]:
     return [node_row(info, registry.dead_after, now) for info in registry.nodes()]
 
 
-_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "HEARTBEAT")
+_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "CCD", "HEARTBEAT")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -128,8 +130,22 @@ def _cells(row: dict) -> tuple[str, ...]:
         dash(row["hfr"], "{:.2f}"),
         dash(row["focuser_position"]),
         dash(row["frames"]),
+        _ccd(row),
         dash(row["seconds_since_heartbeat"], "{:.1f}s ago"),
     )
+
+
+def _ccd(row: dict) -> str:
+    """'-2.9°C' or, while cooling, '-2.9→-3°C 1 min' (minutes left at the recent rate)."""
+    temperature, cooling = row.get("temperature"), row.get("cooling")
+    if temperature is None and not cooling:
+        return "-"
+    now = f"{temperature:.1f}" if temperature is not None else "?"
+    if not cooling or cooling.get("reached"):
+        return f"{now}°C"
+    eta = cooling.get("eta_s")
+    left = f" {max(1, round(eta / 60))} min" if eta is not None else ""
+    return f"{now}→{cooling['setpoint']:g}°C{left}"
 
 
 def render_table(rows: list[dict]) -> str:

@@ -28,6 +28,8 @@ from .slave import state_path
 log = logging.getLogger(__name__)
 
 SLAVE_MARGIN_S = 30.0  # beyond the exposure, for a slave's download, HFR and file write
+RETRY_S = 5.0  # wait before trying a failed frame again (the device supervisor may be reconnecting)
+FRAME_ATTEMPTS = 3  # a frame that failed this often is given up, with an error, so the night goes on
 
 
 class MasterNode(NodeBase):
