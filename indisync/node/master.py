@@ -43,12 +43,12 @@ class MasterNode(NodeBase):
         self.guiding: MasterGuiding | None = None
         self.store = StateStore(state_path(cfg))
         self.progress = load_master_progress(self.store)
+        self.night_runner = None  # the night's executor (node/night_runner.py), once run() has started it
         self.plan: list[PlannedFrame] = expand_batch(cfg.master.sequence)
         self.triggers = RefocusTriggers(cfg.master.refocus)
         self.registry = None
         self.client = None
         self.focus_runs: list[dict] = []
-        self.night_runner = None  # the night's executor, once run() has started it
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
