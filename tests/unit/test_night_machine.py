@@ -390,3 +390,16 @@ def test_status_shows_the_night_and_the_cooling():
     text = render_table([row])
     assert "-2.9→-10°C 14 min" in text
     assert "night (ota1): parked since 23:10:04 until 23:20:04 UTC: weather alert (WEATHER_STATUS)" in text
+
+
+def test_stop_while_it_rains_ends_the_night_and_does_not_resume():
+    night = Night().to_imaging()
+    night.fair = False
+    night.weather_ok()
+    night.snap.weather_status = "alert"  # the alert and the stop arrive in the same step
+    assert night.send(Ev.STOP, 1) == ["abort_exposures", "stop_guider", "park"]
+    assert night.state is State.PARKING and night.snap.stop_requested
+    night.clear_for(120)
+    assert night.state is State.PARKING  # no resuming after safe_for: the night was stopped
+    night.send(Ev.PARKED, 1)
+    assert night.state is State.WARMING
