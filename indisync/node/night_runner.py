@@ -124,6 +124,9 @@ class NightRunner:
         if windows.usable is None:
             return now, now, "no usable window tonight (dark, target altitude and end_at do not overlap)"
         start_at = windows.usable.start.timestamp() if windows.usable.start else now
+        # Already open: the search began at ``now``, but datetime keeps microseconds and rounds, so the
+        # round trip may land a hair after ``now`` (a needless second in waiting_dark).
+        start_at = min(start_at, now) if start_at - now < 1.0 else start_at
         end_at = windows.usable.end.timestamp() if windows.usable.end else None
         return start_at, end_at, None
 
