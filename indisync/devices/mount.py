@@ -117,13 +117,15 @@ class Mount(IndiDevice):
         ra_hours, dec = self.coordinates
         return jnow_to_j2000(ra_hours * 15.0, dec)
 
-    def slew_j2000(self, ra_deg: float, dec_deg: float, timeout: float) -> None:
+    def slew_j2000(self, ra_deg: float, dec_deg: float, timeout: float, tolerance_arcsec: float = 120.0) -> None:
         """Unpark if needed, slew to J2000 (RA, Dec) degrees and track there.
 
-        Returns when EQUATORIAL_EOD_COORD is Ok again (the slew has ended). On Alert, on the timeout,
-        or if the driver vanishes: abort the motion and raise DeviceError. Never waits longer.
+        Returns when EQUATORIAL_EOD_COORD is Ok again (the slew has ended) and reads where the mount
+        says it is: farther than ``tolerance_arcsec`` from the target is an error too (a goto refused
+        by the mount's limits can end Ok). On Alert, on the timeout, or if the driver vanishes: abort
+        the motion and raise DeviceError. Never waits longer.
         """
-        from ..astro.coords import j2000_to_jnow
+        from ..astro.coords import j2000_to_jnow, separation_arcsec
 
         ra_now, dec_now = j2000_to_jnow(ra_deg, dec_deg)
         started = time.monotonic()
@@ -144,6 +146,12 @@ class Mount(IndiDevice):
             self._abort_quietly()
             raise DeviceError(f"{self.name}: slew to RA {ra_deg:.4f} Dec {dec_deg:+.4f} (J2000) failed, motion "
                               f"aborted: {exc}") from None
+        ra_hours, dec = self.coordinates
+        off = separation_arcsec(ra_now, dec_now, ra_hours * 15.0, dec)
+        if off > tolerance_arcsec:
+            raise DeviceError(f"{self.name}: the slew to RA {ra_deg:.4f} Dec {dec_deg:+.4f} (J2000) ended {off:.0f}\" "
+                              f"from the target (allowed {tolerance_arcsec:g}\"): "
+                              f"{last_message(self.client, self.name) or 'no message from the driver'}")
         log.info("%s slewed to RA %.4f Dec %+.4f (J2000) in %.1f s", self.name, ra_deg, dec_deg,
                  time.monotonic() - started)
 
@@ -169,7 +177,11 @@ class Mount(IndiDevice):
 
     @property
     def pier_side(self) -> str | None:
-        """"east" or "west" from TELESCOPE_PIER_SIDE; None when the mount does not say."""
+        """"east" or "west" from TELESCOPE_PIER_SIDE; None when the mount does not say.
+
+        INDI's convention (seen on the Telescope Simulator after gotos at hour angle -1 h and +1 h):
+        pointing east of the meridian the tube is on the pier's west side ("west"), pointing west of
+        it "east". The simulator flips between them on a goto across the meridian (a long slew)."""
         snap = self.client.snapshot(self.name, "TELESCOPE_PIER_SIDE")
         if snap is None:
             return None

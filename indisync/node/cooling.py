@@ -65,6 +65,9 @@ class CoolingMonitor:
     def __init__(self, get_camera: Callable[[], object]):
         self._get_camera = get_camera
         self._cond = threading.Condition()
+        # Held while a setpoint goes to the camera: the watch thread's re-send must never overtake a new
+        # setpoint on its way (it would see the camera's new value differ from ours and send the old one).
+        self._send_lock = threading.Lock()
         self._setpoint: float | None = None
         self._tolerance = 1.0
         self._generation = 0  # bumps on every new setpoint: a waiting `cool` sees it was superseded
@@ -78,14 +81,15 @@ class CoolingMonitor:
 
     def set_setpoint(self, setpoint: float, tolerance: float) -> int:
         """Send ``setpoint`` to the camera now; returns the generation a waiter passes to ``wait``."""
-        camera = self._get_camera()
-        camera.set_temperature(setpoint)
-        with self._cond:
-            self._setpoint, self._tolerance = float(setpoint), float(tolerance)
-            self._generation += 1
-            self._samples.clear()
-            self._cond.notify_all()
-            return self._generation
+        with self._send_lock:
+            camera = self._get_camera()
+            camera.set_temperature(setpoint)
+            with self._cond:
+                self._setpoint, self._tolerance = float(setpoint), float(tolerance)
+                self._generation += 1
+                self._samples.clear()
+                self._cond.notify_all()
+                return self._generation
 
     def sample(self, now: float | None = None) -> tuple[float | None, CoolingStatus | None]:
         """Read the sensor once (a snapshot, no I/O), re-send a lost setpoint, update the status."""
@@ -95,13 +99,14 @@ class CoolingMonitor:
         except DeviceError:
             return self.temperature, self.status  # no devices now: keep the last values
         temperature = camera.temperature if camera is not None else None
-        setpoint = self._setpoint
-        if camera is not None and setpoint is not None and camera.setpoint != setpoint and temperature is not None:
-            try:
-                log.info("sending the cooling setpoint %g C again (the camera was reconnected)", setpoint)
-                camera.set_temperature(setpoint)
-            except DeviceError as exc:
-                log.warning("could not send the cooling setpoint again: %s", exc)
+        with self._send_lock:
+            setpoint = self._setpoint
+            if camera is not None and setpoint is not None and camera.setpoint != setpoint and temperature is not None:
+                try:
+                    log.info("sending the cooling setpoint %g C again (the camera was reconnected)", setpoint)
+                    camera.set_temperature(setpoint)
+                except DeviceError as exc:
+                    log.warning("could not send the cooling setpoint again: %s", exc)
         with self._cond:
             self.temperature = temperature
             if temperature is not None:

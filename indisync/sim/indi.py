@@ -269,15 +269,25 @@ def set_text(host: str, port: int, device: str, prop: str, values: dict[str, str
     _send(host, port, f"<newTextVector device={quoteattr(device)} name={quoteattr(prop)}>{items}</newTextVector>\n")
 
 
-def _read_definitions(host: str, port: int, device: str | None, timeout: float) -> str:
-    """Send getProperties and collect what arrives within ``timeout`` seconds (BLOBs are not asked for)."""
+def _read_definitions(host: str, port: int, device: str | None, timeout: float, name: str | None = None) -> str:
+    """Send getProperties and collect what arrives within ``timeout`` seconds (BLOBs are not asked for).
+
+    With ``name``, ask for that one property and return as soon as its definition is complete: a
+    device that updates some property every poll (a tracking mount) never leaves the quiet gap
+    that otherwise ends the read, so every read would last the whole timeout."""
     attr = f" device={quoteattr(device)}" if device else ""
+    if name is not None:
+        attr += f" name={quoteattr(name)}"
+    whole = re.compile(rf'<def(\w+)Vector[^>]*\bname={re.escape(quoteattr(name))}.*?</def\1Vector>', re.S) \
+        if name is not None else None
     chunks = []
     with closing(socket.create_connection((host, port), timeout=timeout)) as s:
         s.sendall(f'<getProperties version="1.7"{attr}/>\n'.encode())
         deadline = time.monotonic() + timeout
         s.settimeout(0.2)
         while time.monotonic() < deadline:
+            if whole is not None and whole.search(b"".join(chunks).decode(errors="replace")):
+                break
             try:
                 data = s.recv(65536)
             except socket.timeout:
@@ -303,7 +313,9 @@ def list_devices(host: str, port: int, timeout: float = 2.0) -> list[str]:
 
 def get_numbers(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, float]:
     """The current values of one number property, read from the server's definitions."""
-    text = _read_definitions(host, port, device, timeout)
+    text = _read_definitions(host, port, device, timeout, prop)
+    if f"name={quoteattr(prop)}" not in text:  # some drivers answer no named request (light vectors)
+        text = _read_definitions(host, port, device, timeout)
     for match in re.finditer(r"<defNumberVector\b.*?</defNumberVector>", text, re.S):
         elem = ET.fromstring(match.group(0))
         if elem.get("device") == device and elem.get("name") == prop:
@@ -312,7 +324,9 @@ def get_numbers(host: str, port: int, device: str, prop: str, timeout: float = 2
 
 
 def get_switches(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, bool]:
-    text = _read_definitions(host, port, device, timeout)
+    text = _read_definitions(host, port, device, timeout, prop)
+    if f"name={quoteattr(prop)}" not in text:  # some drivers answer no named request (light vectors)
+        text = _read_definitions(host, port, device, timeout)
     for match in re.finditer(r"<defSwitchVector\b.*?</defSwitchVector>", text, re.S):
         elem = ET.fromstring(match.group(0))
         if elem.get("device") == device and elem.get("name") == prop:
@@ -321,7 +335,9 @@ def get_switches(host: str, port: int, device: str, prop: str, timeout: float = 
 
 
 def get_lights(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, str]:
-    text = _read_definitions(host, port, device, timeout)
+    text = _read_definitions(host, port, device, timeout, prop)
+    if f"name={quoteattr(prop)}" not in text:  # some drivers answer no named request (light vectors)
+        text = _read_definitions(host, port, device, timeout)
     for match in re.finditer(r"<defLightVector\b.*?</defLightVector>", text, re.S):
         elem = ET.fromstring(match.group(0))
         if elem.get("device") == device and elem.get("name") == prop:

@@ -3,7 +3,8 @@ J2000 slews, a slew that times out, tracking, site), the weather station (ok -> 
 staleness is judged from), the dome. Every result is read back through a second, raw connection
 (indisync.sim.indi), not through the class under test.
 
-One indiserver (telescope, weather, dome) serves the module; each test connects its own client.
+One indiserver (telescope, weather) and one client serve the module; tests run in file order
+(the weather driver goes away in the last one).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from indisync.astro.coords import jnow_to_j2000, separation_arcsec
 from indisync.config import IndiConfig
 from indisync.devices.session import open_devices
 from indisync.errors import DeviceError
-from indisync.sim.indi import IndiServer, get_lights, get_numbers, get_switches, set_precipitation
+from indisync.sim.indi import IndiServer, get_lights, get_numbers, get_switches, set_number, set_precipitation, set_switch
 from tests.conftest import attach_log_on_failure
 
 pytestmark = pytest.mark.integration
 
 MOUNT, WEATHER, DOME = "Telescope Simulator", "Weather Simulator", "Dome Simulator"
-DRIVERS = ("indi_simulator_telescope", "indi_simulator_weather", "indi_simulator_dome")
+# No dome here: with the Dome Simulator beside it, the Telescope Simulator takes 15 s to park even in
+# place. The dome test has its own server.
+DRIVERS = ("indi_simulator_telescope", "indi_simulator_weather")
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +38,12 @@ def server():
         srv.cleanup()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def devices(request, server):
     cfg = IndiConfig(host=server.host, port=server.port, camera=None, filter_wheel=None, focuser=None,
-                     guide_camera=None, mount=MOUNT, weather=WEATHER, dome=DOME, move_timeout=60)
+                     guide_camera=None, mount=MOUNT, weather=WEATHER, move_timeout=60)
     try:
-        with open_devices(cfg, need=("mount", "weather", "dome"), want=("mount", "weather", "dome")) as dev:
+        with open_devices(cfg, need=("mount", "weather"), want=("mount", "weather")) as dev:
             yield dev
     finally:
         attach_log_on_failure(request, "indiserver", server.log_text)
@@ -52,17 +55,6 @@ def raw_position_j2000(server) -> tuple[float, float]:
 
 
 # ---- mount ------------------------------------------------------------------------------------
-def test_park_and_unpark_read_back(server, devices):
-    mount = devices.mount
-    mount.unpark()
-    mount.park(timeout=60)
-    assert mount.parked is True
-    assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK") == {"PARK": True, "UNPARK": False}
-    mount.unpark(timeout=30)
-    assert mount.parked is False
-    assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK")["UNPARK"] is True
-
-
 def test_slew_j2000_arrives_and_tracks(server, devices):
     mount = devices.mount
     # From wherever the last test left it to a spot 20 deg away: a few seconds at the simulator's rate.
@@ -86,6 +78,18 @@ def test_slew_j2000_arrives_and_tracks(server, devices):
     assert raw_side[f"PIER_{mount.pier_side.upper()}"] is True
 
 
+def test_sync_j2000_moves_the_reported_position_not_the_mount(server, devices):
+    mount = devices.mount
+    ra0, dec0 = mount.position_j2000()
+    claimed = ((ra0 + 0.5) % 360.0, dec0 - 0.3)  # what a plate solve might say
+    mount.sync_j2000(*claimed)
+    assert separation_arcsec(*claimed, *raw_position_j2000(server)) < 5.0
+    assert separation_arcsec(*claimed, *mount.position_j2000()) < 5.0
+    assert get_switches(server.host, server.port, MOUNT, "ON_COORD_SET")["TRACK"] is True  # next goto is a goto
+    mount.slew_j2000(ra0, dec0, timeout=30)  # and a goto after the sync lands where asked
+    assert separation_arcsec(ra0, dec0, *raw_position_j2000(server)) < 5.0
+
+
 def test_tracking_off_and_on_read_back(server, devices):
     mount = devices.mount
     mount.unpark()
@@ -95,6 +99,19 @@ def test_tracking_off_and_on_read_back(server, devices):
     mount.set_tracking(True)
     assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_TRACK_STATE")["TRACK_ON"] is True
     assert mount.tracking is True
+
+
+def test_park_and_unpark_read_back(server, devices):
+    mount = devices.mount
+    mount.unpark()
+    # Park where it stands (the simulator's park slew from the pole takes 15 s; slews are tested below).
+    set_switch(server.host, server.port, MOUNT, "TELESCOPE_PARK_OPTION", {"PARK_CURRENT": True})
+    mount.park(timeout=60)
+    assert mount.parked is True
+    assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK") == {"PARK": True, "UNPARK": False}
+    mount.unpark(timeout=30)
+    assert mount.parked is False
+    assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK")["UNPARK"] is True
 
 
 def test_slew_timeout_aborts_the_motion_and_raises(server, devices):
@@ -160,23 +177,23 @@ def test_weather_ok_alert_ok_and_last_update(server, devices):
     assert get_lights(server.host, server.port, WEATHER, "WEATHER_STATUS")["WEATHER_RAIN_HOUR"] == "Ok"
 
 
-def test_weather_driver_gone_is_no_data(server, devices):
-    weather = devices.weather
-    assert weather.status is not None and weather.last_update is not None
-    server.stop_driver("indi_simulator_weather")
-    try:
-        wait_for(lambda: weather.status is None, 5, "no weather status once its driver is gone")
-        assert weather.last_update is None  # nothing to judge by: the night machine counts it as stale
-    finally:
-        server.start_driver("indi_simulator_weather")
-    # It comes back disconnected and silent: still no update until someone connects it.
-    time.sleep(1.0)
-    assert weather.last_update is None or devices.client.snapshot(WEATHER, "WEATHER_STATUS") is None
-
-
 # ---- dome -------------------------------------------------------------------------------------
-def test_dome_open_close_park_read_back(server, devices):
-    dome = devices.dome
+def test_dome_open_close_park_read_back(request):
+    with IndiServer(drivers=("indi_simulator_dome",)) as server:
+        cfg = IndiConfig(host=server.host, port=server.port, camera=None, filter_wheel=None, focuser=None,
+                         guide_camera=None, mount=None, dome=DOME, move_timeout=60)
+        try:
+            with open_devices(cfg, need=("dome",), want=("dome",)) as devices:
+                dome_sequence(server, devices.dome)
+        finally:
+            attach_log_on_failure(request, "indiserver", server.log_text)
+
+
+def dome_sequence(server, dome):
+    # Park at the dome's current azimuth: its default park slew (90 deg) takes 20 s.
+    az = get_numbers(server.host, server.port, DOME, "ABS_DOME_POSITION")["DOME_ABSOLUTE_POSITION"]
+    set_number(server.host, server.port, DOME, "DOME_PARK_POSITION", {"PARK_AZ": az})
+    assert get_numbers(server.host, server.port, DOME, "DOME_PARK_POSITION")["PARK_AZ"] == pytest.approx(az)
     dome.unpark(timeout=60)
     dome.open_shutter(timeout=60)
     assert dome.shutter_open is True
@@ -189,3 +206,17 @@ def test_dome_open_close_park_read_back(server, devices):
     assert get_switches(server.host, server.port, DOME, "DOME_PARK")["PARK"] is True
     dome.unpark(timeout=60)
     assert get_switches(server.host, server.port, DOME, "DOME_PARK")["UNPARK"] is True
+
+
+def test_weather_driver_gone_is_no_data(server, devices):
+    weather = devices.weather
+    assert weather.status is not None and weather.last_update is not None
+    server.stop_driver("indi_simulator_weather")
+    try:
+        wait_for(lambda: weather.status is None, 5, "no weather status once its driver is gone")
+        assert weather.last_update is None  # nothing to judge by: the night machine counts it as stale
+    finally:
+        server.start_driver("indi_simulator_weather")
+    # It comes back disconnected and silent: still no update until someone connects it.
+    time.sleep(1.0)
+    assert weather.last_update is None or devices.client.snapshot(WEATHER, "WEATHER_STATUS") is None
