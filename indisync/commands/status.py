@@ -113,6 +113,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "night": state.get("night"),  # the master's night: {state, since, until, reason}
         # long work (cooling, waiting for dark, centring, flip, refocus, exposure): what it waits for, time left
         "work": long_work(state) if online else None,
+        "temperature": state.get("temperature"),
+        "cooling": state.get("cooling"),
     }
 
 
@@ -121,8 +123,8 @@ def snapshot(registry: NodeRegistry) -> list[dict]:
     return [node_row(info, registry.dead_after, now) for info in registry.nodes()]
 
 
-_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "CLOCK", "HEARTBEAT",
-            "WORK")
+_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "CCD", "CLOCK",
+            "HEARTBEAT", "WORK")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -146,6 +148,7 @@ def _cells(row: dict) -> tuple[str, ...]:
         dash(row["hfr"], "{:.2f}"),
         dash(row["focuser_position"]),
         dash(row["frames"]),
+        _ccd(row),
         _clock_cell(row),
         dash(row["seconds_since_heartbeat"], "{:.1f}s ago"),
         describe(row.get("work")),
@@ -160,6 +163,19 @@ def _clock_cell(row: dict) -> str:
     if offset is None:
         return "-"
     return f"{offset * 1000:+.0f}ms" + ("!" if abs(offset) > 0.1 else "")
+
+
+def _ccd(row: dict) -> str:
+    """'-2.9°C' or, while cooling, '-2.9→-3°C 1 min' (minutes left at the recent rate)."""
+    temperature, cooling = row.get("temperature"), row.get("cooling")
+    if temperature is None and not cooling:
+        return "-"
+    now = f"{temperature:.1f}" if temperature is not None else "?"
+    if not cooling or cooling.get("reached"):
+        return f"{now}°C"
+    eta = cooling.get("eta_s")
+    left = f" {max(1, round(eta / 60))} min" if eta is not None else ""
+    return f"{now}→{cooling['setpoint']:g}°C{left}"
 
 
 def render_table(rows: list[dict]) -> str:

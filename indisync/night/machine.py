@@ -268,6 +268,9 @@ def step(snapshot: Snapshot, event: Ev | str, now: float, plan: NightPlan,
 def _guards_before(snap, state, event, data, now, plan) -> _Move | None:
     """Checked on every step before the table: safety, stop by hand, stuck states."""
     why = unsafe_reason(snap, plan, now)
+    if event is Ev.STOP and state not in END_STATES and why is not None:
+        snap.stop_requested = True  # raining as well: abort, park and end, whatever --abort says
+        return _Move(S.PARKING, f"stopped by hand ({why})", [Action("abort_exposures")] if state in ACTIVE else [])
     if why is not None and state in ACTIVE:
         return _Move(S.UNSAFE, why)
     if event is Ev.STOP and state not in END_STATES:

@@ -37,6 +37,8 @@ SLAVE_MARGIN_S = 30.0  # beyond the exposure, for a slave's download, HFR and fi
 # (an autofocus still holding the lock after its own timeout has been asked to abort by then).
 DEVICE_LOCK_WAIT_S = 60.0
 STRAY_FOCUS_JOIN_S = 30.0  # at close, how long an aborted autofocus run gets to end (one frame)
+RETRY_S = 5.0  # wait before trying a failed frame again (the device supervisor may be reconnecting)
+FRAME_ATTEMPTS = 3  # a frame that failed this often is given up, with an error, so the night goes on
 
 
 class MasterNode(NodeBase):
@@ -50,6 +52,7 @@ class MasterNode(NodeBase):
         self.guiding: MasterGuiding | None = None
         self.store = StateStore(state_path(cfg))
         self.progress = load_master_progress(self.store)
+        self.night_runner = None  # the night's executor (node/night_runner.py), once run() has started it
         self.plan: list[PlannedFrame] = expand_batch(cfg.master.sequence)
         self.triggers = RefocusTriggers(cfg.master.refocus)
         self.registry = None
@@ -57,7 +60,6 @@ class MasterNode(NodeBase):
         self.focus_runs: list[dict] = []
         self._stray_focus_threads: list[threading.Thread] = []  # autofocus runs that outlived their wait
         self._guiding_rebuilt = threading.Event()  # the guider was rebuilt on new devices: start it again
-        self.night_runner = None  # the night's executor, once run() has started it
         self.frame_guide: FrameGuideRms | None = None  # guiding RMS during each frame, for grading
         self.recording: NightRecording | None = None  # the rig's night log (record: section)
         self._retaken: tuple | None = None  # (batch, frame index) last taken again after a rejection

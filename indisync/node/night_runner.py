@@ -26,14 +26,13 @@ from ..night.machine import ANSWERS, Action, Ev, NightPlan, Snapshot, State, des
 from ..protocol import messages
 from ..protocol.registry import gather
 from ..sequence.state_store import save_master_progress
+from .master import FRAME_ATTEMPTS, RETRY_S
 
 log = logging.getLogger(__name__)
 
 NIGHT_SECTION = "night"
 TICK_S = 1.0  # a clock event at least this often
 READOUT_MARGIN_S = 5.0  # a frame "ends" this long after its exposure: download and write
-RETRY_S = 5.0  # wait before trying a failed frame again
-FRAME_ATTEMPTS = 3  # a frame that failed this often is given up, so the night goes on
 COOL_MARGIN_S = 30.0  # beyond the cooling timeout, for the slowest node's answer
 WARM_WAIT_S = 30.0
 DEFAULT_COOL_TIMEOUT_S = 900.0
@@ -125,6 +124,9 @@ class NightRunner:
         if windows.usable is None:
             return now, now, "no usable window tonight (dark, target altitude and end_at do not overlap)"
         start_at = windows.usable.start.timestamp() if windows.usable.start else now
+        # Already open: the search began at ``now``, but datetime keeps microseconds and rounds, so the
+        # round trip may land a hair after ``now`` (a needless second in waiting_dark).
+        start_at = min(start_at, now) if start_at - now < 1.0 else start_at
         end_at = windows.usable.end.timestamp() if windows.usable.end else None
         return start_at, end_at, None
 

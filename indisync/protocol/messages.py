@@ -117,12 +117,6 @@ def safe_name(value: Any, where: str) -> str:
     return value
 
 
-def boolean(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ProtocolError(f"{where}: expected true or false, got {_show(value)}")
-    return value
-
-
 def one_of(*allowed: str) -> Validator:
     def check(value: Any, where: str) -> str:
         if value not in allowed or not isinstance(value, str):
@@ -265,8 +259,6 @@ COMMANDS: dict[str, dict[str, Field]] = {
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},
     "sync_wait": {"barrier": req(ident), "timeout": Field(number(0, 86_400, lo_open=True), 60.0)},
     "ping": {},
-    # the master: end the night as at dawn (park, warm); abort: abort the frame under way instead of finishing it
-    "stop": {"abort": Field(boolean, False), "reason": opt(_REASON)},
     # plate-solve one frame (co-alignment); ra/dec: a J2000 position hint for a node without a mount
     "solve": {"exposure": opt(number(0, MAX_EXPOSURE_S, lo_open=True)), "binning": opt(integer(1, 8)),
               "ra": opt(number(0, 360)), "dec": opt(number(-90, 90))},
@@ -302,6 +294,10 @@ STATE.update({
         "eta_s": opt(number(0.0, 10 * 86_400.0)),  # seconds to the setpoint at the recent rate; null: unknown
     })),
 })
+
+# The night (indisync.night): the master's `stop` ends the night as at dawn (park, warm); abort: abort
+# the frame under way instead of finishing it.
+COMMANDS["stop"] = {"abort": Field(_boolean, False), "reason": opt(_REASON)}
 
 EVENTS: dict[str, dict[str, Field]] = {
     "exposure_started": {

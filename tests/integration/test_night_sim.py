@@ -5,7 +5,7 @@ real durations). The site's longitude is chosen from the current UTC time so tha
 midnight now (deep night in any season at latitude 45) or local noon (the sun up); the target sits
 one hour east of the meridian at declination 45 (about 78 degrees up). The simulated mount is given
 the same site, and a park position near the target (as a roll-off roof's would be), so that a park
-takes about 3 s of simulated slewing.
+takes about 2 s of simulated slewing; it starts unparked at the pole (the simulator's start).
 
 - cooling and end_at: master and slave cool to the setpoint before the first frame; the night ends at
   end_at a minute ahead: no frame starts that would end after it, the mount is parked (read back),
@@ -33,57 +33,20 @@ from astropy.io import fits
 from indisync.config import IndiConfig, MqttConfig
 from indisync.devices.session import open_devices
 from indisync.protocol import messages
-from indisync.sim.indi import get_lights, get_numbers, get_switches, set_number, set_precipitation
+from indisync.sim.indi import get_numbers, set_precipitation
+from indisync.sim.night import (LATITUDE, WEATHER, longitude_for_local_hour, mount_parked, prepare_mount,
+                                target_east_high)
 from indisync.sim.rig import SimRig
 from tests.conftest import MqttCollector
 
 pytestmark = pytest.mark.integration
 
-LAT = 45.0
+LAT = LATITUDE
 FILTERS = ["Red", "Green", "Blue"]
-MOUNT = "Telescope Simulator"
-WEATHER = "Weather Simulator"
-
-
-def longitude_for_local_hour(hour: float) -> float:
-    """East longitude whose local mean solar time is ``hour`` now."""
-    now = datetime.now(timezone.utc)
-    utc_hours = now.hour + now.minute / 60 + now.second / 3600
-    return ((hour - utc_hours) * 15 + 540) % 360 - 180
-
-
-def target_east_high(lon: float) -> tuple[float, float]:
-    """J2000 (ra, dec) one hour east of the meridian at dec 45 for a site at ``lon``, now."""
-    import astropy.units as u
-    from astropy.coordinates import EarthLocation
-    from astropy.time import Time
-
-    from indisync.astro.site import use_offline_iers
-
-    use_offline_iers()
-    lst = Time.now().sidereal_time("apparent", longitude=EarthLocation(lon=lon * u.deg, lat=LAT * u.deg).lon)
-    return float((lst.deg + 15.0) % 360.0), 45.0
-
-
-def prepare_mount(indi, lon: float, ra: float, dec: float, park: bool = True, weather: bool = False) -> None:
-    """The mount at the site, with a park position 20 minutes of HA east of the target, parked there;
-    with ``weather``, the Weather Simulator connected, updating every second, dry."""
-    cfg = IndiConfig(host=indi.host, port=indi.port, weather=WEATHER if weather else None)
-    with open_devices(cfg, need=("mount", "weather") if weather else ("mount",), want=("mount",)) as dev:
-        if weather:
-            dev.weather.set_update_period(1)  # reads it back
-            assert get_numbers(indi.host, indi.port, WEATHER, "WEATHER_UPDATE")["PERIOD"] == 1
-            set_precipitation(indi.host, indi.port, 0)
-        dev.mount.set_site(LAT, lon % 360.0, 0.0)
-        set_number(indi.host, indi.port, MOUNT, "TELESCOPE_PARK_POSITION", {"PARK_HA": -1.3, "PARK_DEC": dec})
-        assert get_numbers(indi.host, indi.port, MOUNT, "TELESCOPE_PARK_POSITION")["PARK_HA"] == pytest.approx(-1.3)
-        if park:
-            dev.mount.park(120)
-            assert get_switches(indi.host, indi.port, MOUNT, "TELESCOPE_PARK")["PARK"] is True
 
 
 def parked(indi) -> bool:
-    return get_switches(indi.host, indi.port, MOUNT, "TELESCOPE_PARK")["PARK"] is True
+    return mount_parked(indi)  # PARK and state Ok, read back from the server
 
 
 def events(wire, kind=None, node=None):
@@ -156,17 +119,20 @@ def wait_for(predicate, timeout, what, rig=None, step=0.1):
 def test_night_cools_images_and_ends_at_end_at_parked_and_warm(tmp_path):
     lon = longitude_for_local_hour(0.0)
     ra, dec = target_east_high(lon)
-    end_at = datetime.now(timezone.utc) + timedelta(seconds=75)  # about a minute after the master is up
     setpoint, warm_to = -3.0, 5.0
-    night = {"min_altitude": 30, "end_at": end_at.isoformat().replace("+00:00", "Z"), "cool": True,
-             "park_at_end": True, "warm_at_end": True}
+    night = {"min_altitude": 30, "end_at": None, "cool": True, "park_at_end": True, "warm_at_end": True}
     cooling = {"setpoint": setpoint, "tolerance": 0.5, "timeout": 60, "warm_to": warm_to}
     with make_rig(tmp_path, lon, ra, dec, night, cooling=cooling) as rig:
         master_indi = rig.nodes["master"].indi
-        prepare_mount(master_indi, lon, ra, dec)
+        prepare_mount(master_indi, lon, dec)
         wire = collector(rig)
         try:
             rig.start_slaves()
+            end_at = (datetime.now(timezone.utc) + timedelta(seconds=60)).replace(microsecond=0)  # a minute ahead
+            path = rig.nodes["master"].config_path
+            config = yaml.safe_load(path.read_text())
+            config["night"]["end_at"] = end_at.isoformat().replace("+00:00", "Z")
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
             rig.start_node("master")
             assert rig.wait_node("master", 200) == 0, rig.logs()
             assert parked(master_indi), "the mount must be parked at the end (read back)"
@@ -206,7 +172,7 @@ def test_with_the_sun_up_the_master_waits_says_until_when_and_takes_no_frame(tmp
     ra, dec = target_east_high(lon)
     night = {"min_altitude": 30, "cool": False, "park_at_end": False, "warm_at_end": False}
     with make_rig(tmp_path, lon, ra, dec, night, slaves=0) as rig:
-        prepare_mount(rig.nodes["master"].indi, lon, ra, dec, park=False)
+        prepare_mount(rig.nodes["master"].indi, lon, dec)
         wire = collector(rig)
         try:
             rig.start_node("master")
@@ -250,7 +216,7 @@ def test_rain_aborts_every_exposure_parks_and_resumes_after_safe_for(tmp_path):
     with make_rig(tmp_path, lon, ra, dec, night, master_extra=extra, exposure=6.0,
                   master_drivers=("indi_simulator_weather",)) as rig, contextlib.ExitStack() as stack:
         indi = rig.nodes["master"].indi
-        prepare_mount(indi, lon, ra, dec, weather=True)
+        prepare_mount(indi, lon, dec, weather=True)
         wire = collector(rig)
         try:
             rig.start_slaves()

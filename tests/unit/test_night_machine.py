@@ -377,3 +377,29 @@ def test_the_machine_reads_no_clock_and_no_hardware():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                 for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
     assert imported <= {"__future__", "dataclasses", "enum", "typing"}, imported
+
+
+def test_status_shows_the_night_and_the_cooling():
+    from indisync.commands.status import render_table
+
+    row = {"name": "ota1", "role": "master", "online": True, "phase": "idle", "filter": None, "exposure": None,
+           "hfr": None, "focuser_position": None, "frames": 3, "seconds_since_heartbeat": 0.5,
+           "temperature": -2.9, "cooling": {"setpoint": -10.0, "temperature": -2.9, "reached": False, "eta_s": 840},
+           "night": {"state": "parked", "since": "2026-12-03T23:10:04Z", "until": "2026-12-03T23:20:04Z",
+                     "reason": "weather alert (WEATHER_STATUS)"}}
+    text = render_table([row])
+    assert "-2.9→-10°C 14 min" in text
+    assert "night (ota1): parked since 23:10:04 until 23:20:04 UTC: weather alert (WEATHER_STATUS)" in text
+
+
+def test_stop_while_it_rains_ends_the_night_and_does_not_resume():
+    night = Night().to_imaging()
+    night.fair = False
+    night.weather_ok()
+    night.snap.weather_status = "alert"  # the alert and the stop arrive in the same step
+    assert night.send(Ev.STOP, 1) == ["abort_exposures", "stop_guider", "park"]
+    assert night.state is State.PARKING and night.snap.stop_requested
+    night.clear_for(120)
+    assert night.state is State.PARKING  # no resuming after safe_for: the night was stopped
+    night.send(Ev.PARKED, 1)
+    assert night.state is State.WARMING

@@ -1,0 +1,76 @@
+"""What night tests, the safety benchmark and the demo need to set up a simulated night now: a site
+whose local time is what we want (deep night or noon), a target east of the meridian high up, and the
+simulated mount at that site with a park position near the target (as a roll-off roof's would be)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from .indi import _read_definitions, get_numbers, set_number, set_precipitation
+
+LATITUDE = 45.0
+MOUNT = "Telescope Simulator"
+WEATHER = "Weather Simulator"
+PARK_HA_H = -1.3  # hours: 20 minutes of hour angle east of the target (one hour east of the meridian)
+
+
+def longitude_for_local_hour(hour: float, now: datetime | None = None) -> float:
+    """East longitude (-180..180) whose local mean solar time is ``hour`` now (0: midnight, 12: noon)."""
+    now = now or datetime.now(timezone.utc)
+    utc_hours = now.hour + now.minute / 60 + now.second / 3600
+    return ((hour - utc_hours) * 15 + 540) % 360 - 180
+
+
+def target_east_high(longitude: float, latitude: float = LATITUDE) -> tuple[float, float]:
+    """J2000 (ra, dec) degrees one hour east of the meridian at dec = latitude (about 78° up), now."""
+    import astropy.units as u
+    from astropy.coordinates import Longitude
+    from astropy.time import Time
+
+    from ..astro.site import use_offline_iers
+
+    use_offline_iers()
+    lst = Time.now().sidereal_time("apparent", longitude=Longitude(longitude * u.deg))
+    return float((lst.deg + 15.0) % 360.0), float(latitude)
+
+
+def prepare_mount(indi, longitude: float, dec: float, latitude: float = LATITUDE, park: bool = False,
+                  weather: bool = False) -> None:
+    """The simulated mount at the site with its park position near the target (read back); with
+    ``park`` parked there; with ``weather`` the Weather Simulator connected, updating every second, dry."""
+    from ..config import IndiConfig
+    from ..devices.session import open_devices
+
+    cfg = IndiConfig(host=indi.host, port=indi.port, weather=WEATHER if weather else None)
+    with open_devices(cfg, need=("mount", "weather") if weather else ("mount",), want=("mount",)) as dev:
+        if weather:
+            dev.weather.set_update_period(1)  # reads it back
+            set_precipitation(indi.host, indi.port, 0)
+        dev.mount.set_site(latitude, longitude % 360.0, 0.0)
+        set_number(indi.host, indi.port, MOUNT, "TELESCOPE_PARK_POSITION", {"PARK_HA": PARK_HA_H, "PARK_DEC": dec})
+        got = get_numbers(indi.host, indi.port, MOUNT, "TELESCOPE_PARK_POSITION")
+        if abs(got["PARK_HA"] - PARK_HA_H) > 1e-6 or abs(got["PARK_DEC"] - dec) > 1e-6:
+            raise RuntimeError(f"{MOUNT} kept its park position {got}")
+        if park:
+            dev.mount.park(120)
+
+
+def mount_parked(indi) -> bool:
+    """The mount has finished parking: TELESCOPE_PARK says PARK and its state is Ok (while the park
+    slew runs the switch already says PARK, with state Busy). Read from the server afresh."""
+    import xml.etree.ElementTree as ET
+
+    text = _read_definitions(indi.host, indi.port, MOUNT, 2.0)
+    match = re.search(r"<defSwitchVector\b[^>]*name=\"TELESCOPE_PARK\".*?</defSwitchVector>", text, re.S)
+    if match is None:
+        raise RuntimeError(f"{MOUNT} has no TELESCOPE_PARK on {indi.host}:{indi.port}")
+    elem = ET.fromstring(match.group(0))
+    on = {e.get("name"): e.text.strip() == "On" for e in elem.findall("defSwitch")}
+    return elem.get("state") == "Ok" and on.get("PARK", False)
+
+
+def park_done(mount) -> bool:
+    """The same from a connected Mount's snapshot (updated by callbacks: for timing)."""
+    snap = mount.client.snapshot(mount.name, "TELESCOPE_PARK")
+    return snap is not None and snap.state == "Ok" and bool(snap.values.get("PARK"))
