@@ -73,17 +73,6 @@ class TestingConfig:
 
 
 @dataclass
-class TestingConfig:
-    """For tests and benchmarks only: never set on a real rig (a node warns at start when it is)."""
-
-    clock_skew_s: float = 0.0  # shift this node's clock (envelopes, clock samples, DATE-OBS) by this much
-
-    def validate(self) -> None:
-        if not -86_400 <= self.clock_skew_s <= 86_400:
-            raise ConfigValueError("clock_skew_s", "allowed: -86400..86400 seconds")
-
-
-@dataclass
 class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     indi: IndiConfig = field(default_factory=IndiConfig)
