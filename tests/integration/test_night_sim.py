@@ -66,9 +66,10 @@ def frames(rig, node) -> list[Path]:
 
 
 def stray_files(rig) -> list[Path]:
-    """Anything in the image folders that is not a finished frame (a partial or temporary file)."""
+    """Anything in the image folders that is not a finished frame (a partial or temporary file); the
+    node's own state (.indisync/) and the night log and report (nights/) are expected there."""
     return [p for p in rig.images.rglob("*") if p.is_file() and not p.name.endswith(".fits")
-            and ".indisync" not in p.parts]
+            and ".indisync" not in p.parts and "nights" not in p.parts]
 
 
 def filter_of(path: Path) -> str:
