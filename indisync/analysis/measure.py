@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 from ..errors import AnalysisError
 from .detection import Detections, detect
 from .hfr import half_flux_radius
+from .memory import release_free_memory
 from .settings import AnalysisSettings
 
 MAD_TO_SIGMA = 1.4826  # a normal distribution's sigma / its median absolute deviation
@@ -234,35 +235,8 @@ def measure_frame(data: np.ndarray, settings: AnalysisSettings | None = None) ->
     """Detect and measure the stars of the 2-D frame ``data`` (raw ADU, any numeric dtype)."""
     try:
         return _measure_frame(data, settings or AnalysisSettings())
-    finally:  # the frame's scratch arrays are free now
+    finally:  # the frame's scratch arrays are free now: hand them back (see analysis/memory.py)
         release_free_memory()
-
-
-def release_free_memory() -> None:
-    """Give the heap's free pages back to the system (glibc ``malloc_trim``; nothing elsewhere).
-
-    A frame's scratch arrays (~22 MB at 1280x1024, far more at 26 MP) are freed when the measurement
-    returns, but glibc keeps most of such freed memory inside the process: an autofocus run or a
-    node would then hold its measuring peak for good, and the V-curve plot (matplotlib, ~25 MB)
-    would come on top of it (issue 13). Values are untouched; only unused pages are released.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-_TRIM: list = []  # [malloc_trim or None], looked up once
-
-
-def _malloc_trim():
-    if not _TRIM:
-        try:
-            import ctypes
-
-            _TRIM.append(getattr(ctypes.CDLL(None), "malloc_trim", None))  # glibc only (not musl, macOS)
-        except (OSError, AttributeError):
-            _TRIM.append(None)
-    return _TRIM[0]
 
 
 def _measure_frame(data: np.ndarray, settings: AnalysisSettings) -> FrameMeasurement:
