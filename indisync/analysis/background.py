@@ -112,12 +112,14 @@ def background_mesh(
     box = int(max(4, min(box, height, width)))
     ny, nx = height // box, width // box
     cropped = image[: ny * box, : nx * box].astype(np.float32, copy=False)
-    if mask is not None:
-        cropped = np.where(mask[: ny * box, : nx * box], np.float32(np.nan), cropped)
     tiles = cropped.reshape(ny, box, nx, box).transpose(0, 2, 1, 3).reshape(ny * nx, box * box)
     if np.shares_memory(tiles, image):  # a view (one column of tiles): never sort the caller's pixels
         tiles = tiles.copy()
     del cropped
+    if mask is not None:  # masked pixels NaN in the tiles themselves: no masked copy of the frame
+        masked = mask[: ny * box, : nx * box].reshape(ny, box, nx, box).transpose(0, 2, 1, 3).reshape(ny * nx, box * box)
+        tiles[masked] = np.float32(np.nan)
+        del masked
     valid = np.isfinite(tiles).sum(axis=1) if mask is not None else np.full(ny * nx, box * box)
     tiles.sort(axis=1)
     sky, rms = _tile_statistics(tiles, valid, sorted_in_place=True)

@@ -33,6 +33,7 @@ GAUSS_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 # Sources covering more than this fraction of the frame (or typically larger than a quarter of a
 # background box) bias the sky upwards; the sky is then estimated again with them masked.
 CROWDED_FRACTION = 0.05
+BAND_ROWS = 256  # rows of the label image counted / renumbered at once (small temporaries, not frame-sized ones)
 
 
 @dataclass
@@ -89,7 +90,10 @@ def detect_sources(image: np.ndarray, threshold: float, npixels: int) -> Segment
     data, count = ndimage.label(image > threshold, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         return None
-    areas = np.bincount(data.ravel(), minlength=count + 1)
+    # by bands of rows: bincount takes its input as intp, a whole label image would be copied to int64
+    areas = np.zeros(count + 1, dtype=np.intp)
+    for top in range(0, data.shape[0], BAND_ROWS):
+        areas += np.bincount(data[top:top + BAND_ROWS].ravel(), minlength=count + 1)
     keep = areas >= npixels
     keep[0] = False
     if not keep.any():
@@ -97,7 +101,10 @@ def detect_sources(image: np.ndarray, threshold: float, npixels: int) -> Segment
     if not keep[1:].all():  # drop the small ones and number the rest 1..n again
         relabel = np.zeros(count + 1, dtype=data.dtype)
         relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=data.dtype)
-        data = relabel[data]
+        # in place, a band of rows at a time: relabel[data] whole would be a second label image
+        for top in range(0, data.shape[0], BAND_ROWS):
+            band = data[top:top + BAND_ROWS]
+            band[...] = relabel[band]
     kept_areas = areas[keep]
     return Segments(data, np.arange(1, len(kept_areas) + 1), kept_areas)
 
@@ -110,34 +117,45 @@ def _segment(image: np.ndarray, rms: float, settings: AnalysisSettings, b: int):
     return smoothed, segments
 
 
+def _detection_pixels(data: np.ndarray, b: int) -> np.ndarray:
+    """A new float32 array of the pixels detection works on (summed 2x2 when ``b`` is 2): ours to overwrite."""
+    return _bin2(data) if b == 2 else data.astype(np.float32)
+
+
 def _sky(raw: np.ndarray, box: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(sky-subtracted image, sky map, median sky, median noise) of ``raw``."""
+    """(sky-subtracted image, sky map, median sky, median noise) of ``raw``.
+
+    The image is ``raw`` itself, the sky subtracted in place: one frame-sized float32 array fewer
+    alive at the peak (memory, issue 13); the same float32 values as ``raw - sky``."""
     sky_grid, rms_grid, box = background_mesh(raw, box, mask)
     sky = upsample(sky_grid, raw.shape, box)
     rms = float(np.median(rms_grid))
     # a noise-free frame (rms 0) must not detect every pixel: keep the threshold above zero
     rms = max(rms, 1e-6 * max(float(np.abs(sky_grid).max()), 1.0))
-    return raw - sky, sky, float(np.median(sky_grid)), rms
+    raw -= sky
+    return raw, sky, float(np.median(sky_grid)), rms
 
 
 def detect(data: np.ndarray, settings: AnalysisSettings) -> Detections:
     """Estimate the sky of ``data`` and find its sources (see the module docstring)."""
     b = detection_binning(data.shape, settings)
-    raw = _bin2(data) if b == 2 else data.astype(np.float32)
     box = settings.background_box // b
-    image, sky, level, rms = _sky(raw, box)
+    image, sky, level, rms = _sky(_detection_pixels(data, b), box)
     smoothed, segments = _segment(image, rms, settings, b)
     if segments is not None:
         covered = segments.data > 0
         typical = float(np.sqrt(np.median(segments.areas) / math.pi))  # source radius, binned px
         if covered.mean() > CROWDED_FRACTION or typical > box / 4:
             # big or many sources bias the box statistics upwards (defocused stars fill whole
-            # boxes): redo the sky with the sources masked, in boxes that can hold one
+            # boxes): redo the sky with the sources masked, in boxes that can hold one. The first
+            # pass's frame-sized arrays go first, so the two passes never hold theirs at once.
+            del image, sky, smoothed, segments
             grow = 2 * int(math.ceil(typical / 2)) + 1
             mask = ndimage.maximum_filter(covered, size=grow)
-            image, sky, level, rms = _sky(raw, max(box, int(8 * typical)), mask)
+            del covered
+            image, sky, level, rms = _sky(_detection_pixels(data, b), max(box, int(8 * typical)), mask)
+            del mask
             smoothed, segments = _segment(image, rms, settings, b)
-    del raw
     # the summed 2x2 block holds 4x the sky and 2x the (uncorrelated) noise of one pixel
     background_map = sky / (b * b) if b > 1 else sky
     background = level / (b * b)

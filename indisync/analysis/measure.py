@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 from ..errors import AnalysisError
 from .detection import Detections, detect
 from .hfr import half_flux_radius
+from .memory import release_free_memory
 from .settings import AnalysisSettings
 
 MAD_TO_SIGMA = 1.4826  # a normal distribution's sigma / its median absolute deviation
@@ -232,7 +233,13 @@ def summarize(stars: list[StarMeasurement]) -> tuple[float, float]:
 
 def measure_frame(data: np.ndarray, settings: AnalysisSettings | None = None) -> FrameMeasurement:
     """Detect and measure the stars of the 2-D frame ``data`` (raw ADU, any numeric dtype)."""
-    settings = settings or AnalysisSettings()
+    try:
+        return _measure_frame(data, settings or AnalysisSettings())
+    finally:  # the frame's scratch arrays are free now: hand them back (see analysis/memory.py)
+        release_free_memory()
+
+
+def _measure_frame(data: np.ndarray, settings: AnalysisSettings) -> FrameMeasurement:
     data = np.asarray(data)
     if data.ndim != 2:
         raise AnalysisError(
