@@ -61,7 +61,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indisync.config import MqttConfig  # noqa: E402
+from indisync.config import IndiConfig, MqttConfig  # noqa: E402
+from indisync.devices.session import open_devices  # noqa: E402
 from indisync.protocol.transport import MqttTransport  # noqa: E402
 from indisync.sim.chaos import (  # noqa: E402
     abort_kind,
@@ -73,7 +74,7 @@ from indisync.sim.chaos import (  # noqa: E402
     rotation_errors,
     unsafe_cause,
 )
-from indisync.sim.indi import get_lights, get_numbers, set_number, set_precipitation  # noqa: E402
+from indisync.sim.indi import get_numbers, set_number, set_precipitation  # noqa: E402
 from indisync.sim.night import WEATHER, longitude_for_local_hour, prepare_mount, target_east_high  # noqa: E402
 from indisync.sim.report import by_node, read_focus_runs, read_frames  # noqa: E402
 from indisync.sim.rig import SimRig  # noqa: E402
@@ -390,14 +391,16 @@ def _eid(value) -> int | None:
     return int(digits[-1]) if digits else None
 
 
-def _weather_status(night: Night) -> str:
-    """The Weather Simulator's WEATHER_STATUS read from the server: the worst of its lights."""
-    indi = night.rig.nodes["master"].indi
-    lights = get_lights(indi.host, indi.port, WEATHER, "WEATHER_STATUS").values()
-    return next((s for s in ("Alert", "Busy", "Ok", "Idle") if s in lights), "Idle")
-
-
 def fault_rain(night: Night, hold_s: float = 2.0) -> dict:
+    # Our own view of WEATHER_STATUS, kept by INDI callbacks (a raw getProperties read of the whole
+    # station can end in a quiet gap before the light vector arrives, under load).
+    indi = night.rig.nodes["master"].indi
+    with open_devices(IndiConfig(host=indi.host, port=indi.port, weather=WEATHER), need=("weather",),
+                      want=()) as watch:
+        return _rain(night, watch.weather, hold_s)
+
+
+def _rain(night: Night, station, hold_s: float) -> dict:
     rig, mon = night.rig, night.mon
     indi = rig.nodes["master"].indi
     nodes = list(rig.nodes)
@@ -421,7 +424,7 @@ def fault_rain(night: Night, hold_s: float = 2.0) -> dict:
     mid = bool(opened) and not [p for _, p in mon.events(type_="exposure_done", after=opened[0])
                                 if _eid((p.get("payload") or {}).get("exposure_id")) == exposure_id]
     set_precipitation(indi.host, indi.port, RAIN_MM_PER_H)  # reads Precip back
-    alert = wait_for(lambda: _weather_status(night) == "Alert" and time.time(), 10, 0.1)
+    alert = wait_for(lambda: station.status == "alert" and time.time(), 10, 0.02)
     detected = wait_for(lambda: _night_to(night, at, "unsafe"), 30)
     parked = wait_for(lambda: _night_to(night, at, "parked"), 60)
     aborted = {p.get("from"): (p.get("payload") or {}).get("status")
@@ -430,7 +433,7 @@ def fault_rain(night: Night, hold_s: float = 2.0) -> dict:
     time.sleep(hold_s)
     dry_cmd = time.time()
     set_precipitation(indi.host, indi.port, 0)
-    dry = wait_for(lambda: _weather_status(night) == "Ok" and time.time(), 10, 0.1)
+    dry = wait_for(lambda: station.status == "ok" and time.time(), 10, 0.02)
     imaging = wait_for(lambda: _night_to(night, dry_cmd, "imaging"), SAFE_FOR_S + FAULT_TIMEOUT_S)
     resumed = _night_to(night, dry_cmd, "slewing")  # parked -> slewing: the end of the wait for safe_for
     recovered = wait_for(lambda: (lambda ev: ev[0][0] if ev else None)(
