@@ -573,8 +573,10 @@ def judge(rig: SimRig, files: FileWatch, monitor_events: list, faults: list[dict
         cause = unsafe_cause(moves, start - 1.0, end + 1.0)
         if cause is None:
             return None
-        status = done[1].get("status") if done else "no exposure_done"
-        return {"exposure_id": exposure_id, "why": f"{abort_kind(cause)}: {status} (night unsafe: {cause})"}
+        # The master's own aborted exposure reports "failed" (its camera aborted on request), a slave's "aborted".
+        status = done[1].get("status") if done else "none"
+        return {"exposure_id": exposure_id,
+                "why": f"{abort_kind(cause)}: aborted (exposure_done {status}; night unsafe: {cause})"}
 
     per_node, lost_why = {}, {}
     for name in rig.nodes:
