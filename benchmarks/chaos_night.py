@@ -12,7 +12,25 @@ fault applied once the previous one has recovered or timed out:
   slave_indiserver   kill -9 slave2's indiserver, bring it back
   clouds             SIM_NOISE 6000 (read back) on every CCD Simulator across a refocus, then cleared
   guide_star_loss    SIM_NOISE 6000 (read back) on the Guide Simulator for a while, then restored
-  rain               not applied yet: needs the night state machine (see NOT_YET_APPLIED)
+  rain               WEATHER_CONTROL.Precip 10 in the Weather Simulator mid-exposure (WEATHER_STATUS Alert
+                     read back), dry again once the master has parked; detected: the master's night_state to
+                     unsafe; recovered: night_state to imaging and the master's next exposure_started, after
+                     safety.safe_for (5 s) of dry weather
+
+The full form watches the weather (the master's indi.weather: "Weather Simulator", safety
+{safe_for: 5, stale_after: 15}) and points at a target with coordinates, so that after a park the
+night unparks and slews back. The Weather Simulator runs on the master's own indiserver: a master
+reads every device through the one indiserver its config names, so a weather driver elsewhere would
+still reach it through that server. Killing the master's indiserver therefore also takes its weather
+station away: the night goes unsafe at once (every node's exposure aborted, park tried), and after
+the server is back it needs safe_for of safe weather before it slews back and images. The
+master_indiserver fault accounts for that: it records the night's moves to unsafe and back to imaging,
+and restores what a fresh simulator forgets and real hardware keeps (the mount's site and park
+position, the station's update period). The quick form has no weather station: unchanged.
+
+An exposure aborted because the night went unsafe is never written and a slave's rotation does not
+advance for it, so it cannot count as a duplicate, a partial file or a rotation error; it is listed
+in `frames_lost_why` with the cause (rain, weather device gone) read from the master's night_state.
 
 Every figure comes from files on disk (FITS headers, file sizes, inode/mtime polled during the
 night), node logs and MQTT events recorded by a monitor client, never from what the script intended:
@@ -43,16 +61,21 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indisync.config import MqttConfig  # noqa: E402
+from indisync.config import IndiConfig, MqttConfig  # noqa: E402
+from indisync.devices.session import open_devices  # noqa: E402
 from indisync.protocol.transport import MqttTransport  # noqa: E402
 from indisync.sim.chaos import (  # noqa: E402
+    abort_kind,
     duplicates,
     first_after,
     log_times,
+    night_moves,
     partial_file,
     rotation_errors,
+    unsafe_cause,
 )
-from indisync.sim.indi import get_numbers, set_number  # noqa: E402
+from indisync.sim.indi import get_numbers, set_number, set_precipitation  # noqa: E402
+from indisync.sim.night import WEATHER, longitude_for_local_hour, prepare_mount, target_east_high  # noqa: E402
 from indisync.sim.report import by_node, read_focus_runs, read_frames  # noqa: E402
 from indisync.sim.rig import SimRig  # noqa: E402
 
@@ -61,13 +84,14 @@ EXPOSURE_S = 300  # simulated seconds; 3 s of wall time at time_factor 0.01
 TIME_FACTOR = 0.01
 CLOUD_NOISE = 6000  # the simulators' largest accepted SIM_NOISE
 FAULT_TIMEOUT_S = 120.0  # detection or recovery not seen within this: recorded as None
-
-NOT_YET_APPLIED = [
-    # The place for rain: once the night state machine lands (helper `night`), a Fault here sets the
-    # Weather Simulator's WEATHER_CONTROL.Precip (WEATHER_UPDATE.PERIOD short), expects the master to
-    # park and close (detected: night_state -> unsafe/parking; recovered: imaging again once dry).
-    {"fault": "rain", "why": "needs the night state machine (master night: states unsafe/parking); not wired yet"},
-]
+# The full form's weather safety: short, so that a shower costs seconds, not the default 10 minutes.
+SAFE_FOR_S = 5.0
+STALE_AFTER_S = 15.0
+RAIN_MM_PER_H = 10.0
+# With the weather watched, the master's indiserver kill also parks the night: a park tried while the
+# server is down fails and is tried again after the machine's park_retry (30 s), then safe_for, the
+# slew back and the guider's start come before the next frame.
+WEATHER_RECOVERY_TIMEOUT_S = 240.0
 
 
 # ---- what the night leaves behind, recorded while it runs ---------------------------------------
@@ -189,6 +213,9 @@ class Night:
     mon: Monitor
     files: FileWatch
     t0: float
+    # the full form: (site longitude, target dec) the simulated mount and weather station were
+    # prepared with (indisync.sim.night.prepare_mount); None: no weather station (the quick form)
+    site: tuple[float, float] | None = None
 
     def rel(self, t: float | None) -> float | None:
         return None if t is None else round(t - self.t0, 2)
@@ -246,22 +273,48 @@ def _guider_down(night: Night, after: float) -> float | None:
                           and ((p.get("payload") or {}).get("guiding") or {}).get("state") in ("error", "idle", "lost"))
 
 
+def _night_to(night: Night, after: float, state: str) -> float | None:
+    """When the master's night_state event moved the night to ``state`` after ``after`` (MQTT)."""
+    return night.mon.find(after, lambda n, k, p: n == "master" and k == "event" and isinstance(p, dict)
+                          and p.get("type") == "night_state" and (p.get("payload") or {}).get("to") == state)
+
+
+def _night_reason(night: Night, at: float | None) -> str | None:
+    if at is None:
+        return None
+    moves = [m for m in night_moves(night.mon.events("master", "night_state")) if m[0] == at]
+    return moves[0][2] if moves else None
+
+
 def fault_master_indiserver(night: Night) -> dict:
     at = time.time()
     night.rig.kill_indi("master")
     detected = night.log_first(["master"], "lost indiserver", at, 30)
     time.sleep(3.0)
     night.rig.start_indi("master")
+    if night.site is not None:
+        # The fresh Telescope and Weather Simulators forgot the site, the park position near the
+        # target and the one-second weather updates; a real mount and station keep them.
+        prepare_mount(night.rig.nodes["master"].indi, night.site[0], night.site[1], weather=True)
     back = time.time()
+    timeout = WEATHER_RECOVERY_TIMEOUT_S if night.site is not None else FAULT_TIMEOUT_S
     down = wait_for(lambda: _guider_down(night, at), 5)  # the old guider reported its end
-    frame = wait_for(lambda: night.files.first_new("master", back), FAULT_TIMEOUT_S)
-    guiding = wait_for(lambda: _guiding_again(night, max(back, down or back)), FAULT_TIMEOUT_S)
+    frame = wait_for(lambda: night.files.first_new("master", back), timeout)
+    guiding = wait_for(lambda: _guiding_again(night, max(back, down or back)), timeout)
     recovered = max(frame, guiding) if frame and guiding else None
-    return {"fault": "master_indiserver", "at_s": night.rel(at), "detected_s": night.rel(detected),
-            "recovered_s": night.rel(recovered), "back_s": night.rel(back),
-            "guiding_resumed_s": night.rel(guiding), "next_master_frame_s": night.rel(frame),
-            "detected_by": "master log: lost indiserver",
-            "recovered_by": "a master frame on disk and guiding (with guide RMS) in the master's MQTT state"}
+    result = {"fault": "master_indiserver", "at_s": night.rel(at), "detected_s": night.rel(detected),
+              "recovered_s": night.rel(recovered), "back_s": night.rel(back),
+              "guiding_resumed_s": night.rel(guiding), "next_master_frame_s": night.rel(frame),
+              "detected_by": "master log: lost indiserver",
+              "recovered_by": "a master frame on disk and guiding (with guide RMS) in the master's MQTT state"}
+    if night.site is not None:
+        # Its weather station went with the server: the night went unsafe and came back after safe_for.
+        unsafe = _night_to(night, at, "unsafe")
+        result.update({"night_unsafe_s": night.rel(unsafe), "night_unsafe_reason": _night_reason(night, unsafe),
+                       "night_imaging_again_s": night.rel(_night_to(night, back, "imaging")),
+                       "weather_note": "the weather driver runs on this indiserver: its loss made the night unsafe "
+                                       f"at once; imaging again after safe_for ({SAFE_FOR_S:g} s) of safe weather"})
+    return result
 
 
 def fault_slave_indiserver(night: Night) -> dict:
@@ -332,10 +385,77 @@ def fault_guide_star_loss(night: Night, hold_s: float = 8.0) -> dict:
             "recovered_by": "guiding (with RMS) in the master's state and a master frame after the star came back"}
 
 
+def _eid(value) -> int | None:
+    """An exposure id as a number: the master's events carry '17', a slave's 17 (its FITS EXPOSID)."""
+    digits = "".join(ch if ch.isdigit() else " " for ch in str(value)).split() if value is not None else []
+    return int(digits[-1]) if digits else None
+
+
+def fault_rain(night: Night, hold_s: float = 2.0) -> dict:
+    # Our own view of WEATHER_STATUS, kept by INDI callbacks (a raw getProperties read of the whole
+    # station can end in a quiet gap before the light vector arrives, under load).
+    indi = night.rig.nodes["master"].indi
+    with open_devices(IndiConfig(host=indi.host, port=indi.port, weather=WEATHER), need=("weather",),
+                      want=()) as watch:
+        return _rain(night, watch.weather, hold_s)
+
+
+def _rain(night: Night, station, hold_s: float) -> dict:
+    rig, mon = night.rig, night.mon
+    indi = rig.nodes["master"].indi
+    nodes = list(rig.nodes)
+    looked = time.time()
+
+    def every_node_exposing():
+        # the master's latest exposure, once every node has said exposure_started for it
+        opened = mon.events("master", "exposure_started", after=looked)
+        if not opened:
+            return None
+        t_open, env = opened[-1]
+        exposure_id = _eid((env.get("payload") or {}).get("exposure_id"))
+        started = {p.get("from") for _, p in mon.events(type_="exposure_started", after=t_open - 1.0)
+                   if _eid((p.get("payload") or {}).get("exposure_id")) == exposure_id}
+        return (t_open, exposure_id) if started >= set(nodes) else None
+
+    opened = wait_for(every_node_exposing, FAULT_TIMEOUT_S, 0.05)
+    exposure_id = opened[1] if opened else None
+    time.sleep(EXPOSURE_S * TIME_FACTOR / 3)
+    at = time.time()
+    mid = bool(opened) and not [p for _, p in mon.events(type_="exposure_done", after=opened[0])
+                                if _eid((p.get("payload") or {}).get("exposure_id")) == exposure_id]
+    set_precipitation(indi.host, indi.port, RAIN_MM_PER_H)  # reads Precip back
+    alert = wait_for(lambda: station.status == "alert" and time.time(), 10, 0.02)
+    detected = wait_for(lambda: _night_to(night, at, "unsafe"), 30)
+    parked = wait_for(lambda: _night_to(night, at, "parked"), 60)
+    aborted = {p.get("from"): (p.get("payload") or {}).get("status")
+               for _, p in mon.events(type_="exposure_done", after=at)
+               if _eid((p.get("payload") or {}).get("exposure_id")) == exposure_id}
+    time.sleep(hold_s)
+    dry_cmd = time.time()
+    set_precipitation(indi.host, indi.port, 0)
+    dry = wait_for(lambda: station.status == "ok" and time.time(), 10, 0.02)
+    imaging = wait_for(lambda: _night_to(night, dry_cmd, "imaging"), SAFE_FOR_S + FAULT_TIMEOUT_S)
+    resumed = _night_to(night, dry_cmd, "slewing")  # parked -> slewing: the end of the wait for safe_for
+    recovered = wait_for(lambda: (lambda ev: ev[0][0] if ev else None)(
+        mon.events("master", "exposure_started", after=imaging)), FAULT_TIMEOUT_S) if imaging else None
+    return {"fault": "rain", "at_s": night.rel(at), "detected_s": night.rel(detected),
+            "recovered_s": night.rel(recovered), "mid_exposure": mid, "exposure_id": exposure_id,
+            "alert_read_back_s": night.rel(alert), "parked_s": night.rel(parked), "dry_s": night.rel(dry),
+            "exposure_done_status": aborted,
+            "resumed_after_dry_s": None if resumed is None else round(resumed - dry_cmd, 2),
+            "waited_safe_for": resumed is not None and resumed - dry_cmd >= SAFE_FOR_S,
+            "imaging_again_s": night.rel(imaging),
+            "how": f"WEATHER_CONTROL.Precip {RAIN_MM_PER_H:g} (read back) 1 s into an exposure every node had "
+                   f"started; Precip 0 {hold_s:g} s after the master parked",
+            "detected_by": "the master's night_state event to unsafe (MQTT)",
+            "recovered_by": f"night_state to imaging and the master's next exposure_started, after safe_for "
+                            f"({SAFE_FOR_S:g} s) of dry weather"}
+
+
 # ---- the night ----------------------------------------------------------------------------------
-def master_section(frames: int, batches: int) -> dict:
+def master_section(frames: int, batches: int, target: dict | str = "M42") -> dict:
     return {
-        "target": "M42", "batches": batches, "sync": "strict",
+        "target": target, "batches": batches, "sync": "strict",
         "refocus": {"after_batch": True},
         "dither": {"every_frames": 3, "pixels": 3, "settle": {"pixels": 1.5, "time": 2, "timeout": 30}},
         "sequence": {"slots": [{"type": "light", "filter": "Luminance", "exposure": EXPOSURE_S, "repeat": frames}]},
@@ -346,19 +466,35 @@ def run(quick: bool, workdir: Path) -> dict:
     frames, batches = (4, 2) if quick else (11, 4)
     wanted = frames * batches
     started = time.monotonic()
-    rig = SimRig(slaves=2, time_factor=TIME_FACTOR, workdir=workdir, master_section=master_section(frames, batches),
+    site = None
+    if quick:
+        weather: dict = {}
+        target: dict | str = "M42"
+    else:
+        # A weather station, and a target with coordinates so that the night slews back after a park:
+        # local midnight at the site, an hour east of the meridian at the rig's guiding declination.
+        site = (longitude_for_local_hour(0.0), 30.0)
+        ra, dec = target_east_high(site[0], site[1])
+        target = {"name": "CHAOS", "ra": ra, "dec": dec}
+        weather = {"master_drivers": ("indi_simulator_weather",),
+                   "master_sections": {"indi": {"weather": WEATHER},
+                                       "safety": {"safe_for": SAFE_FOR_S, "stale_after": STALE_AFTER_S, "poll": 0.2}}}
+    rig = SimRig(slaves=2, time_factor=TIME_FACTOR, workdir=workdir,
+                 master_section=master_section(frames, batches, target),
                  slave_section={"filters": SLAVE_CYCLE, "exposure": EXPOSURE_S},
-                 guider_section={"exposure": 1.0}).start()
+                 guider_section={"exposure": 1.0}, **weather).start()
     mon = files = None
     faults: list[dict] = []
     exits: dict[str, int | None] = {}
     try:
+        if site is not None:  # the park position near the target, the station dry and updating every second
+            prepare_mount(rig.nodes["master"].indi, site[0], site[1], weather=True)
         mon = Monitor(rig.broker.host, rig.broker.port)
         files = FileWatch(rig.images)
         rig.start_slaves()
         t0 = time.time()
         rig.start_node("master")
-        night = Night(rig, mon, files, t0)
+        night = Night(rig, mon, files, t0, site)
         NIGHT_OVER[:] = [lambda: rig.nodes["master"].process.poll() is not None]
         if quick:
             # CI's subset: the two process-level faults (the guide-star loss has its own test,
@@ -377,8 +513,9 @@ def run(quick: bool, workdir: Path) -> dict:
                 lambda: fault_slave_indiserver(night),
                 lambda: fault_clouds(night, 2 * frames),
                 lambda: fault_guide_star_loss(night),
+                lambda: fault_rain(night),
             ]
-            triggers = [2, 6, 9, 13, 0, 27]
+            triggers = [2, 6, 9, 13, 0, 27, 36]
         for trigger, apply in zip(triggers, schedule):
             wait_for(lambda: files.count("master") >= trigger, 900, 0.3)
             if rig.nodes["master"].process.poll() is not None:
@@ -417,24 +554,52 @@ def judge(rig: SimRig, files: FileWatch, monitor_events: list, faults: list[dict
     # A slave is wanted for every exposure the master opened (its exposure_started events, and its
     # files): one whose own frame then failed (its indiserver died mid-exposure) still had slaves
     # exposing, and those frames are kept (counted apart as without_master_frame).
-    opened = {int(p["payload"]["exposure_id"]) for _, p in monitor_events if p.get("from") == "master"
-              and p.get("type") == "exposure_started" and str(p["payload"].get("exposure_id", "")).isdigit()}
-    opened |= {f.exposure_id for f in master if f.exposure_id is not None}
+    opened_at = {_eid(p["payload"]["exposure_id"]): t for t, p in monitor_events if p.get("from") == "master"
+                 and p.get("type") == "exposure_started" and _eid(p["payload"].get("exposure_id")) is not None}
+    opened = set(opened_at) | {f.exposure_id for f in master if f.exposure_id is not None}
     master_ids = {f.exposure_id for f in master}
+    moves = night_moves(monitor_events)
+    done_at = {(p.get("from"), _eid((p.get("payload") or {}).get("exposure_id"))): (t, p.get("payload") or {})
+               for t, p in monitor_events if p.get("type") == "exposure_done"}
+
+    def aborted_why(name: str, exposure_id: int) -> dict | None:
+        """An exposure of ``name`` that ended because the night went unsafe meanwhile (rain, the
+        weather device gone): aborted, never written, the rotation not advanced."""
+        start = opened_at.get(exposure_id)
+        if start is None:
+            return None
+        done = done_at.get((name, exposure_id))
+        end = done[0] if done else start + EXPOSURE_S * TIME_FACTOR + 5.0
+        cause = unsafe_cause(moves, start - 1.0, end + 1.0)
+        if cause is None:
+            return None
+        # The master's own aborted exposure reports "failed" (its camera aborted on request), a slave's "aborted".
+        status = done[1].get("status") if done else "none"
+        return {"exposure_id": exposure_id,
+                "why": f"{abort_kind(cause)}: aborted (exposure_done {status}; night unsafe: {cause})"}
+
     per_node, lost_why = {}, {}
     for name in rig.nodes:
         mine = nodes.get(name, [])
         taken = len(mine)
         if name == "master":
+            # An aborted master frame is taken again when the night resumes: not lost to the plan,
+            # but its exposure is, on every node; listed here with its cause.
+            aborted = [w for i in sorted(opened - master_ids) if (w := aborted_why(name, i))]
             per_node[name] = {"wanted": wanted, "taken": taken, "lost": max(wanted - taken, 0),
-                              "exposures_opened": len(opened)}
-            lost_why[name] = [line.split(": ", 1)[-1] for line in master_log.splitlines() if "giving up frame" in line]
+                              "exposures_opened": len(opened), "aborted_unsafe": len(aborted)}
+            lost_why[name] = [line.split(": ", 1)[-1] for line in master_log.splitlines()
+                              if "giving up frame" in line] + aborted
             continue
         missing = sorted(opened - {f.exposure_id for f in mine})
         per_node[name] = {"wanted": len(opened), "taken": taken, "lost": len(missing),
                           "without_master_frame": sum(1 for f in mine if f.exposure_id not in master_ids)}
         why = []
         for exposure_id in missing:
+            unsafe = aborted_why(name, exposure_id)
+            if unsafe is not None:
+                why.append(unsafe)
+                continue
             lines = [line.split("WARNING indisync.node.master: ", 1)[-1] for line in master_log.splitlines()
                      if f"exposure {exposure_id}: no frame from" in line]
             if not lines:
@@ -456,6 +621,10 @@ def judge(rig: SimRig, files: FileWatch, monitor_events: list, faults: list[dict
                        for i in range(1, node.starts + 1) if (rig.workdir / f"{name}.{i}.log").exists())
         processes[name] = {"exit": exits.get(name), "clean": exits.get(name) == 0, "starts": node.starts,
                            "crashed": "Fatal Python error" in logs or "Segmentation fault" in logs}
+    for fault in faults:
+        if fault.get("fault") == "rain":  # the exposure the rain aborted: on no node's disk
+            fault["aborted_exposure_files"] = sorted(str(f.path.name) for f in frames
+                                                     if f.exposure_id == fault.get("exposure_id"))
     faults_ok = all(f.get("recovered_s") is not None for f in faults)
     result = {
         "benchmark": "chaos_night", "quick": quick, "time_factor": TIME_FACTOR, "wall_s": round(wall, 1),
@@ -468,7 +637,6 @@ def judge(rig: SimRig, files: FileWatch, monitor_events: list, faults: list[dict
         "frames": per_node,
         "frames_lost_why": lost_why,
         "faults": faults,
-        "faults_not_applied": NOT_YET_APPLIED,
         "autofocus": autofocus,
         "processes": processes,
         "all_processes_clean": all(p["clean"] and not p["crashed"] for p in processes.values())

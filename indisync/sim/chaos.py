@@ -71,3 +71,35 @@ def log_times(text: str, needle: str) -> list[float]:
 def first_after(times: list[float], after: float) -> float | None:
     later = [t for t in times if t >= after]
     return min(later) if later else None
+
+
+def night_moves(events: list[tuple[float, dict]]) -> list[tuple[float, str, str]]:
+    """(time, to, reason) of the master's night_state events, in time order, from recorded
+    ``(arrival time, envelope dict)`` pairs (the chaos monitor's)."""
+    moves = []
+    for t, env in events:
+        if env.get("type") == "night_state" and env.get("from") == "master":
+            payload = env.get("payload") or {}
+            moves.append((t, str(payload.get("to")), str(payload.get("reason") or "")))
+    return sorted(moves)
+
+
+def unsafe_cause(moves: list[tuple[float, str, str]], start: float, end: float) -> str | None:
+    """Why the night went unsafe between ``start`` and ``end`` (the reason of its move to
+    ``unsafe``), or None when it did not: what aborted an exposure that ran then."""
+    for t, to, reason in moves:
+        if to == "unsafe" and start <= t <= end:
+            return reason
+    return None
+
+
+def abort_kind(cause: str) -> str:
+    """A short name for why the night went unsafe: rain (WEATHER_STATUS Alert), the weather device
+    gone (its driver or indiserver), or its data stale."""
+    if "alert" in cause:
+        return "rain"
+    if "weather device gone" in cause:
+        return "weather device gone"
+    if "no weather data" in cause:
+        return "weather data stale"
+    return "unsafe"

@@ -53,3 +53,23 @@ def test_log_times_reads_the_node_log_format():
     (lost,) = log_times(text, "lost indiserver")
     assert abs(log_times(text, "reconnected")[0] - lost - 6.142) < 1e-6
     assert first_after([1.0, 5.0, 9.0], 4.0) == 5.0 and first_after([1.0], 4.0) is None
+
+
+def test_an_exposure_aborted_by_rain_is_told_apart_from_the_weather_device_going():
+    from indisync.sim.chaos import abort_kind, night_moves, unsafe_cause
+
+    recorded = [
+        (105.0, {"type": "night_state", "from": "master", "payload": {"from": "imaging", "to": "unsafe",
+                                                                       "reason": "weather alert (WEATHER_STATUS)"}}),
+        (100.0, {"type": "night_state", "from": "master", "payload": {"from": None, "to": "imaging", "reason": "x"}}),
+        (106.0, {"type": "night_state", "from": "slave1", "payload": {"to": "unsafe", "reason": "not the master's"}}),
+        (107.0, {"type": "exposure_done", "from": "master", "payload": {"status": "failed"}}),
+        (200.0, {"type": "night_state", "from": "master", "payload": {
+            "to": "unsafe", "reason": "weather device gone: indiserver: lost"}}),
+    ]
+    moves = night_moves(recorded)
+    assert [m[1] for m in moves] == ["imaging", "unsafe", "unsafe"]  # in time order, the master's only
+    assert abort_kind(unsafe_cause(moves, 103.0, 108.0)) == "rain"
+    assert unsafe_cause(moves, 110.0, 190.0) is None  # an exposure that failed for another reason
+    assert abort_kind(unsafe_cause(moves, 199.0, 203.0)) == "weather device gone"
+    assert abort_kind("no weather data for 20 s (safety.stale_after 15 s)") == "weather data stale"
