@@ -573,7 +573,7 @@ def judge(rig: SimRig, files: FileWatch, monitor_events: list, faults: list[dict
         cause = unsafe_cause(moves, start - 1.0, end + 1.0)
         if cause is None:
             return None
-        # The master's own aborted exposure reports "failed" (its camera aborted on request), a slave's "aborted".
+        # Every node reports such an exposure as "aborted"; the status is quoted as it came.
         status = done[1].get("status") if done else "none"
         return {"exposure_id": exposure_id,
                 "why": f"{abort_kind(cause)}: aborted (exposure_done {status}; night unsafe: {cause})"}

@@ -14,7 +14,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from ..errors import IndisyncError
+from ..errors import ExposureAborted, IndisyncError
 from ..guiding.guider import Guider
 from ..protocol.registry import Barrier
 from ..sequence.plan import PlannedFrame, expand_batch
@@ -231,8 +231,9 @@ class MasterNode(NodeBase):
                                        hfr=record.hfr, stars=record.stars)
                 self.publish_preview(record.path)
             except IndisyncError as exc:
-                log.error("master exposure %s failed: %s", exposure_id, exc)
-                self.link.event("exposure_done", exposure_id=exposure_id, status="failed",
+                aborted = isinstance(exc, ExposureAborted)  # the night aborted it (rain, stop --abort): never written
+                log.error("master exposure %s %s: %s", exposure_id, "aborted" if aborted else "failed", exc)
+                self.link.event("exposure_done", exposure_id=exposure_id, status="aborted" if aborted else "failed",
                                 filter=frame.filter, reason=str(exc)[:500])
                 self.link.update_state(phase="idle", exposure=None)
         if slaves:
