@@ -58,9 +58,11 @@ def frames(sim, tmp_path_factory):
     with open_devices(indi_cfg(sim), need=("camera", "mount")) as dev:
         dev.mount.slew_j2000(*TARGET, timeout=120)
         position = dev.mount.position_j2000()
+        pier_side = dev.mount.pier_side
         for kind in ("light", "dark"):
             dev.camera.expose(5.0, 1, kind).writeto(out / f"{kind}.fits")
-    return {"light": out / "light.fits", "dark": out / "dark.fits", "mount": position}
+    assert pier_side in ("east", "west"), pier_side
+    return {"light": out / "light.fits", "dark": out / "dark.fits", "mount": position, "pier_side": pier_side}
 
 
 def indi_cfg(server) -> IndiConfig:
@@ -116,7 +118,12 @@ def test_solve_json_finds_the_pointing(sim, frames, index_dir, tmp_path):
     assert out["offset_east_arcsec"] == pytest.approx(e, abs=5) and out["offset_north_arcsec"] == pytest.approx(n, abs=5)
     assert out["scale_arcsec"] == pytest.approx(1.19, abs=0.01)
     assert out["scale_source"] == "the mount's TELESCOPE_INFO"
-    assert abs(out["rotation_deg"] - (-90.0)) < 0.2  # the simulator's unrotated field (parity +1)
+    # The simulator's unrotated field (parity +1) reads -90 deg with the mount west of the pier and
+    # is turned 180 deg east of it (ccd_simulator: "rotate 180 if on East"); which side a goto
+    # lands on follows the target's hour angle, so the time of day.
+    expected = -90.0 if frames["pier_side"] == "west" else 90.0
+    turn = (out["rotation_deg"] - expected + 180.0) % 360.0 - 180.0
+    assert abs(turn) < 0.2, (out["rotation_deg"], frames["pier_side"])
     # the frame from a file, in words: the offset is then from the frame's own RA/DEC
     r = indisync("solve", "--config", cfg, "--file", str(frames["light"]))
     assert r.returncode == 0, r.stderr
