@@ -311,38 +311,32 @@ def list_devices(host: str, port: int, timeout: float = 2.0) -> list[str]:
     return sorted(set(re.findall(r'<def\w+Vector[^>]*\bdevice="([^"]+)"', text)))
 
 
-def get_numbers(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, float]:
-    """The current values of one number property, read from the server's definitions."""
+def _read_vector(host: str, port: int, device: str, prop: str, kind: str, timeout: float):
+    """The ``def{kind}Vector`` element of ``device.prop`` from the server's definitions; KeyError if none."""
     text = _read_definitions(host, port, device, timeout, prop)
     if f"name={quoteattr(prop)}" not in text:  # some drivers answer no named request (light vectors)
         text = _read_definitions(host, port, device, timeout)
-    for match in re.finditer(r"<defNumberVector\b.*?</defNumberVector>", text, re.S):
+    for match in re.finditer(rf"<def{kind}Vector\b.*?</def{kind}Vector>", text, re.S):
         elem = ET.fromstring(match.group(0))
         if elem.get("device") == device and elem.get("name") == prop:
-            return {n.get("name"): float(n.text.strip()) for n in elem.findall("defNumber")}
+            return elem
     raise KeyError(f"{device}.{prop} not defined on {host}:{port}")
+
+
+def get_numbers(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, float]:
+    """The current values of one number property, read from the server's definitions."""
+    elem = _read_vector(host, port, device, prop, "Number", timeout)
+    return {n.get("name"): float(n.text.strip()) for n in elem.findall("defNumber")}
 
 
 def get_switches(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, bool]:
-    text = _read_definitions(host, port, device, timeout, prop)
-    if f"name={quoteattr(prop)}" not in text:  # some drivers answer no named request (light vectors)
-        text = _read_definitions(host, port, device, timeout)
-    for match in re.finditer(r"<defSwitchVector\b.*?</defSwitchVector>", text, re.S):
-        elem = ET.fromstring(match.group(0))
-        if elem.get("device") == device and elem.get("name") == prop:
-            return {n.get("name"): n.text.strip() == "On" for n in elem.findall("defSwitch")}
-    raise KeyError(f"{device}.{prop} not defined on {host}:{port}")
+    elem = _read_vector(host, port, device, prop, "Switch", timeout)
+    return {n.get("name"): n.text.strip() == "On" for n in elem.findall("defSwitch")}
 
 
 def get_lights(host: str, port: int, device: str, prop: str, timeout: float = 2.0) -> dict[str, str]:
-    text = _read_definitions(host, port, device, timeout, prop)
-    if f"name={quoteattr(prop)}" not in text:  # some drivers answer no named request (light vectors)
-        text = _read_definitions(host, port, device, timeout)
-    for match in re.finditer(r"<defLightVector\b.*?</defLightVector>", text, re.S):
-        elem = ET.fromstring(match.group(0))
-        if elem.get("device") == device and elem.get("name") == prop:
-            return {n.get("name"): n.text.strip() for n in elem.findall("defLight")}
-    raise KeyError(f"{device}.{prop} not defined on {host}:{port}")
+    elem = _read_vector(host, port, device, prop, "Light", timeout)
+    return {n.get("name"): n.text.strip() for n in elem.findall("defLight")}
 
 
 def set_precipitation(host: str, port: int, mm_per_hour: float, device: str = "Weather Simulator") -> None:
