@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from ..errors import DeviceError
 from .device import IndiDevice
-from .mount import OPPOSITE, PULSE
-from .props import set_number
+from .mount import send_guide_pulse
 
 
 class GuidePort(IndiDevice):
@@ -17,15 +16,7 @@ class GuidePort(IndiDevice):
 
     def pulse_guide(self, direction: str, ms: int) -> None:
         """Pulse ``direction`` (N, S, E, W) for ``ms`` milliseconds; waits for the driver's answer."""
-        if direction not in PULSE:
-            raise DeviceError(f"unknown guide direction {direction!r}; allowed: N, S, E, W")
-        if ms <= 0:
-            return
-        prop, elem = PULSE[direction]
-        # the opposite direction as 0: see Mount.pulse_guide
-        set_number(self.client, self.name, prop, {elem: int(ms), PULSE[OPPOSITE[direction]][1]: 0},
-                   self.property_timeout + ms / 1000.0)
-
+        send_guide_pulse(self.client, self.name, direction, ms, self.property_timeout)
 
 def open_guide_port(client, name: str, property_timeout: float) -> GuidePort:
     """The ST4 port of device ``name`` (already connected through ``client``), or DeviceError saying why not."""

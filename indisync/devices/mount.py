@@ -26,6 +26,21 @@ PIER_SIDES = {"PIER_EAST": "east", "PIER_WEST": "west"}
 OPPOSITE = {"N": "S", "S": "N", "E": "W", "W": "E"}
 
 
+
+def send_guide_pulse(client, device: str, direction: str, ms: int, property_timeout: float,
+                     wait: bool = True) -> None:
+    """A timed guide pulse (``TELESCOPE_TIMED_GUIDE_NS/WE``) to ``device``: the mount or a camera's ST4 port."""
+    if direction not in PULSE:
+        raise DeviceError(f"unknown guide direction {direction!r}; allowed: N, S, E, W")
+    if ms <= 0:
+        return
+    prop, elem = PULSE[direction]
+    # The opposite direction goes out as 0 explicitly: drivers that answer at once (the Guide
+    # Simulator's ST4 port) keep the last pulse in the property, and with both set INDI runs North
+    # or West, so an East pulse after a West one went West.
+    set_number(client, device, prop, {elem: int(ms), PULSE[OPPOSITE[direction]][1]: 0},
+               property_timeout + ms / 1000.0, wait=wait)
+
 class Mount(IndiDevice):
     key_properties = ("EQUATORIAL_EOD_COORD",)
 
@@ -34,18 +49,6 @@ class Mount(IndiDevice):
         """(RA in hours, DEC in degrees), JNow."""
         snap = self.client.wait_property(self.name, "EQUATORIAL_EOD_COORD", self.property_timeout)
         return snap.values["RA"], snap.values["DEC"]
-
-    # Same as the night/acquire branches' Mount (read-only here; the guider checks them before calibrating).
-    @property
-    def tracking(self) -> bool | None:
-        snap = self.client.snapshot(self.name, "TELESCOPE_TRACK_STATE")
-        return None if snap is None else bool(snap.values.get("TRACK_ON"))
-
-    @property
-    def parked(self) -> bool | None:
-        """True/False from TELESCOPE_PARK; None when the mount cannot park."""
-        snap = self.client.snapshot(self.name, "TELESCOPE_PARK")
-        return None if snap is None else bool(snap.values.get("PARK"))
 
     @property
     def guide_rate(self) -> tuple[float, float] | None:
@@ -60,16 +63,7 @@ class Mount(IndiDevice):
 
     def pulse_guide(self, direction: str, ms: int, wait: bool = True) -> None:
         """Pulse the mount at guide rate for ``ms`` milliseconds; waits for the pulse to end."""
-        if direction not in PULSE:
-            raise DeviceError(f"unknown guide direction {direction!r}; allowed: N, S, E, W")
-        if ms <= 0:
-            return
-        prop, elem = PULSE[direction]
-        # The opposite direction goes out as 0 explicitly: drivers that answer at once (the Guide
-        # Simulator's ST4 port) keep the last pulse in the property, and with both set INDI runs North
-        # or West, so an East pulse after a West one went West.
-        set_number(self.client, self.name, prop, {elem: int(ms), PULSE[OPPOSITE[direction]][1]: 0},
-                   self.property_timeout + ms / 1000.0, wait=wait)
+        send_guide_pulse(self.client, self.name, direction, ms, self.property_timeout, wait=wait)
 
     # ---- park ---------------------------------------------------------------------------------
     @property
