@@ -11,9 +11,13 @@ import json
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 from ..errors import GuideError, IndisyncError
 from ..guiding.settings import DitherSettings, GuiderSettings
+
+if TYPE_CHECKING:  # numpy and the guider load in run(), so `indisync --help` stays light
+    from ..guiding.guider import GuideEvent, Guider
 
 HELP = "calibrate and guide with the guide camera and the mount; report RMS and dither settling"
 log = logging.getLogger(__name__)

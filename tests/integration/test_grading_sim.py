@@ -1,7 +1,6 @@
 """Frames graded on the real CCD simulator: bad seeing and a noisy sky are rejected, each with its
 reason in the FITS header; good frames are not. Every simulator setting is read back."""
 
-import dataclasses
 
 import pytest
 from astropy.io import fits

@@ -9,7 +9,6 @@ writes at the end must find that slope within 20 %.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 
 import pytest
