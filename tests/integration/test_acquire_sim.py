@@ -118,10 +118,10 @@ def test_solve_json_finds_the_pointing(sim, frames, index_dir, tmp_path):
     assert out["offset_east_arcsec"] == pytest.approx(e, abs=5) and out["offset_north_arcsec"] == pytest.approx(n, abs=5)
     assert out["scale_arcsec"] == pytest.approx(1.19, abs=0.01)
     assert out["scale_source"] == "the mount's TELESCOPE_INFO"
-    # The simulator's unrotated field (parity +1) reads -90 deg with the mount west of the pier and
-    # is turned 180 deg east of it (ccd_simulator: "rotate 180 if on East"); which side a goto
-    # lands on follows the target's hour angle, so the time of day.
-    expected = -90.0 if frames["pier_side"] == "west" else 90.0
+    # The simulator's unrotated field (parity +1) reads +90 deg with the tube on the pier's west side
+    # and is turned 180 deg on its east side (ccd_simulator: "rotate 180 if on East"); which side a
+    # goto lands on follows the target's hour angle, so the time of day.
+    expected = 90.0 if frames["pier_side"] == "west" else -90.0
     turn = (out["rotation_deg"] - expected + 180.0) % 360.0 - 180.0
     assert abs(turn) < 0.2, (out["rotation_deg"], frames["pier_side"])
     # the frame from a file, in words: the offset is then from the frame's own RA/DEC
