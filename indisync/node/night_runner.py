@@ -476,7 +476,8 @@ class NightRunner:
         report["total_s"] = round(now - report.pop("started"), 2)
         log.info("meridian flip done: %s%s", report,
                  f"; {now - last:.1f} s from the last frame's end to this frame" if last else "")
-        self.flips.append({**report, "from_last_frame_s": round(now - last, 2) if last else None})
+        report["since_last_frame_s"] = round(now - last, 2) if last else None
+        self.flips.append(report)
         self.master.link.event("flip_done", status="ok", **report)
 
     # guiding -------------------------------------------------------------------------------------

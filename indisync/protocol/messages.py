@@ -376,6 +376,7 @@ EVENTS: dict[str, dict[str, Field]] = {
         "wait_s": opt(number(0, 86_400)),  # held for the hour angle before the slew
         "slew_s": opt(number(0, 86_400)),
         "total_s": opt(number(0, 86_400)),  # flip_started to the first frame after it (or to the failure)
+        "since_last_frame_s": opt(number(0, 86_400)),  # the last frame's end to the first frame after the flip
         "reason": opt(_REASON),
     },
     "night_state": {"from": opt(one_of(*NIGHT_STATES)), "to": req(one_of(*NIGHT_STATES)), "reason": opt(_REASON)},
