@@ -85,9 +85,8 @@ class Calibration:
         return replace(self, ra=ra, declination=declination)
 
     def mirrored(self, dec: bool = True) -> "Calibration":
-        """This calibration after a meridian flip: the camera has turned 180 deg on the sky, so the RA
-        direction on the sensor is turned 180 deg, and the Dec direction too with ``dec`` (see
-        GuiderSettings.flip_dec); rates, steps and scale stay."""
+        """This calibration after a meridian flip: the RA direction on the sensor turned 180 deg, and
+        the Dec direction too with ``dec`` (see GuiderSettings.flip_dec); rates, steps and scale stay."""
         def turned(axis: AxisCalibration) -> AxisCalibration:
             return replace(axis, angle=math.atan2(-math.sin(axis.angle), -math.cos(axis.angle)))
 

@@ -204,3 +204,45 @@ def test_a_flip_that_does_not_change_the_pier_side_parks_and_ends_with_a_clear_e
             assert not [t for t, _ in events(wire, "exposure_started") if t > flip_t]
         finally:
             wire.close()
+
+
+@pytest.mark.timeout(240)
+def test_the_mirrored_calibration_matches_one_taken_afresh_after_the_flip():
+    """Guider calibration on the Guide Simulator west of the pier, and again east of it (the site
+    moved so the same target is an hour west of the meridian; read back): the default mirroring
+    (guider.flip_dec: false) predicts the second within a few degrees on both axes."""
+    import math
+
+    from indisync.config import load_config
+    from indisync.devices.session import open_devices
+    from indisync.guiding.guider import Guider
+    from indisync.guiding.settings import GuiderSettings
+    from indisync.night.meridian import gmst_deg
+    from indisync.sim.indi import IndiServer, set_number
+
+    ra, dec = 90.0, 30.0
+    settings = GuiderSettings(exposure=1.0, calibration_step_ms=1500, pulse_settle=0.1)
+
+    def longitude_for(ha_hours):
+        ra_now = j2000_to_jnow(ra, dec)[0]
+        return ((ra_now + ha_hours * 15.0 - gmst_deg(time.time() + 5.0)) + 540.0) % 360.0 - 180.0
+
+    def turn(a, b):  # degrees from angle a to angle b (radians), -180..180
+        return (math.degrees(b - a) + 180.0) % 360.0 - 180.0
+
+    with IndiServer(drivers=["indi_simulator_telescope", "indi_simulator_guide"], time_factor=0.2) as server:
+        cfg = load_config(data={"indi": {"host": server.host, "port": server.port, "guide_camera": "Guide Simulator"}})
+        with open_devices(cfg.indi, need=("guide_camera", "mount"), want=("guide_camera", "mount")) as dev:
+            set_number(server.host, server.port, "Guide Simulator", "POLLING_PERIOD", {"PERIOD_MS": 100})
+            cals = {}
+            for ha in (-1.0, 1.0):
+                dev.mount.set_site(45.0, longitude_for(ha), 0.0)  # reads it back
+                dev.mount.slew_j2000(ra, dec, 120)
+                wait_for(lambda: dev.mount.pier_side in ("east", "west"), 5, "TELESCOPE_PIER_SIDE")
+                time.sleep(1.0)
+                cals[dev.mount.pier_side] = Guider(dev.guide_camera, dev.mount, settings).calibrate()
+    assert set(cals) == {"west", "east"}, cals
+    mirrored = cals["west"].mirrored(dec=settings.flip_dec)
+    assert abs(turn(mirrored.ra.angle, cals["east"].ra.angle)) < 5, (cals, mirrored)
+    assert abs(turn(mirrored.dec.angle, cals["east"].dec.angle)) < 5, (cals, mirrored)
+    assert abs(turn(cals["west"].ra.angle, cals["east"].ra.angle)) > 170  # the flip did turn RA

@@ -316,8 +316,8 @@ def test_a_failing_listener_does_not_stop_guiding():
 
 @pytest.mark.parametrize("mount_keeps_north", [True, False])
 def test_after_a_meridian_flip_the_mirrored_calibration_guides(mount_keeps_north):
-    """The camera turned 180 deg on the sky: West pulses move the star the other way on the sensor;
-    North ones too when the mount keeps North going north (guider.flip_dec: true), not otherwise."""
+    """After the flip West pulses move the star the other way on the sensor; North ones too on some
+    mounts (guider.flip_dec: true), not on others (false, the default: INDI's simulators)."""
     sky = FakeSky(drift=(0.2, -0.1))
     g = make(sky, flip_dec=mount_keeps_north)
     cal = g.calibrate()
