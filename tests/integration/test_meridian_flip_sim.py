@@ -5,16 +5,18 @@ minute or two of hour angle east of the meridian (by indisync's own sidereal tim
 at declination 45. The Telescope Simulator is given the same site (read back) and lands on the
 pier's west side; its TELESCOPE_PIER_SIDE follows the hour angle of a goto, so the flip slew past
 the meridian brings it down on the east side. Short frames at time factor 0.1 (planned with their
-nominal durations, so the limits hold with room to spare). No guider here (it would add minutes
-of calibration); the calibration's mirroring is unit-tested (tests/unit/test_guiding_guider.py).
+nominal durations, so the limits hold with room to spare). The master guides (Guide Simulator, no
+dithering); which mirroring of the calibration is right is measured by the third test.
 
 - the night flips once: no frame aborted, none started that would end past after_meridian_min +
-  max_wait_min, pier side west before and east after (read from the server), re-centred, the
-  slave's filter rotation unbroken, flip_started/flip_done on MQTT, phase flipping in the state;
-  a frame taken after the flip plate-solves with the field turned 180 deg (-90 deg east vs +90 west);
+  max_wait_min, pier side west before and east after (read from the server), re-centred, guiding
+  again on the mirrored calibration (no second calibration, the star kept), the slave's filter
+  rotation unbroken, flip_started/flip_done on MQTT, phase flipping in the state;
 - a flip that cannot change the pier side (the config's site is 1 degree east of the mount's, so
   our hour angle runs 4 minutes ahead of the mount's: the flip slew lands east of the meridian
-  again, on the west side): the night parks and ends with an error that names the check.
+  again, on the west side): the night parks and ends with an error that names the check;
+- the guider calibrated west of the pier and again east of it: the default mirroring
+  (guider.flip_dec: false) predicts the second.
 """
 
 from __future__ import annotations
@@ -85,16 +87,16 @@ def when(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def make_rig(tmp_path, site_lon, ra, dec, flip):
+def make_rig(tmp_path, site_lon, ra, dec, flip, guider=None):
     return SimRig(
-        slaves=1, time_factor=0.1, workdir=tmp_path / "rig",
+        slaves=1, time_factor=0.1, workdir=tmp_path / "rig", guider_section=guider,
         master_sections={"site": {"latitude": LATITUDE, "longitude": site_lon, "elevation": 0},
                          "night": {"min_altitude": 30, "cool": False, "park_at_end": True, "warm_at_end": False},
                          "flip": flip},
         master_section={"target": {"name": "FLIP", "ra": ra, "dec": dec}, "batches": None,
                         "sequence": {"slots": [{"type": "light", "filter": "Luminance", "exposure": EXPOSURE,
                                                 "repeat": 100}]},
-                        "refocus": {"after_batch": False}},
+                        "refocus": {"after_batch": False}, "dither": {"every_frames": 0}},
         slave_section={"filters": FILTERS, "exposure": EXPOSURE},
     )
 
@@ -115,7 +117,7 @@ def test_the_night_flips_once_at_the_meridian(tmp_path):
     flip = {"after_meridian_min": 0.25, "max_wait_min": 0.25, "recalibrate": False}
     limit_h = (flip["after_meridian_min"] + flip["max_wait_min"]) / 60.0
     ra, dec = target_at_hour_angle(lon, -1.6 / 60.0)  # 1.6 min east now; ~1 min when the first frame starts
-    with make_rig(tmp_path, lon, ra, dec, flip) as rig:
+    with make_rig(tmp_path, lon, ra, dec, flip, guider={"exposure": 1.0}) as rig:
         indi = rig.nodes["master"].indi
         prepare_mount(indi, lon, dec)
         lat_back, lon_back = read_site(indi)
@@ -143,7 +145,16 @@ def test_the_night_flips_once_at_the_meridian(tmp_path):
             seq = night_states(wire)
             assert seq.count("flipping") == 1, seq
             i = seq.index("flipping")
-            assert seq[i + 1:i + 3] == ["centering", "imaging"], seq
+            assert seq[i + 1:i + 4] == ["centering", "starting_guider", "imaging"], seq
+            # guiding resumed after the flip on the mirrored calibration: calibrated before it, not after
+            flip_t = events(wire, "flip_started", "master")[0][0]
+            guide = [(t, (messages.decode(m.payload).payload.get("guiding") or {}).get("state"))
+                     for t, m in list(wire.received) if m.topic == "indisync/master/state"]
+            assert any(g == "calibrating" for t, g in guide if t < flip_t), guide
+            assert not any(g == "calibrating" for t, g in guide if t > flip_t), guide
+            assert any(g == "guiding" for t, g in guide if t > flip_t), guide
+            assert not any(g in ("lost", "error") for t, g in guide if t > flip_t), guide
+            assert "did not settle" not in rig.nodes["master"].log_text()
             assert len(events(wire, "flip_started", "master")) == 1 and len(flipped) == 1
             assert any(s.get("phase") == "flipping" for s in states(wire)), "phase flipping never published"
             assert any((s.get("night") or {}).get("state") == "flipping" for s in states(wire))
@@ -151,7 +162,6 @@ def test_the_night_flips_once_at_the_meridian(tmp_path):
             done_events = events(wire, "exposure_done")
             assert done_events and all(e.payload["status"] == "ok" for _, e in done_events), \
                 [e.payload for _, e in done_events if e.payload["status"] != "ok"]
-            flip_t = events(wire, "flip_started", "master")[0][0]
             started = events(wire, "exposure_started")
             pre = [e for t, e in started if t < flip_t]
             post = [e for t, e in started if t > flip_t]
