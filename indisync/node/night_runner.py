@@ -410,7 +410,8 @@ class NightRunner:
         m.link.update_state(phase="flipping", exposure=None)
         if at is not None and at > begun:
             log.info("holding every node for the meridian flip at %s (%.0f s)", _stamp(at), at - begun)
-            if m.stop_event.wait(at - begun):
+        while at is not None and time.time() < at:  # bounded by ``at``; rain or a stop ends it at once
+            if m.stop_event.wait(min(1.0, at - time.time())) or self.snapshot.state != State.FLIPPING.value:
                 return None
         if self.snapshot.state != State.FLIPPING.value:
             return None  # the night moved on meanwhile (rain, stop): no slew now
@@ -461,6 +462,9 @@ class NightRunner:
 
     def _flip_failed(self, reason: str, before, waited: float, slew_s: float, begun: float):
         m = self.master
+        if self.snapshot.state != State.FLIPPING.value:  # rain or a stop took the mount meanwhile (a park)
+            log.warning("meridian flip given up (night now %s): %s", self.snapshot.state, reason)
+            return None
         log.error("meridian flip failed: %s", reason)
         m.link.error(f"meridian flip failed: {reason}; parking, the night ends"[:1000])
         m.link.event("flip_done", status="failed", pier_side_before=before, wait_s=round(waited, 2),
