@@ -92,8 +92,8 @@ class NightRunner:
         flip_settings = cfg.flip or FlipSettings()
         if flip:  # the hold for the flip (at most the longest frame) + the slew + the pier side's check
             longest = max((f.delay_before + f.exposure + READOUT_MARGIN_S for f in self.master.plan), default=0.0)
-            slew = night.slew_timeout if night is not None else COMMAND_TIMEOUT_S
-            timeouts[State.FLIPPING.value] = longest + slew + COMMAND_TIMEOUT_S + PIER_SIDE_WAIT_S
+            flip_slew_s = night.slew_timeout if night is not None else COMMAND_TIMEOUT_S
+            timeouts[State.FLIPPING.value] = longest + flip_slew_s + COMMAND_TIMEOUT_S + PIER_SIDE_WAIT_S
         return NightPlan(
             cool=bool(night and night.cool),
             slew=bool(cfg.master.target_coords is not None and has_mount),
