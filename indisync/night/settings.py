@@ -84,9 +84,13 @@ class SafetySettings:
     safe_for: float = 600.0  # seconds of continuous safe weather before the night resumes
     stale_after: float = 180.0  # seconds without a weather update before the weather counts as unsafe
     poll: float = 0.5  # seconds between looks at the weather device
+    # A park that failed (mount not answering, indiserver gone) is tried again this long after.
+    # Short enough to catch an indiserver that restarts within a minute, long enough not to hammer a
+    # mount that is busy recovering.
+    park_retry: float = 30.0
 
     def validate(self) -> None:
-        for key in ("safe_for", "stale_after", "poll"):
+        for key in ("safe_for", "stale_after", "poll", "park_retry"):
             if getattr(self, key) <= 0:
                 raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: seconds > 0")
 

@@ -90,6 +90,7 @@ class NightRunner:
             weather=weather,
             safe_for=cfg.safety.safe_for,
             stale_after=cfg.safety.stale_after,
+            park_retry=cfg.safety.park_retry,
             timeouts=timeouts,
         )
 
