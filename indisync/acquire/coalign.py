@@ -117,7 +117,8 @@ def coalign_entry(c: Coalignment) -> dict:
     if not all(math.isfinite(v) for v in (c.offset_arcmin, c.offset_east_arcmin, c.offset_north_arcmin)):
         return failed_entry("its field is more than 90 degrees from the master's: is it on this mount?")
     return {"status": "ok", "offset_arcmin": round(c.offset_arcmin, 3),
-            "offset_east_arcmin": round(c.offset_east_arcmin, 3), "offset_north_arcmin": round(c.offset_north_arcmin, 3),
+            "offset_east_arcmin": round(c.offset_east_arcmin, 3),
+            "offset_north_arcmin": round(c.offset_north_arcmin, 3),
             "rotation_diff_deg": round(c.rotation_diff_deg, 3), "overlap_pct": round(c.overlap_pct, 1),
             "parity_matches": bool(c.parity_matches), "low_overlap": bool(c.low_overlap), "reason": None}
 

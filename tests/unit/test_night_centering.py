@@ -82,11 +82,13 @@ def test_an_otas_entry_is_rounded_schema_valid_and_reads_as_one_line():
     ota = FieldSolution(150.0 + 0.1 / 60 / math.cos(math.radians(45)), 45.0 + 1.5 / 60, 93.0, 25.4, 20.3)
     entry = coalign_entry(coalignment(MASTER, ota, 80.0))
     assert entry["status"] == "ok" and entry["rotation_diff_deg"] == pytest.approx(3.0, abs=1e-3)
-    assert entry["offset_north_arcmin"] == pytest.approx(1.5, abs=0.01) and entry["offset_east_arcmin"] == pytest.approx(0.1, abs=0.01)
+    assert entry["offset_north_arcmin"] == pytest.approx(1.5, abs=0.01)
+    assert entry["offset_east_arcmin"] == pytest.approx(0.1, abs=0.01)
     assert 80 < entry["overlap_pct"] < 100 and not entry["low_overlap"] and entry["parity_matches"]
     # what the master publishes passes the wire schemas (state field and event)
     messages.make("coalignment", "master", {"ota": "slave1", **entry})
-    state = {"role": "master", "phase": "idle", "version": "0", "coalign": {"slave1": entry, "slave2": failed_entry("x")}}
+    state = {"role": "master", "phase": "idle", "version": "0",
+             "coalign": {"slave1": entry, "slave2": failed_entry("x")}}
     assert messages.make("state", "master", state).payload["coalign"]["slave1"] == entry
     line = describe_entry("slave1", entry)
     assert line.startswith("slave1: 1.50' from the master's centre (E +0.10', N +1.50'), rotated +3.00°, overlap")
@@ -132,3 +134,137 @@ def test_the_status_table_carries_the_acquire_lines():
     row.update(name="master", online=True, coalign={"slave1": failed_entry("x")})
     assert "co-alignment (master) slave1: not co-aligned: x" in render_table([row])
     assert _COLUMNS[0] == "NODE"
+
+
+def test_night_center_is_a_config_key_and_the_centering_deadline_covers_every_attempt():
+    from indisync.config import load_config
+    from indisync.node.night_center import centering_timeout, coalign_wait
+
+    cfg = load_config(data={"night": {"center": True}, "acquire": {"attempts": 3, "on_failure": "stop"}})
+    assert cfg.night.center is True and cfg.acquire.on_failure == "stop"
+    assert load_config(data={"night": {}}).night.center is False
+    a = cfg.acquire
+    one = a.slew_timeout + a.settle + a.exposure + a.solve_timeout
+    assert centering_timeout(a) > 3 * one + coalign_wait(a) > NightPlan().timeouts["centering"]
+
+
+class FakeLink:
+    """Records what the master would publish, each checked against the wire schemas."""
+
+    def __init__(self):
+        self.events, self.errors, self.state = [], [], {"role": "master", "phase": "idle", "version": "0"}
+
+    def event(self, type, **payload):
+        self.events.append(messages.make(type, "master", payload).payload | {"type": type})
+
+    def update_state(self, **fields):
+        self.state = messages.make("state", "master", {**self.state, **fields}).payload
+
+    def error(self, message, topic=None, about=None):
+        self.errors.append(message)
+
+
+def test_coalign_rig_reports_every_slave_solved_failed_silent_or_off(monkeypatch):
+    from types import SimpleNamespace
+
+    from indisync.acquire.centering import CenterAttempt
+    from indisync.acquire.settings import AcquireSettings
+    from indisync.node import night_center
+    from indisync.protocol.registry import BarrierResult
+
+    def report(ra, dec, rotation):
+        return {"ra": ra, "dec": dec, "rotation_deg": rotation, "scale_arcsec": 1.19, "parity": 1,
+                "field_w_arcmin": 25.4, "field_h_arcmin": 20.3, "offset_arcsec": None, "offset_east_arcsec": None,
+                "offset_north_arcsec": None, "offset_from": None, "reference_ra": None, "reference_dec": None,
+                "scale_hint_arcsec": 1.19, "scale_source": "x", "stars": 300, "index": "i", "seconds": 2.0}
+
+    sent = {}
+
+    def fake_gather(client, registry, command, args, timeout):
+        sent.update(command=command, args=args, timeout=timeout)
+        return BarrierResult(answered={
+            "slave1": {"status": "done", "result": report(150.0, 45.0, 93.0)},
+            "slave2": {"status": "failed", "reason": "only 0 star(s) found"},
+            "slave4": {"status": "done", "result": report(150.0, 45.2, 90.0)},  # 12' north: low overlap
+        }, missing=["slave3"])
+
+    monkeypatch.setattr(night_center, "gather", fake_gather)
+    link = FakeLink()
+    master = SimpleNamespace(link=link, client=None,
+                             registry=SimpleNamespace(live=lambda role: ["slave1", "slave2", "slave3", "slave4"]))
+    last = CenterAttempt(2, 150.0, 45.0, solved_ra=150.0, solved_dec=45.0, rotation_deg=90.0,
+                         field_w_arcmin=25.4, field_h_arcmin=20.3, parity=1)
+    settings = AcquireSettings()
+    entries = night_center.coalign_rig(master, last, settings)
+    assert sent["command"] == "solve" and sent["args"] == {"ra": 150.0, "dec": 45.0}
+    assert sent["timeout"] == night_center.coalign_wait(settings)
+    assert entries["slave1"]["rotation_diff_deg"] == pytest.approx(3.0) and entries["slave1"]["overlap_pct"] > 90
+    assert entries["slave2"] == failed_entry("its solve failed: only 0 star(s) found")
+    assert entries["slave3"]["status"] == "failed" and "no solve answer within" in entries["slave3"]["reason"]
+    assert entries["slave4"]["low_overlap"]
+    assert link.state["coalign"] == entries
+    assert [e["ota"] for e in link.events if e["type"] == "coalignment"] == ["slave1", "slave2", "slave4", "slave3"]
+    assert len(link.errors) == 1 and "slave4" in link.errors[0] and "min_overlap_pct" in link.errors[0]
+
+
+def test_run_centering_is_cancelled_when_the_night_leaves_centering(monkeypatch):
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from indisync.acquire import centering
+    from indisync.acquire.settings import AcquireSettings
+    from indisync.node import night_center
+
+    seen = {}
+
+    def fake_center(mount, camera, target, settings, on_attempt=None, cancel=None):
+        on_attempt(centering.CenterAttempt(1, target.ra, target.dec, offset_arcsec=50.0, offset_east_arcsec=30.0,
+                                           offset_north_arcsec=40.0, rotation_deg=90.0, solve_seconds=2.0))
+        seen["cancelled"] = cancel.wait(5.0)
+        result = centering.CenterResult(target, centered=False, reason="cancelled")
+        result.attempts.append(centering.CenterAttempt(1, target.ra, target.dec))
+        return result
+
+    monkeypatch.setattr(centering, "center", fake_center)
+    link = FakeLink()
+    snapshot = SimpleNamespace(state=State.CENTERING.value)
+    devices = SimpleNamespace(mount=object(), camera=object())
+    master = SimpleNamespace(link=link, stop_event=threading.Event(), device_lock=threading.Lock(),
+                             supervisor=SimpleNamespace(get=lambda: devices))
+    cfg = SimpleNamespace(acquire=AcquireSettings(),
+                          master=SimpleNamespace(target="M31", target_coords=SimpleNamespace(ra=10.68, dec=41.27)))
+    runner = SimpleNamespace(master=master, cfg=cfg, plan=dataclasses.replace(PLAN), snapshot=snapshot)
+    threading.Timer(0.3, lambda: setattr(snapshot, "state", State.UNSAFE.value)).start()  # rain
+    t0 = time.monotonic()
+    event, data = night_center.run_centering(runner)
+    assert seen["cancelled"] and time.monotonic() - t0 < 2.0
+    assert event is Ev.CENTERED and data == {"ok": False, "reason": "cancelled: the night left centering",
+                                             "error_arcsec": None, "attempts": 1}
+    assert [e["type"] for e in link.events] == ["center_attempt", "center_done"]
+    assert link.events[0]["offset_arcsec"] == 50.0 and link.errors == []  # cancelled is not a failure to shout
+    assert not master.device_lock.locked()
+    # night.center off: the old pass-through, no device touched
+    runner.plan = dataclasses.replace(PLAN, center=False)
+    assert night_center.run_centering(runner)[1]["ok"] is True
+
+
+def test_the_night_report_lists_centrings_and_coalignment(tmp_path):
+    import json as _json
+
+    from indisync.record.report import build, render_html
+
+    entry = coalign_entry(coalignment(MASTER, FieldSolution(150.0, 45.0, 93.0, 25.4, 20.3), 80.0))
+    lines = [
+        {"rx": "2026-12-03T22:10:00.000Z", "node": "master", "kind": "event", "type": "center_done",
+         "ts": "2026-12-03T22:10:00.000Z", "payload": {"ok": True, "attempts": 2, "error_arcsec": 0.9,
+                                                      "seconds": 30.0, "reason": None}},
+        {"rx": "2026-12-03T22:10:20.000Z", "node": "master", "kind": "event", "type": "coalignment",
+         "ts": "2026-12-03T22:10:20.000Z", "payload": {"ota": "slave1", **entry}},
+    ]
+    log = tmp_path / "2026-12-03.jsonl"
+    log.write_text("".join(_json.dumps(x) + "\n" for x in lines))
+    data = build(log)
+    assert data["centering"][0]["error_arcsec"] == 0.9 and data["coalignment"][0]["ota"] == "slave1"
+    page = render_html(data, {})
+    assert "OTA co-alignment" in page and "<td>3.0</td>" in page and "<h2>Centring</h2>" in page
