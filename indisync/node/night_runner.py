@@ -84,6 +84,9 @@ class NightRunner:
             timeouts[State.SLEWING.value] = night.slew_timeout + COMMAND_TIMEOUT_S
         slew = bool(cfg.master.target_coords is not None and has_mount)
         center = bool(slew and night is not None and night.center)
+        if night is not None and night.center and not slew:
+            log.warning("night.center is on, but centring needs master.target with ra/dec and a mount: "
+                        "the night will not centre")
         if center:
             timeouts[State.CENTERING.value] = centering_timeout(cfg.acquire)
         return NightPlan(
