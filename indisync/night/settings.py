@@ -9,6 +9,7 @@
       park_at_end: true
       warm_at_end: true
       cool: true                 # cool every node (its own camera.cooling) before unparking
+      center: false              # plate-solve and centre after every slew (acquire: section), then co-align the OTAs
     safety: {safe_for: 600, stale_after: 180}
 
 Pure: no astropy here (indisync.astro does the sky).
@@ -55,6 +56,10 @@ class NightSettings:
     warm_at_end: bool = True
     cool: bool = True  # send `cool` to every node and wait (camera.cooling.timeout) before unparking
     slew_timeout: float = 300.0  # seconds for unpark + slew; past it the night parks and ends
+    # Plate-solved centring after every slew (acquire.tolerance_arcsec, attempts, on_failure), then the
+    # OTAs' co-alignment. A key of its own, not "an acquire: section is present": acquire: also serves
+    # `indisync solve`/`center` by hand, and solving needs index files a rig may not have yet.
+    center: bool = False
 
     def validate(self) -> None:
         for key in ("start_sun_altitude", "end_sun_altitude", "min_altitude"):
