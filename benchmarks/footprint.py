@@ -46,7 +46,7 @@ GOALS = {
     "autofocus_1280x1024_peak_rss_mb": 150, "autofocus_26mp_peak_rss_mb": 450, "skew_p99_ms": 150,
     "clock_offset_error_ms": 10,
 }
-PLOT = os.environ.get("FOOTPRINT_NO_PLOT") is None  # set: autofocus writes no V-curve PNG (matplotlib)
+PLOT = os.environ.get("FOOTPRINT_NO_PLOT") is None  # set: autofocus writes no V-curve PNG (nor its JSON record)
 SIZES = {"1280x1024": (1280, 1024), "26mp": (6224, 4168)}
 
 

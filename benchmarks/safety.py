@@ -39,6 +39,7 @@ from indisync.protocol.transport import MqttTransport
 from indisync.sim.indi import set_precipitation
 from indisync.sim.night import WEATHER, LATITUDE, longitude_for_local_hour, park_done, prepare_mount, target_east_high
 from indisync.sim.rig import SimRig
+from indisync.sim.waiting import wait_until
 
 GOAL_S = 5.0
 
@@ -74,13 +75,7 @@ class Wire:
 
 
 def wait_for(predicate, timeout: float, what: str, step: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError(f"not within {timeout:g} s: {what}")
+    return wait_until(predicate, timeout, what, step)
 
 
 def one_shower(rig, wire, watch, nodes, exposure: float, safe_for: float) -> dict:

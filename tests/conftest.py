@@ -6,6 +6,7 @@ in the test report (the "Captured stdout teardown" section).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -19,6 +20,19 @@ from indisync.sim.indi import ALL_SIMULATORS, IndiServer
 hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
 hypothesis_settings.register_profile("explore")
 hypothesis_settings.load_profile("explore" if os.environ.get("HYPOTHESIS_EXPLORE") else "repeatable")
+
+
+@contextlib.contextmanager
+def stopped_at_the_end(request, rig):
+    """For a module-scoped rig fixture: yield ``rig``, stop it at the end, and print every node's
+    log first when a test of the module failed meanwhile."""
+    failures = request.session.testsfailed
+    try:
+        yield rig
+    finally:
+        if request.session.testsfailed > failures:
+            print(rig.logs())
+        rig.stop()
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -54,6 +54,10 @@ class CenterAttempt:
     rotation_deg: float | None = None
     solve_seconds: float | None = None
     error: str | None = None  # why this attempt's solve failed
+    # the solved field, for co-alignment against this frame (the night's last attempt is the master's)
+    field_w_arcmin: float | None = None
+    field_h_arcmin: float | None = None
+    parity: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +114,8 @@ def center(mount, camera, target: Target, settings: AcquireSettings,
         attempt.offset_east_arcsec, attempt.offset_north_arcsec = east, north
         attempt.offset_arcsec = math.hypot(east, north)
         attempt.rotation_deg, attempt.solve_seconds = solution.rotation_deg, solution.seconds
+        attempt.field_w_arcmin, attempt.field_h_arcmin = solution.field_w_arcmin, solution.field_h_arcmin
+        attempt.parity = solution.parity
         result.final_offset_arcsec = attempt.offset_arcsec
         _report(on_attempt, attempt)
         if attempt.offset_arcsec <= settings.tolerance_arcsec:

@@ -109,3 +109,45 @@ def coalign_all(master: FieldSolution, otas: dict[str, FieldSolution],
                 min_overlap_pct: float = 80.0) -> dict[str, Coalignment]:
     """Each OTA (by node name) against the master's field."""
     return {name: coalignment(master, field, min_overlap_pct) for name, field in otas.items()}
+
+
+# ---- as published: the master's state ``coalign`` field, its events and its log lines ------------
+def coalign_entry(c: Coalignment) -> dict:
+    """One OTA's co-alignment as the master publishes it (rounded; never inf or NaN on the wire)."""
+    if not all(math.isfinite(v) for v in (c.offset_arcmin, c.offset_east_arcmin, c.offset_north_arcmin)):
+        return failed_entry("its field is more than 90 degrees from the master's: is it on this mount?")
+    return {"status": "ok", "offset_arcmin": round(c.offset_arcmin, 3),
+            "offset_east_arcmin": round(c.offset_east_arcmin, 3),
+            "offset_north_arcmin": round(c.offset_north_arcmin, 3),
+            "rotation_diff_deg": round(c.rotation_diff_deg, 3), "overlap_pct": round(c.overlap_pct, 1),
+            "parity_matches": bool(c.parity_matches), "low_overlap": bool(c.low_overlap), "reason": None}
+
+
+def failed_entry(reason: str) -> dict:
+    """An OTA whose co-alignment is unknown (its solve failed or never answered), and why."""
+    return {"status": "failed", "offset_arcmin": None, "offset_east_arcmin": None, "offset_north_arcmin": None,
+            "rotation_diff_deg": None, "overlap_pct": None, "parity_matches": None, "low_overlap": None,
+            "reason": str(reason)[:500]}
+
+
+def describe_entry(name: str, entry: dict) -> str:
+    """'slave1: 0.21' from the master's centre (E +0.05', N +0.20'), rotated +3.02°, overlap 97.1 %'."""
+    if entry.get("status") != "ok":
+        return f"{name}: not co-aligned: {entry.get('reason') or 'no reason given'}"
+    text = (f"{name}: {entry['offset_arcmin']:.2f}' from the master's centre (E {entry['offset_east_arcmin']:+.2f}', "
+            f"N {entry['offset_north_arcmin']:+.2f}'), rotated {entry['rotation_diff_deg']:+.2f}°, "
+            f"overlap {entry['overlap_pct']:.1f} %")
+    if not entry.get("parity_matches", True):
+        text += " (mirrored: the other parity)"
+    if entry.get("low_overlap"):
+        text += " LOW"
+    return text
+
+
+def low_overlap_warning(name: str, entry: dict, min_overlap_pct: float) -> str | None:
+    """The warning the master raises for an OTA whose field overlaps the master's too little."""
+    if entry.get("status") != "ok" or not entry.get("low_overlap"):
+        return None
+    return (f"co-alignment: {name}'s field overlaps the master's only {entry['overlap_pct']:.1f} % "
+            f"(acquire.min_overlap_pct {min_overlap_pct:g}); it sits {entry['offset_east_arcmin']:+.2f}' east, "
+            f"{entry['offset_north_arcmin']:+.2f}' north of the master's centre: adjust its guide rings/mount")

@@ -2,7 +2,7 @@
 
 A frame's scratch arrays (~22 MB at 1280x1024, far more at 26 MP) are freed when its measurement
 returns, but glibc keeps most of such memory inside the process: a node would then hold its
-measuring peak for good, and the next big step (the V-curve plot: matplotlib, ~30 MB) would come
+measuring peak for good, and the next big step (the V-curve plot, the next frame) would come
 on top of it. ``release_free_memory`` asks glibc (``malloc_trim``) to return the free pages; it
 changes no value and does nothing where the C library has no such call (musl, macOS).
 """

@@ -115,6 +115,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "work": long_work(state) if online else None,
         "temperature": state.get("temperature"),
         "cooling": state.get("cooling"),
+        "centering": state.get("centering"),  # the master's last centring: {ok, error_arcsec, attempts, at, reason}
+        "coalign": state.get("coalign"),  # each OTA against the master's field: {node: {offset_..., overlap_pct}}
     }
 
 
@@ -185,7 +187,27 @@ def render_table(rows: list[dict]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
     table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
     nights = [night_line(r) for r in rows if r.get("night")]
-    return "\n".join([table, *nights])
+    acquire = [line for r in rows for line in acquire_lines(r)]
+    return "\n".join([table, *nights, *acquire])
+
+
+def acquire_lines(row: dict) -> list[str]:
+    """The master's last centring and one line per OTA of its co-alignment."""
+    from ..acquire.coalign import describe_entry  # pure maths and formatting; no astropy
+
+    lines = []
+    centering = row.get("centering")
+    if centering:
+        when = f" at {centering['at'][11:19]} UTC" if centering.get("at") else ""
+        error = centering.get("error_arcsec")
+        if centering.get("ok"):
+            lines.append(f"centred ({row['name']}): {error:.1f}\" from the target in {centering['attempts']} "
+                         f"attempt(s){when}")
+        else:
+            lines.append(f"centring FAILED ({row['name']}){when}: {centering.get('reason') or '-'}")
+    for name, entry in sorted((row.get("coalign") or {}).items()):
+        lines.append(f"co-alignment ({row['name']}) {describe_entry(name, entry)}")
+    return lines
 
 
 def night_line(row: dict) -> str:

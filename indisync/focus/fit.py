@@ -19,12 +19,11 @@ Everything here is pure: numbers in, dataclasses out.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import optimize, special  # special, not stats: scipy.stats costs ~20 MB more RSS
+from scipy import special  # special, not stats (~20 MB more RSS); no optimize (~14 MB): _hyperbola_lm
 
 # FitSettings and the model names live in fit_settings.py, so loading the config needs no numpy/scipy.
 from .fit_settings import MODELS, FitSettings, ModelName  # noqa: F401 - re-exported
@@ -277,23 +276,110 @@ def _fit_parabola(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit |
 
 def _fit_hyperbola(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit | None:
     u, centre, scale = _normalise(x)
-    i = int(np.argmin(y))
-    a0 = float(y.min()) * 0.9
-    b0 = max(float(np.max(np.abs(y - y.min()) / np.maximum(np.abs(u - u[i]), 1e-3))), 1e-3)
-
-    def f(uu, c, a, b):
-        return np.sqrt(a * a + (b * (uu - c)) ** 2)
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            p, cov = optimize.curve_fit(f, u, y, p0=(u[i], a0, b0), sigma=sigma, absolute_sigma=True,
-                                        bounds=([-20.0, 1e-6, 1e-6], [20.0, np.inf, np.inf]), maxfev=5000)
-    except (RuntimeError, ValueError, optimize.OptimizeWarning):
+    fitted = _hyperbola_lm(u, y, sigma)
+    if fitted is None:
         return None
-    c, a, b = p
+    (c, a, b), cov = fitted
     params = (centre + c * scale, a, b / scale)
     return _finish("hyperbola", params, x, y, sigma, params[0], a, cov[0, 0] * scale * scale, 3)
+
+
+HYPERBOLA_CENTRE_BOUND = 20.0  # |c| in normalised units (half-widths of the sweep) a fit may wander to
+
+
+def _hyperbola_lm(u: np.ndarray, y: np.ndarray, sigma: np.ndarray):
+    """Weighted least squares of y = sqrt(a² + (b·(u − c))²): ((c, a, b), covariance) or None.
+
+    Levenberg-Marquardt in numpy (scipy.optimize alone costs ~14 MB of RSS, issue 13), started from
+    the lowest point with a slope from the data (curve_fit's start before), the parabola through y²
+    (y² = a² + b²(u − c)² is linear in 1, u, u²), and the best centres of a grid (for a fixed c, y² is
+    linear in a² and b²) inside and beyond each end of the sweep; the lowest χ² wins. The covariance
+    is (JᵀJ)⁻¹ of the weighted residuals, errors taken as absolute (curve_fit's absolute_sigma=True).
+    """
+    i = int(np.argmin(y))
+    b0 = max(float(np.max(np.abs(y - y.min()) / np.maximum(np.abs(u - u[i]), 1e-3))), 1e-3)
+    starts = [(float(u[i]), float(y.min()) * 0.9, b0)]
+    w = 1.0 / sigma**2
+    (q0, q1, q2), _ = _wls(np.column_stack([np.ones_like(u), u, u * u]), y * y, w / np.maximum(4 * y * y, 1e-12))
+    if q2 > 0:
+        c = -q1 / (2 * q2)
+        a2 = q0 - q1 * q1 / (4 * q2)
+        if abs(c) < HYPERBOLA_CENTRE_BOUND and a2 > 0:
+            starts.append((float(c), math.sqrt(a2), math.sqrt(q2)))
+    starts += _hyperbola_grid(u, y, w)
+    best = None
+    for p0 in starts:
+        p, chi2 = _lm(u, y, sigma, np.array(p0, dtype=float))
+        if p is not None and (best is None or chi2 < best[1]):
+            best = (p, chi2)
+    if best is None:
+        return None
+    p = best[0]
+    jac = _hyperbola_jacobian(u, p) / sigma[:, None]
+    cov = np.linalg.pinv(jac.T @ jac)
+    return (float(p[0]), float(p[1]), float(p[2])), cov
+
+
+def _hyperbola_grid(u: np.ndarray, y: np.ndarray, w: np.ndarray) -> list[tuple[float, float, float]]:
+    """Starts (c, a, b) from a grid of centres, each with the linear fit of y² = a² + b²(u − c)²: the best
+    inside the sweep and the best beyond each end (a curve still falling at an end has its minimum there)."""
+    w2 = w / np.maximum(4 * y * y, 1e-12)  # σ(y²) = 2y·σ(y)
+    outer = np.geomspace(1.6, HYPERBOLA_CENTRE_BOUND, 12)
+    starts = []
+    for zone in (-outer[::-1], np.linspace(-1.5, 1.5, 61), outer):
+        best = None
+        for c in zone:
+            d2 = (u - c) ** 2
+            (a2, b2), _ = _wls(np.column_stack([np.ones_like(u), d2]), y * y, w2)
+            a, b = math.sqrt(max(a2, 1e-12)), math.sqrt(max(b2, 1e-12))
+            chi2 = float(np.sum(w * (y - np.sqrt(a * a + b * b * d2)) ** 2))
+            if best is None or chi2 < best[0]:
+                best = (chi2, float(c), a, b)
+        starts.append(best[1:])
+    return starts
+
+
+def _hyperbola(u: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.sqrt(p[1] * p[1] + (p[2] * (u - p[0])) ** 2)
+
+
+def _hyperbola_jacobian(u: np.ndarray, p: np.ndarray) -> np.ndarray:
+    c, a, b = p
+    f = np.maximum(_hyperbola(u, p), 1e-300)
+    d = u - c
+    return np.column_stack([-b * b * d / f, a / f, b * d * d / f])
+
+
+def _lm(u: np.ndarray, y: np.ndarray, sigma: np.ndarray, p: np.ndarray, iterations: int = 200):
+    """Levenberg-Marquardt from ``p``: (parameters, χ²), or (None, inf) when it goes non-finite."""
+    def chi2_of(q):
+        return float(np.sum(((y - _hyperbola(u, q)) / sigma) ** 2))
+
+    chi2, lam = chi2_of(p), 1e-3
+    for _ in range(iterations):
+        jac = _hyperbola_jacobian(u, p) / sigma[:, None]
+        r = (y - _hyperbola(u, p)) / sigma
+        jtj, jtr = jac.T @ jac, jac.T @ r
+        improved = False
+        while lam < 1e12:
+            step = np.linalg.lstsq(jtj + lam * np.diag(np.maximum(np.diag(jtj), 1e-12)), jtr, rcond=None)[0]
+            trial = p + step
+            # the bounds curve_fit had: |c| <= 20 half-widths, a and b positive (the model has a², b²)
+            trial[0] = min(max(trial[0], -HYPERBOLA_CENTRE_BOUND), HYPERBOLA_CENTRE_BOUND)
+            trial[1], trial[2] = max(abs(trial[1]), 1e-6), max(abs(trial[2]), 1e-6)
+            new = chi2_of(trial)
+            if math.isfinite(new) and new <= chi2:
+                done = chi2 - new <= 1e-12 * max(chi2, 1e-300) and np.all(np.abs(trial - p) <= 1e-10 * (np.abs(p) + 1e-10))
+                p, chi2, lam, improved = trial, new, max(lam / 10, 1e-12), True
+                if done:
+                    return p, chi2
+                break
+            lam *= 10
+        if not improved:
+            break  # no step lowers χ²: at the minimum (to the precision of the arithmetic)
+    if not (np.all(np.isfinite(p)) and math.isfinite(chi2)):
+        return None, math.inf
+    return p, chi2
 
 
 def _fit_v(x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> ModelFit | None:

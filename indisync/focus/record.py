@@ -85,54 +85,11 @@ def _json_default(value: Any) -> Any:
 
 
 def plot_vcurve(result, path: str | Path, settings: FocusSettings | None = None) -> None:
-    """Points with error bars, the chosen fit (others dashed), the chosen and start positions."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
+    """Points with error bars, the chosen fit (others dashed), the chosen and start positions (Pillow)."""
     from .fit import point_errors
+    from .plot import draw_vcurve
 
     fit_settings = (settings or FocusSettings()).fit
-
-    fig = Figure(figsize=(7, 4.5), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
     usable = [p for p in result.points if p.usable]
-    starless = [p for p in result.points if not p.usable]
-    if usable:
-        ax.errorbar([p.position for p in usable], [p.hfr for p in usable],
-                    yerr=point_errors(usable, fit_settings), fmt="o", color="tab:blue", label="sweep")
-    fit = result.fit
-    if fit is not None and fit.rejected is not None:
-        ax.plot([fit.rejected.position], [fit.rejected.hfr], "x", color="tab:red", ms=10, label="outlier")
-    if starless:
-        ymin = min((p.hfr for p in usable), default=1.0)
-        ax.plot([p.position for p in starless], [ymin * 0.9] * len(starless), "v", color="grey",
-                label="too few stars")
-    positions = [p.position for p in result.points] or [result.start_position]
-    xs = np.linspace(min(positions), max(positions), 300)
-    if fit is not None:
-        for m in fit.fits:
-            ys = m.predict(xs)
-            if m is fit.best or not np.all(np.isfinite(ys)):
-                continue
-            ax.plot(xs, ys, "--", lw=0.8, alpha=0.5, label=f"{m.model} ({'not chosen' if m.accepted else 'rejected'})")
-        if fit.best is not None:
-            b = fit.best
-            ax.plot(xs, b.predict(xs), "-", color="tab:orange",
-                    label=f"{b.model}: {b.position:.0f} ± {b.sigma_position:.0f}, R²={b.r2:.3f}")
-    if result.check is not None and result.check.usable:
-        ax.plot([result.check.position], [result.check.hfr], "*", color="tab:green", ms=14, label="check")
-    ax.axvline(result.start_position, color="grey", ls=":", label=f"start {result.start_position}")
-    if result.ok:
-        ax.axvline(result.position, color="tab:green", label=f"focus {result.position}")
-    title = f"autofocus {result.status}"
-    if result.reason:
-        title += ": " + (result.reason if len(result.reason) < 70 else result.reason[:67] + "...")
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel("focuser position (steps)")
-    ax.set_ylabel("median HFR (px)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center")
-    fig.tight_layout()
-    fig.savefig(str(path))
+    errors = [float(e) for e in point_errors(usable, fit_settings)] if usable else []
+    draw_vcurve(result, path, errors)

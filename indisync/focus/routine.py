@@ -161,7 +161,7 @@ def run_autofocus(
     result = run.execute()
     result.metadata = dict(metadata or {})
     if save and settings.output_dir:
-        from .record import save_run  # matplotlib is imported only when a record is written
+        from .record import save_run  # Pillow (the PNG) is imported only when a record is written
 
         try:
             result.plot, result.record = save_run(result, settings)

@@ -76,7 +76,7 @@ class Ev(str, Enum):
     COOLED = "cooled"  # data: {missing: [node names that did not reach their setpoint]}
     SLEWED = "slewed"
     SLEW_FAILED = "slew_failed"  # data: {reason}
-    CENTERED = "centered"  # data: {ok, reason}
+    CENTERED = "centered"  # data: {ok, reason, error_arcsec, attempts}
     GUIDER_STARTED = "guider_started"  # data: {ok}
     FRAME_DONE = "frame_done"  # data: {ok, aborted, refocus: reason|None, dither: bool, finished, next_duration}
     DITHERED = "dithered"
@@ -120,6 +120,8 @@ class NightPlan:
     park_retry: float = 30.0  # a park that failed is tried again after this long
     flip: bool = False  # watch the meridian (a flip: section, a mount and the target's coordinates)
     flip_settings: FlipSettings = field(default_factory=FlipSettings)
+    center: bool = False  # plate-solved centring after each slew (night.center); off: centring passes at once
+    center_on_failure: str = "continue"  # acquire.on_failure: continue (image off-centre) | stop (park)
     # Deadlines of busy states (seconds in the state); past it the night is stuck and parks.
     timeouts: dict = field(default_factory=lambda: {
         State.COOLING.value: 1800.0, State.SLEWING.value: 600.0, State.CENTERING.value: 600.0,
@@ -174,7 +176,7 @@ TRANSITIONS: dict[tuple[State, Ev], str] = {
     (S.COOLING, E.COOLED): S.SLEWING,
     (S.SLEWING, E.SLEWED): S.CENTERING,
     (S.SLEWING, E.SLEW_FAILED): S.PARKING,           # never a hang: park and stop the night
-    (S.CENTERING, E.CENTERED): S.STARTING_GUIDER,
+    (S.CENTERING, E.CENTERED): "<centered?>",        # -> starting_guider | parking (acquire.on_failure: stop)
     (S.STARTING_GUIDER, E.GUIDER_STARTED): S.IMAGING,
     (S.IMAGING, E.FRAME_DONE): "<after frame>",      # -> imaging (next frame) | dithering | refocusing | parking
     (S.DITHERING, E.DITHERED): "<next frame>",
@@ -350,6 +352,21 @@ def _decide_after_frame(snap, state, data, now, plan) -> _Move | None:
     return _decide_next_frame(snap, state, data, now, plan)
 
 
+def _decide_centered(snap, state, data, now, plan) -> _Move | None:
+    attempts = data.get("attempts")
+    tried = f" in {attempts} attempt(s)" if attempts else ""
+    if data.get("ok", True):
+        error = data.get("error_arcsec")
+        what = f"centred: {error:.1f}\" from the target{tried}" if error is not None else \
+            f"centred ({data.get('reason') or 'no acquisition configured'})"
+        return _Move(S.STARTING_GUIDER, what)
+    why = f"centring failed{tried}: {data.get('reason') or 'no reason given'}"
+    if plan.center_on_failure == "stop":
+        return _Move(S.PARKING, f"{why}; parking (acquire.on_failure: stop)")
+    snap.warnings = (snap.warnings + [why[:300]])[-20:]  # a long night of failed centrings stays readable
+    return _Move(S.STARTING_GUIDER, f"{why}; imaging off-centre (acquire.on_failure: continue)")
+
+
 def _decide_next_frame(snap, state, data, now, plan) -> _Move | None:
     if snap.stop_requested:
         return _Move(S.PARKING, "stopped by hand")
@@ -427,6 +444,7 @@ def _decide_safe_again(snap, state, data, now, plan) -> _Move | None:
 
 _DECIDE = {"<dark?>": _decide_dark, "<after frame>": _decide_after_frame, "<next frame>": _decide_next_frame,
            "<park failed>": _decide_park_failed, "<flip failed>": _decide_flip_failed,
+           "<centered?>": _decide_centered,
            "<retry park?>": _decide_retry_park, "<safe again?>": _decide_safe_again}
 
 

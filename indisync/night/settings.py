@@ -9,6 +9,7 @@
       park_at_end: true
       warm_at_end: true
       cool: true                 # cool every node (its own camera.cooling) before unparking
+      center: false              # plate-solve and centre after every slew (acquire: section), then co-align the OTAs
     safety: {safe_for: 600, stale_after: 180}
 
 Pure: no astropy here (indisync.astro does the sky).
@@ -55,6 +56,10 @@ class NightSettings:
     warm_at_end: bool = True
     cool: bool = True  # send `cool` to every node and wait (camera.cooling.timeout) before unparking
     slew_timeout: float = 300.0  # seconds for unpark + slew; past it the night parks and ends
+    # Plate-solved centring after every slew (acquire.tolerance_arcsec, attempts, on_failure), then the
+    # OTAs' co-alignment. A key of its own, not "an acquire: section is present": acquire: also serves
+    # `indisync solve`/`center` by hand, and solving needs index files a rig may not have yet.
+    center: bool = False
 
     def validate(self) -> None:
         for key in ("start_sun_altitude", "end_sun_altitude", "min_altitude"):
@@ -84,9 +89,13 @@ class SafetySettings:
     safe_for: float = 600.0  # seconds of continuous safe weather before the night resumes
     stale_after: float = 180.0  # seconds without a weather update before the weather counts as unsafe
     poll: float = 0.5  # seconds between looks at the weather device
+    # A park that failed (mount not answering, indiserver gone) is tried again this long after.
+    # Short enough to catch an indiserver that restarts within a minute, long enough not to hammer a
+    # mount that is busy recovering.
+    park_retry: float = 30.0
 
     def validate(self) -> None:
-        for key in ("safe_for", "stale_after", "poll"):
+        for key in ("safe_for", "stale_after", "poll", "park_retry"):
             if getattr(self, key) <= 0:
                 raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: seconds > 0")
 

@@ -29,6 +29,7 @@ from ..protocol import messages
 from ..protocol.registry import gather
 from ..sequence.state_store import save_master_progress
 from .master import FRAME_ATTEMPTS, RETRY_S
+from .night_center import centering_timeout, run_centering
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,13 @@ class NightRunner:
         timeouts[State.COOLING.value] = (cooling.timeout if cooling else DEFAULT_COOL_TIMEOUT_S) + 2 * COOL_MARGIN_S
         if night is not None:
             timeouts[State.SLEWING.value] = night.slew_timeout + COMMAND_TIMEOUT_S
+        slew = bool(cfg.master.target_coords is not None and has_mount)
+        center = bool(slew and night is not None and night.center)
+        if night is not None and night.center and not slew:
+            log.warning("night.center is on, but centring needs master.target with ra/dec and a mount: "
+                        "the night will not centre")
+        if center:
+            timeouts[State.CENTERING.value] = centering_timeout(cfg.acquire)
         flip = cfg.flip is not None and cfg.master.target_coords is not None and has_mount
         flip_settings = cfg.flip or FlipSettings()
         if flip:  # the hold for the flip (at most the longest frame) + the slew + the pier side's check
@@ -96,7 +104,9 @@ class NightRunner:
             timeouts[State.FLIPPING.value] = longest + flip_slew_s + COMMAND_TIMEOUT_S + PIER_SIDE_WAIT_S
         return NightPlan(
             cool=bool(night and night.cool),
-            slew=bool(cfg.master.target_coords is not None and has_mount),
+            slew=slew,
+            center=center,
+            center_on_failure=cfg.acquire.on_failure,
             guide=self.master.guiding is not None,
             park_at_end=bool(night and night.park_at_end and (has_mount or getattr(devices, "dome", None))),
             warm_at_end=bool(night and night.warm_at_end),
@@ -105,6 +115,7 @@ class NightRunner:
             flip_settings=flip_settings,
             safe_for=cfg.safety.safe_for,
             stale_after=cfg.safety.stale_after,
+            park_retry=cfg.safety.park_retry,
             timeouts=timeouts,
         )
 
@@ -367,8 +378,8 @@ class NightRunner:
         return Ev.PARKED, {}
 
     def _do_center(self):
-        # Plate-solved centring (indisync.acquire) plugs in here; without it there is nothing to do.
-        return Ev.CENTERED, {"ok": True, "reason": "no acquisition configured"}
+        """Plate-solved centring, then the OTAs' co-alignment (night.center; see node/night_center.py)."""
+        return run_centering(self)
 
     # the meridian flip ---------------------------------------------------------------------------
     def _site_longitude(self, devices) -> float | None:

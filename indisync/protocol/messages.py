@@ -156,6 +156,19 @@ def free_object(max_keys: int) -> Validator:
     return check
 
 
+def mapping(key: Validator, value: Validator, max_keys: int) -> Validator:
+    """A JSON object whose keys pass ``key`` and values ``value`` (e.g. node name -> its record)."""
+
+    def check(data: Any, where: str) -> dict:
+        if not isinstance(data, dict):
+            raise ProtocolError(f"{where}: expected an object, got {_show(data)}")
+        if len(data) > max_keys:
+            raise ProtocolError(f"{where}: {len(data)} keys; allowed at most {max_keys}")
+        return {key(k, f"{where} key"): value(v, f"{where}.{k}") for k, v in data.items()}
+
+    return check
+
+
 @dataclass(frozen=True)
 class Field:
     check: Validator
@@ -299,6 +312,27 @@ STATE.update({
 # the frame under way instead of finishing it.
 COMMANDS["stop"] = {"abort": Field(_boolean, False), "reason": opt(_REASON)}
 
+# Plate-solved centring and the OTAs' co-alignment (indisync.acquire; the master after each slew).
+_ARCSEC = number(-1e7, 1e7)
+_COALIGN = {
+    "status": req(one_of("ok", "failed")),  # failed: the OTA's solve failed or never answered (reason)
+    "offset_arcmin": opt(number(0, 1e6)),  # the OTA's field centre from the master's
+    "offset_east_arcmin": opt(_ARCSEC),
+    "offset_north_arcmin": opt(_ARCSEC),
+    "rotation_diff_deg": opt(number(-180, 180)),  # the OTA's rotation minus the master's
+    "overlap_pct": opt(number(0, 100)),  # of the smaller field
+    "parity_matches": opt(_boolean),
+    "low_overlap": opt(_boolean),  # below acquire.min_overlap_pct
+    "reason": opt(_REASON),
+}
+STATE.update({
+    # the master's last centring: {ok, error_arcsec, attempts, at, reason}
+    "centering": opt(obj({"ok": req(_boolean), "error_arcsec": opt(number(0, 1e7)),
+                          "attempts": req(integer(0, 100)), "at": opt(timestamp), "reason": opt(_REASON)})),
+    # each slave OTA against the master's field, after the master centred (node name -> record)
+    "coalign": opt(mapping(node_name, obj(_COALIGN), 64)),
+})
+
 EVENTS: dict[str, dict[str, Field]] = {
     "exposure_started": {
         "exposure_id": req(ident),
@@ -380,6 +414,19 @@ EVENTS: dict[str, dict[str, Field]] = {
         "reason": opt(_REASON),
     },
     "night_state": {"from": opt(one_of(*NIGHT_STATES)), "to": req(one_of(*NIGHT_STATES)), "reason": opt(_REASON)},
+    # one slew-solve-correct round of the master's centring (indisync.acquire.centering)
+    "center_attempt": {
+        "attempt": req(integer(1, 100)),
+        "offset_arcsec": opt(number(0, 1e7)),  # solved centre to target; null: not solved (error)
+        "offset_east_arcsec": opt(_ARCSEC),
+        "offset_north_arcsec": opt(_ARCSEC),
+        "rotation_deg": opt(number(-360, 360)),
+        "solve_s": opt(number(0, 86_400)),
+        "error": opt(_REASON),
+    },
+    "center_done": {"ok": req(_boolean), "attempts": req(integer(0, 100)), "error_arcsec": opt(number(0, 1e7)),
+                    "seconds": opt(number(0, 86_400)), "reason": opt(_REASON)},
+    "coalignment": {"ota": req(node_name), **_COALIGN},
 }
 
 REPLY = {

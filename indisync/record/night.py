@@ -260,6 +260,11 @@ def summarize(entries: list[dict]) -> dict:
     dithers = [{"time": e.get("rx"), "node": e.get("node"), "status": (e.get("payload") or {}).get("status"),
                 "seconds": (e.get("payload") or {}).get("seconds")} for e in _events(entries, "dither_settled")]
     night_states = [{"time": e.get("rx"), **(e.get("payload") or {})} for e in _events(entries, "night_state")]
+    # the master's centrings (center_done) and each OTA's co-alignment after them (indisync.acquire)
+    centerings = [{"time": e.get("rx"), "node": e.get("node"), **(e.get("payload") or {})}
+                  for e in _events(entries, "center_done")]
+    coalignment = [{"time": e.get("rx"), "node": e.get("node"), **(e.get("payload") or {})}
+                   for e in _events(entries, "coalignment")]
     return {
         "window": {"start": _iso(start), "end": _iso(end), "seconds": round(window_s, 3)},
         "nodes": nodes,
@@ -271,5 +276,7 @@ def summarize(entries: list[dict]) -> dict:
         "start_skew": start_skews(frames, roles),
         "timelines": timelines(entries, end if end and last_rx and end > last_rx else last_rx),
         "night_states": night_states,
+        "centering": centerings,
+        "coalignment": coalignment,
         "failures": failures,
     }

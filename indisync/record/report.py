@@ -269,6 +269,16 @@ def render_html(data: dict, figures: dict[str, Path]) -> str:
     if data["start_skew"]:
         parts.append(_table(["slave", "pairs", "p50 ms", "p99 ms", "max ms"],
                             [[n, s["pairs"], s["p50_ms"], s["p99_ms"], s["max_ms"]] for n, s in data["start_skew"].items()]))
+    if data.get("centering"):
+        parts.append("<h2>Centring</h2>" + _table(["time", "ok", "attempts", "error (arcsec)", "why not"],
+                     [[c["time"], c.get("ok"), c.get("attempts"), c.get("error_arcsec"), c.get("reason") or ""]
+                      for c in data["centering"]]))
+    if data.get("coalignment"):
+        parts.append("<h2>OTA co-alignment (against the master's field)</h2>" + _table(
+            ["time", "OTA", "offset E (')", "offset N (')", "rotation (°)", "overlap %", "note"],
+            [[c["time"], c.get("ota"), c.get("offset_east_arcmin"), c.get("offset_north_arcmin"),
+              c.get("rotation_diff_deg"), c.get("overlap_pct"),
+              c.get("reason") or ("LOW overlap" if c.get("low_overlap") else "")] for c in data["coalignment"]]))
     thumbs = [(k, p) for k, p in figures.items() if k.startswith("vcurve-")]
     if thumbs:
         parts.append("<h2>Autofocus V-curves</h2><div class='thumbs'>" +

@@ -25,7 +25,7 @@ from indisync.protocol.transport import MqttTransport
 from indisync.sim.indi import get_numbers
 from indisync.sim.netproxy import DelayProxy, NetProfile
 from indisync.sim.rig import FOCUSER_START, SimRig
-from tests.conftest import MqttCollector
+from tests.conftest import MqttCollector, stopped_at_the_end
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +40,10 @@ def rig(request, tmp_path_factory):
                  slave_section={"filters": list(OFFSETS), "exposure": 30.0},
                  focus_section={"default_position": FOCUSER_START, "offsets": OFFSETS, "min_offset_move": 1})
     rig.start()
-    failures = request.session.testsfailed
-    try:
+    with stopped_at_the_end(request, rig):
         rig.start_node(NODE)
         rig.wait_up(NODE, timeout=60)
         yield rig
-    finally:
-        if request.session.testsfailed > failures:
-            print(rig.logs())
-        rig.stop()
 
 
 @pytest.fixture(scope="module")

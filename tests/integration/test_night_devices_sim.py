@@ -18,6 +18,7 @@ from indisync.config import IndiConfig
 from indisync.devices.session import open_devices
 from indisync.errors import DeviceError
 from indisync.sim.indi import IndiServer, get_lights, get_numbers, get_switches, set_number, set_precipitation, set_switch
+from indisync.sim.waiting import wait_until
 from tests.conftest import attach_log_on_failure
 
 pytestmark = pytest.mark.integration
@@ -144,36 +145,26 @@ def test_site_write_and_read_back_east_and_west(server, devices):
 
 
 # ---- weather ----------------------------------------------------------------------------------
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
 def test_weather_ok_alert_ok_and_last_update(server, devices):
     weather = devices.weather
     weather.set_update_period(1)
     assert get_numbers(server.host, server.port, WEATHER, "WEATHER_UPDATE")["PERIOD"] == 1
     set_precipitation(server.host, server.port, 0)
-    wait_for(lambda: weather.status == "ok", 5, "status ok with no rain")
+    wait_until(lambda: weather.status == "ok", 5, "status ok with no rain")
     # last_update advances with every update of the station (once a second now)
     first = weather.last_update
-    wait_for(lambda: weather.last_update > first + 0.5, 5, "a fresh weather update")
+    wait_until(lambda: weather.last_update > first + 0.5, 5, "a fresh weather update")
 
     set_precipitation(server.host, server.port, 10)
     started = time.monotonic()
-    wait_for(lambda: weather.status == "alert", 5, "status alert in the rain")
+    wait_until(lambda: weather.status == "alert", 5, "status alert in the rain")
     print(f"\nrain -> alert seen after {time.monotonic() - started:.1f} s")
     assert get_lights(server.host, server.port, WEATHER, "WEATHER_STATUS")["WEATHER_RAIN_HOUR"] == "Alert"
     assert weather.lights["WEATHER_RAIN_HOUR"] == "Alert"
     assert weather.parameters["WEATHER_RAIN_HOUR"] == pytest.approx(10)
 
     set_precipitation(server.host, server.port, 0)
-    wait_for(lambda: weather.status == "ok", 5, "status ok again after the rain")
+    wait_until(lambda: weather.status == "ok", 5, "status ok again after the rain")
     assert get_lights(server.host, server.port, WEATHER, "WEATHER_STATUS")["WEATHER_RAIN_HOUR"] == "Ok"
 
 
@@ -213,7 +204,7 @@ def test_weather_driver_gone_is_no_data(server, devices):
     assert weather.status is not None and weather.last_update is not None
     server.stop_driver("indi_simulator_weather")
     try:
-        wait_for(lambda: weather.status is None, 5, "no weather status once its driver is gone")
+        wait_until(lambda: weather.status is None, 5, "no weather status once its driver is gone")
         assert weather.last_update is None  # nothing to judge by: the night machine counts it as stale
     finally:
         server.start_driver("indi_simulator_weather")

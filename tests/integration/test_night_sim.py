@@ -37,6 +37,7 @@ from indisync.sim.indi import get_numbers, set_precipitation
 from indisync.sim.night import (LATITUDE, WEATHER, longitude_for_local_hour, mount_parked, prepare_mount,
                                 target_east_high)
 from indisync.sim.rig import SimRig
+from indisync.sim.waiting import wait_until
 from tests.conftest import MqttCollector
 
 pytestmark = pytest.mark.integration
@@ -106,13 +107,7 @@ def night_states(wire) -> list[str]:
 
 
 def wait_for(predicate, timeout, what, rig=None, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not within {timeout:g} s: {what}" + (f"\n{rig.logs()}" if rig else ""))
+    return wait_until(predicate, timeout, what, step, detail=rig.logs if rig else None)
 
 
 # ---- cooling, imaging, end_at ----------------------------------------------------------------

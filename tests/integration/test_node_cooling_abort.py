@@ -27,7 +27,7 @@ from indisync.protocol.topics import Topics
 from indisync.protocol.transport import MqttTransport
 from indisync.sim.indi import get_numbers
 from indisync.sim.rig import SimRig
-from tests.conftest import MqttCollector
+from tests.conftest import MqttCollector, stopped_at_the_end
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +42,7 @@ def rig(request, tmp_path_factory):
     rig = SimRig(slaves=1, time_factor=0.01, workdir=tmp_path_factory.mktemp("rig"),
                  slave_section={"filters": FILTERS, "exposure": EXPOSURE})
     rig.start()
-    failures = request.session.testsfailed
-    try:
+    with stopped_at_the_end(request, rig):
         path = rig.nodes[NODE].config_path
         config = yaml.safe_load(path.read_text())
         config["camera"] = {"cooling": {"setpoint": SETPOINT, "tolerance": TOLERANCE, "timeout": 60, "warm_to": WARM_TO}}
@@ -51,10 +50,6 @@ def rig(request, tmp_path_factory):
         rig.start_node(NODE)
         rig.wait_up(NODE, timeout=60)
         yield rig
-    finally:
-        if request.session.testsfailed > failures:
-            print(rig.logs())
-        rig.stop()
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from indisync.protocol.topics import Topics
 from indisync.protocol.transport import MqttTransport
 from indisync.sim.report import by_node, read_frames
 from indisync.sim.rig import SimRig
+from indisync.sim.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +44,6 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1100,820"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout:g} s: {what}")
 
 
 def card(driver, node: str):

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings as hsettings, strategies as st
 
 from indisync.analysis import AnalysisSettings, FrameMeasurement, measure_frame
 from indisync.analysis.hfr import half_flux_radius
-from indisync.analysis.measure import elongation
+from indisync.analysis.measure import _Neighbours, elongation
 from indisync.analysis.synthetic import (
     SyntheticStar,
     gaussian_hfr,
@@ -351,3 +351,18 @@ def test_saturation_level_defaults_from_dtype():
     assert s.saturation_level(np.float32) == pytest.approx(0.9 * 65535)
     assert AnalysisSettings(bit_depth=12).saturation_level(np.uint16) == pytest.approx(0.9 * 4095)
     assert AnalysisSettings(saturation_adu=60000).saturation_level(np.uint16) == 60000
+
+
+def test_neighbour_query_matches_brute_force():
+    """_Neighbours (the blend check's ball query, in place of scipy.spatial.cKDTree) finds exactly
+    the points within r, ties on x included."""
+    rng = np.random.default_rng(0)
+    for n in (2, 7, 400):
+        pos = rng.uniform(0, 500, (n, 2))
+        pos[: n // 3, 0] = np.round(pos[: n // 3, 0] / 10) * 10  # many equal x
+        index = _Neighbours(pos)
+        for k in range(200):
+            q = pos[rng.integers(n)] if k % 2 else rng.uniform(0, 500, 2)
+            r = float(rng.uniform(0, 80))
+            want = np.flatnonzero(np.hypot(pos[:, 0] - q[0], pos[:, 1] - q[1]) <= r)
+            assert index.query_ball_point(q, r).tolist() == want.tolist()

@@ -22,6 +22,17 @@ def test_file_values_override_defaults(tmp_path):
     assert cfg.indi.camera == "CCD Simulator"
 
 
+def test_safety_park_retry_reaches_the_nights_plan(tmp_path):
+    from types import SimpleNamespace
+
+    from indisync.node.night_runner import NightRunner
+
+    cfg = load_config(data={"safety": {"park_retry": 7.5}})
+    runner = NightRunner(SimpleNamespace(cfg=cfg, guiding=None))
+    assert runner.build_plan(SimpleNamespace(mount=None)).park_retry == 7.5
+    assert load_config(None).safety.park_retry == 30.0
+
+
 @pytest.mark.parametrize(
     "text, key, allowed",
     [
@@ -33,6 +44,7 @@ def test_file_values_override_defaults(tmp_path):
         ("storage: {filename: '{nod}'}", "storage.filename", "allowed fields"),
         ("nodes: {}", "nodes", "allowed keys: node, indi"),
         ("indi: {camra: x}", "indi.camra", "camera"),
+        ("safety: {park_retry: 0}", "safety.park_retry", "seconds > 0"),
     ],
 )
 def test_errors_name_file_key_and_what_is_allowed(tmp_path, text, key, allowed):

@@ -155,3 +155,28 @@ def test_settings_from_yaml_data_and_errors():
         build(FocusSettings, {"stepp": 1}, "focus")
     with pytest.raises(ConfigValueError, match="focus.approach"):
         build(FocusSettings, {"approach": "sideways"}, "focus")
+
+
+@pytest.mark.parametrize("focus", [-1500, -300, 0, 800, 2200])
+def test_hyperbola_fit_recovers_an_exact_curve(focus):
+    """The numpy Levenberg-Marquardt (no scipy.optimize) lands on the true parameters, the minimum
+    near an end of the sweep or past it included (the latter then rejected as outside the range)."""
+    pts = [FocusPoint(p, hyperbola_hfr(p, focus), 0.05, 40) for p in range(-1600, 1601, 400)]
+    fit = next(f for f in fit_vcurve(pts, FitSettings(models=["hyperbola"])).fits if f.model == "hyperbola")
+    assert fit.position == pytest.approx(focus, abs=0.5)
+    assert fit.hfr == pytest.approx(1.5, rel=1e-4) and fit.params[2] == pytest.approx(0.004, rel=1e-4)
+    assert fit.chi2 < 1e-6
+    assert fit.accepted == (-1600 <= focus <= 1600)
+
+
+def test_fit_module_needs_no_scipy_optimize():
+    import subprocess
+    import sys
+
+    code = ("import sys, indisync.focus.fit as f, numpy as np\n"
+            "pts = [f.FocusPoint(p, (1 + (p / 800) ** 2) ** 0.5, 0.1, 30) for p in range(-1600, 1601, 400)]\n"
+            "assert f.fit_vcurve(pts).trusted\n"
+            "print([m for m in sys.modules if m.startswith(('scipy.optimize', 'scipy.spatial', 'scipy.stats'))])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
