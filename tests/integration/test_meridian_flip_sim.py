@@ -9,7 +9,8 @@ nominal durations, so the limits hold with room to spare). The master guides (Gu
 dithering); which mirroring of the calibration is right is measured by the third test.
 
 - the night flips once: no frame aborted, none started that would end past after_meridian_min +
-  max_wait_min, pier side west before and east after (read from the server), re-centred, guiding
+  max_wait_min, pier side west before and east after (read from the server), re-centred by plate
+  solve (night.center), guiding
   again on the mirrored calibration (no second calibration, the star kept), the slave's filter
   rotation unbroken, flip_started/flip_done on MQTT, phase flipping in the state;
 - a flip that cannot change the pier side (the config's site is 1 degree east of the mount's, so
@@ -31,11 +32,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from indisync.astro.coords import j2000_to_jnow
-from indisync.config import MqttConfig
+from indisync.config import IndiConfig, MqttConfig
+from indisync.devices.session import open_devices
 from indisync.night.meridian import hour_angle_hours
 from indisync.protocol import messages
 from indisync.sim.night import LATITUDE, longitude_for_local_hour, mount_parked, pier_side, prepare_mount, \
     target_at_hour_angle
+from indisync.sim.astrometry_index import ensure_index
 from indisync.sim.rig import SimRig
 from indisync.sim.indi import get_numbers
 from tests.conftest import MqttCollector
@@ -87,11 +90,17 @@ def when(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def make_rig(tmp_path, site_lon, ra, dec, flip, guider=None):
+def make_rig(tmp_path, site_lon, ra, dec, flip, guider=None, center=False):
+    acquire = {}
+    if center:  # plate-solved centring after every slew, the flip's too (night.center)
+        index_dir = ensure_index(ra, dec, cache_dir=tmp_path / "index")
+        acquire = {"index_dirs": [str(index_dir)], "exposure": 5.0, "settle": 0.5, "tolerance_arcsec": 10,
+                   "attempts": 4}
     return SimRig(
-        slaves=1, time_factor=0.1, workdir=tmp_path / "rig", guider_section=guider,
+        slaves=1, time_factor=0.1, workdir=tmp_path / "rig", guider_section=guider, acquire_section=acquire,
         master_sections={"site": {"latitude": LATITUDE, "longitude": site_lon, "elevation": 0},
-                         "night": {"min_altitude": 30, "cool": False, "park_at_end": True, "warm_at_end": False},
+                         "night": {"min_altitude": 30, "cool": False, "park_at_end": True, "warm_at_end": False,
+                                   "center": center},
                          "flip": flip},
         master_section={"target": {"name": "FLIP", "ra": ra, "dec": dec}, "batches": None,
                         "sequence": {"slots": [{"type": "light", "filter": "Luminance", "exposure": EXPOSURE,
@@ -116,10 +125,16 @@ def test_the_night_flips_once_at_the_meridian(tmp_path):
     lon = longitude_for_local_hour(0.0)
     flip = {"after_meridian_min": 0.25, "max_wait_min": 0.25, "recalibrate": False}
     limit_h = (flip["after_meridian_min"] + flip["max_wait_min"]) / 60.0
-    ra, dec = target_at_hour_angle(lon, -1.6 / 60.0)  # 1.6 min east now; ~1 min when the first frame starts
-    with make_rig(tmp_path, lon, ra, dec, flip, guider={"exposure": 1.0}) as rig:
+    ra, dec = target_at_hour_angle(lon, -1.9 / 60.0)  # 1.9 min east now; ~1 min when the first frame starts
+    with make_rig(tmp_path, lon, ra, dec, flip, guider={"exposure": 1.0}, center=True) as rig:
         indi = rig.nodes["master"].indi
         prepare_mount(indi, lon, dec)
+        slave_indi = rig.nodes["slave1"].indi  # the slave OTA rides on the same mount: point its simulator too
+        prepare_mount(slave_indi, lon, dec)
+        with open_devices(IndiConfig(host=slave_indi.host, port=slave_indi.port), need=("mount",),
+                          want=("mount",)) as dev:
+            dev.mount.slew_j2000(ra, dec, timeout=120)
+            dev.mount.set_tracking(True)
         lat_back, lon_back = read_site(indi)
         assert abs(lat_back - LATITUDE) < 1e-4 and abs(lon_back - lon) < 1e-4, (lat_back, lon_back)
         wire = MqttCollector(MqttConfig(host=rig.broker.host, port=rig.broker.port), "indisync/#")
@@ -155,6 +170,9 @@ def test_the_night_flips_once_at_the_meridian(tmp_path):
             assert any(g == "guiding" for t, g in guide if t > flip_t), guide
             assert not any(g in ("lost", "error") for t, g in guide if t > flip_t), guide
             assert "did not settle" not in rig.nodes["master"].log_text()
+            # re-centred by plate solve after the flip
+            centred = [(t, e.payload) for t, e in events(wire, "center_done", "master")]
+            assert any(t > flip_t and p["ok"] for t, p in centred), centred
             assert len(events(wire, "flip_started", "master")) == 1 and len(flipped) == 1
             assert any(s.get("phase") == "flipping" for s in states(wire)), "phase flipping never published"
             assert any((s.get("night") or {}).get("state") == "flipping" for s in states(wire))
