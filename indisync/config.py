@@ -25,6 +25,7 @@ from .focus.settings import FocusSettings
 from .guiding.settings import GuiderSettings
 from .protocol.settings import MqttConfig
 from .protocol.topics import NODE_NAME  # the one node-name rule: names end up in MQTT topics
+from .night.meridian import FlipSettings
 from .night.settings import NightSettings, SafetySettings, SiteSettings
 from .record.settings import GradingSettings, RecordSettings
 from .sequence.settings import MasterSettings, SlaveSettings
@@ -92,6 +93,9 @@ class Config:
     night: NightSettings | None = None
     safety: SafetySettings = field(default_factory=SafetySettings)  # used with indi.weather
     acquire: AcquireSettings = field(default_factory=AcquireSettings)  # plate solving and centring
+    # The meridian flip (indisync.night.meridian): only with this section present (and a mount and
+    # master.target coordinates); without it the night never flips.
+    flip: FlipSettings | None = None
     grading: GradingSettings = field(default_factory=GradingSettings)  # every frame graded on its node
     record: RecordSettings = field(default_factory=RecordSettings)  # the night log and report
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages

@@ -24,6 +24,7 @@ PULSE = {"N": ("TELESCOPE_TIMED_GUIDE_NS", "TIMED_GUIDE_N"), "S": ("TELESCOPE_TI
          "E": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_E"), "W": ("TELESCOPE_TIMED_GUIDE_WE", "TIMED_GUIDE_W")}
 PIER_SIDES = {"PIER_EAST": "east", "PIER_WEST": "west"}
 OPPOSITE = {"N": "S", "S": "N", "E": "W", "W": "E"}
+SLEW_START_GRACE_S = 3.0  # a goto answered Ok this soon but far from the target may not have started yet
 
 
 
@@ -150,15 +151,25 @@ class Mount(IndiDevice):
         try:
             # Ask with wait=False and wait here, so that the abort below covers every way out.
             before = self.client.generation()
+            sent = time.monotonic()
             set_number(self.client, self.name, "EQUATORIAL_EOD_COORD", {"RA": (ra_now / 15.0) % 24.0, "DEC": dec_now},
                        self.property_timeout, wait=False)
             wait_answer(self.client, self.name, "EQUATORIAL_EOD_COORD", before, left)
+            ra_hours, dec = self.coordinates
+            off = separation_arcsec(ra_now, dec_now, ra_hours * 15.0, dec)
+            # A tracking mount re-sends EQUATORIAL_EOD_COORD (Ok) every poll: one of those can land
+            # between our request and the driver's Busy and pass for the answer (seen once: "ended
+            # 298870\" from the target" 8 ms after the request). Within a short grace, wait for the next.
+            while off > tolerance_arcsec and time.monotonic() - sent < SLEW_START_GRACE_S:
+                before = self.client.generation()
+                wait_answer(self.client, self.name, "EQUATORIAL_EOD_COORD", before,
+                            max(1.0, timeout - (time.monotonic() - started)))
+                ra_hours, dec = self.coordinates
+                off = separation_arcsec(ra_now, dec_now, ra_hours * 15.0, dec)
         except DeviceError as exc:
             self._abort_quietly()
             raise DeviceError(f"{self.name}: slew to RA {ra_deg:.4f} Dec {dec_deg:+.4f} (J2000) failed, motion "
                               f"aborted: {exc}") from None
-        ra_hours, dec = self.coordinates
-        off = separation_arcsec(ra_now, dec_now, ra_hours * 15.0, dec)
         if off > tolerance_arcsec:
             raise DeviceError(f"{self.name}: the slew to RA {ra_deg:.4f} Dec {dec_deg:+.4f} (J2000) ended {off:.0f}\" "
                               f"from the target (allowed {tolerance_arcsec:g}\"): "

@@ -84,6 +84,14 @@ class Calibration:
         ra = replace(self.ra, rate=self.ra.rate * c_now / c_cal)
         return replace(self, ra=ra, declination=declination)
 
+    def mirrored(self, dec: bool = True) -> "Calibration":
+        """This calibration after a meridian flip: the RA direction on the sensor turned 180 deg, and
+        the Dec direction too with ``dec`` (see GuiderSettings.flip_dec); rates, steps and scale stay."""
+        def turned(axis: AxisCalibration) -> AxisCalibration:
+            return replace(axis, angle=math.atan2(-math.sin(axis.angle), -math.cos(axis.angle)))
+
+        return replace(self, ra=turned(self.ra), dec=turned(self.dec) if dec else self.dec)
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["ra"]["angle_deg"] = math.degrees(self.ra.angle)

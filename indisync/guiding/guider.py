@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 EVENT_KINDS = (
     "star_selected", "calibration_step", "calibrated", "started", "frame", "star_lost", "star_found",
-    "reacquired", "dither", "settled", "settle_failed", "exposure_failed", "stopped", "error",
+    "reacquired", "dither", "settled", "settle_failed", "exposure_failed", "stopped", "error", "flipped",
 )
 # Stars of one measurement whose displacement differs from the median by more than this many px are
 # dropped as mismatches (a neighbour, a cosmic ray) rather than averaged in.
@@ -267,6 +267,19 @@ class Guider:
         for _ in range(steps):
             self.pulser.pulse_guide(direction, self.settings.calibration_step_ms)
             self._sleep(self.settings.pulse_settle)
+
+    def after_meridian_flip(self, recalibrate: bool = False) -> None:
+        """The mount has flipped: mirror the calibration for the new pier side (settings.flip_dec), or
+        forget it so that the next start() calibrates afresh. Only while stopped."""
+        if self.running:
+            raise GuideError("stop guiding before the meridian flip (Guider.stop())")
+        if recalibrate or self._calibration is None:
+            self._calibration = None
+        else:
+            self._calibration = self._calibration.mirrored(dec=self.settings.flip_dec)
+        self._lock = None  # the field has turned: choose the star afresh
+        self._emit("flipped", recalibrate=recalibrate,
+                   calibration=self._calibration.as_dict() if self._calibration is not None else None)
 
     # ---- start / stop / reacquire -----------------------------------------------------------------
 

@@ -100,6 +100,12 @@ class GuiderSettings:
     # Calibration is refused with |Dec| above this: RA pulses move the star by cos(Dec) of their rate,
     # so near a pole the RA axis cannot be measured (cos(80) = 0.17; PHD2 advises |Dec| < 60).
     calibration_max_dec: float = 80.0
+    # After a meridian flip the calibration is mirrored for the new pier side: the RA direction on
+    # the sensor turns 180 deg (always), the Dec direction too only with flip_dec (PHD2's "reverse Dec
+    # output after meridian flip", off by default there too). Measured on INDI's Telescope + Guide
+    # Simulator: calibrated afresh east of the pier, RA had turned 180 deg and Dec had not.
+    # (flip.recalibrate: true calibrates afresh instead.)
+    flip_dec: bool = False
 
     def validate(self) -> None:
         positive = ("exposure", "calibration_distance", "search_radius", "min_snr", "isolation")

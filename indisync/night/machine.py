@@ -15,6 +15,14 @@ Two guards are checked on *every* step, before and after the table:
 - stuck: every busy state has a deadline (``NightPlan.timeouts``); a state past it, and a snapshot
   naming a state this code does not know, go to ``parking``.
 
+The meridian flip (``NightPlan.flip``, indisync.night.meridian): the executor tells the machine the
+target's hour angle and the mount's pier side with every ``slewed``, ``frame_done`` and ``flipped``;
+the machine carries the hour angle on at the sidereal rate and, between frames only, goes to
+``flipping`` when the flip is due or when the next frame would end past the flip's limit (then
+the executor holds until the flip is possible). A flipped night re-centres (centering) and guides
+again; a flip that left the pier side unchanged parks and ends the night. A refocus due at flip
+time is done after the flip.
+
 Entering a state whose step is not configured (no cooling, no slew, no guider, no parking)
 passes straight on to the next one (``_enter``), so a config without ``night:`` still images at once.
 
@@ -29,6 +37,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .meridian import FlipSettings, flip_decision, hour_angle_at, seconds_until_hour_angle
+
 
 class State(str, Enum):
     WAITING_DARK = "waiting_dark"
@@ -39,6 +49,7 @@ class State(str, Enum):
     IMAGING = "imaging"
     DITHERING = "dithering"
     REFOCUSING = "refocusing"
+    FLIPPING = "flipping"  # the meridian flip: holding for it, slewing to the target again, checking the pier side
     UNSAFE = "unsafe"  # weather went bad: aborting, parking, closing
     PARKED = "parked"  # parked for the weather, waiting for safe_for s of safe weather
     PARKING = "parking"  # the night is over (dawn, window end, stop, error): parking for good
@@ -69,6 +80,8 @@ class Ev(str, Enum):
     GUIDER_STARTED = "guider_started"  # data: {ok}
     FRAME_DONE = "frame_done"  # data: {ok, aborted, refocus: reason|None, dither: bool, finished, next_duration}
     DITHERED = "dithered"
+    FLIPPED = "flipped"  # data: {pier_side, ha_hours, ha_at}: the pier side changed
+    FLIP_FAILED = "flip_failed"  # data: {reason}: it did not (or the slew failed)
     REFOCUSED = "refocused"
     PARKED = "parked"
     PARK_FAILED = "park_failed"  # data: {reason}
@@ -87,7 +100,7 @@ class Action:
 ANSWERS = {  # action -> the event(s) that end it
     "cool": (Ev.COOLED,), "slew": (Ev.SLEWED, Ev.SLEW_FAILED), "center": (Ev.CENTERED,),
     "start_guider": (Ev.GUIDER_STARTED,), "expose": (Ev.FRAME_DONE,), "dither": (Ev.DITHERED,),
-    "refocus": (Ev.REFOCUSED,), "park": (Ev.PARKED, Ev.PARK_FAILED), "warm": (Ev.WARMED,),
+    "refocus": (Ev.REFOCUSED,), "flip": (Ev.FLIPPED, Ev.FLIP_FAILED), "park": (Ev.PARKED, Ev.PARK_FAILED), "warm": (Ev.WARMED,),
 }
 INSTANT_ACTIONS = ("abort_exposures", "stop_guider", "finish")  # no answer expected
 
@@ -105,13 +118,15 @@ class NightPlan:
     safe_for: float = 600.0  # continuous safe weather before resuming
     stale_after: float = 180.0  # no weather update for this long = unsafe
     park_retry: float = 30.0  # a park that failed is tried again after this long
+    flip: bool = False  # watch the meridian (a flip: section, a mount and the target's coordinates)
+    flip_settings: FlipSettings = field(default_factory=FlipSettings)
     center: bool = False  # plate-solved centring after each slew (night.center); off: centring passes at once
     center_on_failure: str = "continue"  # acquire.on_failure: continue (image off-centre) | stop (park)
     # Deadlines of busy states (seconds in the state); past it the night is stuck and parks.
     timeouts: dict = field(default_factory=lambda: {
         State.COOLING.value: 1800.0, State.SLEWING.value: 600.0, State.CENTERING.value: 600.0,
         State.STARTING_GUIDER.value: 600.0, State.DITHERING.value: 600.0, State.REFOCUSING.value: 3600.0,
-        State.PARKING.value: 600.0, State.WARMING.value: 600.0,
+        State.PARKING.value: 600.0, State.WARMING.value: 600.0, State.FLIPPING.value: 2400.0,
     })
 
 
@@ -135,6 +150,11 @@ class Snapshot:
     safe_since: float | None = None  # start of the current run of safe weather
     retry_at: float | None = None  # when a failed park is tried again
     warnings: list = field(default_factory=list)  # e.g. nodes that missed their cooling setpoint
+    ha_hours: float | None = None  # the target's hour angle (h, negative east) as last measured...
+    ha_at: float | None = None  # ...at this time (epoch s); carried on at the sidereal rate
+    pier_side: str | None = None  # "east" | "west" (INDI's TELESCOPE_PIER_SIDE) as last read
+    flip_at: float | None = None  # when the flip under way (or held for) slews
+    pending_refocus: str | None = None  # a refocus that came due with the flip: done after it
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -161,6 +181,8 @@ TRANSITIONS: dict[tuple[State, Ev], str] = {
     (S.IMAGING, E.FRAME_DONE): "<after frame>",      # -> imaging (next frame) | dithering | refocusing | parking
     (S.DITHERING, E.DITHERED): "<next frame>",
     (S.REFOCUSING, E.REFOCUSED): "<next frame>",
+    (S.FLIPPING, E.FLIPPED): S.CENTERING,            # re-centre, guide again (centering -> starting_guider)
+    (S.FLIPPING, E.FLIP_FAILED): "<flip failed>",    # park and end the night, whatever park_at_end says
     (S.UNSAFE, E.PARKED): S.PARKED,
     (S.UNSAFE, E.PARK_FAILED): "<park failed>",     # try again after park_retry s
     (S.UNSAFE, E.CLOCK): "<retry park?>",
@@ -252,6 +274,11 @@ def step(snapshot: Snapshot, event: Ev | str, now: float, plan: NightPlan,
         snap.finished = bool(data.get("finished", snap.finished))
         if data.get("next_duration") is not None:
             snap.next_duration = float(data["next_duration"])
+    if data.get("ha_hours") is not None:
+        snap.ha_hours = float(data["ha_hours"])
+        snap.ha_at = float(data["ha_at"]) if data.get("ha_at") is not None else now
+    if "pier_side" in data:
+        snap.pier_side = data["pier_side"]
     if snap.busy and event in ANSWERS.get(snap.busy, ()):
         snap.busy = None
 
@@ -314,6 +341,10 @@ def _decide_dark(snap, state, data, now, plan) -> _Move | None:
 def _decide_after_frame(snap, state, data, now, plan) -> _Move | None:
     if data.get("aborted"):
         return None  # an aborted frame: whoever aborted it decides what comes next
+    flip = None if snap.stop_requested or snap.finished else _flip_due(snap, now, plan)
+    if flip is not None:  # the flip first; a refocus due now waits for it, a dither is pointless
+        snap.pending_refocus = data.get("refocus") or snap.pending_refocus
+        return flip
     if data.get("refocus") and not snap.stop_requested:  # after the last batch too (MaxIm's "... (focus)")
         return _Move(S.REFOCUSING, f"refocus: {data['refocus']}")
     if data.get("dither") and not snap.finished and not snap.stop_requested:
@@ -344,7 +375,47 @@ def _decide_next_frame(snap, state, data, now, plan) -> _Move | None:
     if snap.window_end is not None and now + snap.next_duration > snap.window_end:
         return _Move(S.PARKING, f"end of the night: the next frame ({snap.next_duration:g} s) would end after "
                                 f"the window closes")
+    flip = _flip_due(snap, now, plan)
+    if flip is not None:
+        return flip
+    if snap.pending_refocus:
+        reason, snap.pending_refocus = snap.pending_refocus, None
+        return _Move(S.REFOCUSING, f"refocus (held for the meridian flip): {reason}")
     return _Move(S.IMAGING, "next frame", [Action("expose")])
+
+
+def _flip_due(snap, now, plan) -> _Move | None:
+    """The move to ``flipping`` when the flip is due or the next frame would end past its limit."""
+    if not plan.flip or snap.ha_hours is None:
+        return None
+    settings = plan.flip_settings
+    ha = hour_angle_at(snap.ha_hours, snap.ha_at if snap.ha_at is not None else now, now)
+    decision = flip_decision(ha, snap.pier_side, snap.next_duration, settings)
+    if decision == "go":
+        return None
+    snap.flip_at = now + seconds_until_hour_angle(ha, settings.after_meridian_min / 60.0)
+    where = f"hour angle {ha * 60:+.1f} min, pier side {snap.pier_side or 'not reported'}"
+    if decision == "flip":
+        reason = f"meridian flip ({where})"
+    else:
+        at = _utc_clock(snap.flip_at)
+        reason = (f"waiting for the meridian flip at {at} UTC ({where}; the next {snap.next_duration:g} s frame would "
+                  f"end past flip.after_meridian_min + max_wait_min = {settings.limit_min:g} min)")
+    return _Move(S.FLIPPING, reason, [Action("flip", {"at": snap.flip_at})])
+
+
+def _utc_clock(epoch: float) -> str:
+    """HH:MM:SS (UTC) of an epoch, without reading any clock."""
+    seconds = int(round(epoch)) % 86400
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _decide_flip_failed(snap, state, data, now, plan) -> _Move | None:
+    # Never a wait without end, never imaging on the wrong side of the pier: park (even with
+    # park_at_end off) and end the night.
+    snap.stop_requested = True
+    return _Move(S.PARKING, f"meridian flip failed: {data.get('reason') or 'no reason given'}; parking, the night "
+                            "ends", [Action("stop_guider"), Action("park")])
 
 
 def _decide_park_failed(snap, state, data, now, plan) -> _Move | None:
@@ -372,7 +443,8 @@ def _decide_safe_again(snap, state, data, now, plan) -> _Move | None:
 
 
 _DECIDE = {"<dark?>": _decide_dark, "<after frame>": _decide_after_frame, "<next frame>": _decide_next_frame,
-           "<park failed>": _decide_park_failed, "<centered?>": _decide_centered,
+           "<park failed>": _decide_park_failed, "<flip failed>": _decide_flip_failed,
+           "<centered?>": _decide_centered,
            "<retry park?>": _decide_retry_park, "<safe again?>": _decide_safe_again}
 
 
@@ -413,7 +485,9 @@ def _until(snap: Snapshot, state: State, plan: NightPlan) -> float | None:
         return snap.window_start
     if state is S.PARKED:
         return snap.safe_since + plan.safe_for if snap.safe_since is not None else None
-    if state in (S.IMAGING, S.DITHERING, S.REFOCUSING, S.STARTING_GUIDER, S.CENTERING, S.SLEWING):
+    if state is S.FLIPPING and snap.flip_at is not None and snap.busy == "flip":
+        return snap.flip_at
+    if state in (S.IMAGING, S.DITHERING, S.REFOCUSING, S.STARTING_GUIDER, S.CENTERING, S.SLEWING, S.FLIPPING):
         return snap.window_end
     limit = plan.timeouts.get(state.value)
     return snap.since + limit if limit is not None else None
@@ -425,6 +499,7 @@ RESUME: dict[State, State] = {  # the saved state -> where a restarted master ca
     S.COOLING: S.COOLING,  # cool again: the cameras may have warmed while we were down
     S.SLEWING: S.SLEWING, S.CENTERING: S.SLEWING, S.STARTING_GUIDER: S.SLEWING,  # the mount may have moved:
     S.IMAGING: S.SLEWING, S.DITHERING: S.SLEWING, S.REFOCUSING: S.SLEWING,      # point, guide, image again
+    S.FLIPPING: S.SLEWING,  # the slew lands on whichever side the hour angle puts it; the machine checks
     S.UNSAFE: S.UNSAFE,  # park again (idempotent): we do not know it finished
     S.PARKED: S.PARKED,  # parked for rain stays parked until safe for safe_for
     S.PARKING: S.PARKING, S.WARMING: S.WARMING,

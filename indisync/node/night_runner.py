@@ -14,6 +14,7 @@ the machine decides *whether* the next frame may start, this decides *which* fra
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -23,6 +24,7 @@ from datetime import datetime, timezone
 
 from ..errors import IndisyncError
 from ..night.machine import ANSWERS, Action, Ev, NightPlan, Snapshot, State, describe, resume, start, step
+from ..night.meridian import POST_FLIP_SIDE, FlipSettings, hour_angle_hours
 from ..protocol import messages
 from ..protocol.registry import gather
 from ..sequence.state_store import save_master_progress
@@ -38,6 +40,7 @@ COOL_MARGIN_S = 30.0  # beyond the cooling timeout, for the slowest node's answe
 WARM_WAIT_S = 30.0
 DEFAULT_COOL_TIMEOUT_S = 900.0
 COMMAND_TIMEOUT_S = 120.0  # dome, park, unpark
+PIER_SIDE_WAIT_S = 5.0  # after the flip slew ended Ok, how long TELESCOPE_PIER_SIDE may take to follow
 
 
 def mount_site(mount) -> tuple[float, float, float] | None:
@@ -71,6 +74,10 @@ class NightRunner:
         self.aborting = threading.Event()  # set by abort_exposures: the frame under way is not counted
         self.timeline: list[dict] = []  # every transition {at, from, to, reason}, for the demo and tests
         self._threads: list[threading.Thread] = []
+        self._longitude: float | None = None  # east degrees, for the target's hour angle (the flip)
+        self._flip_report: dict | None = None  # the flip just done, reported with the first frame after it
+        self._last_frame_end: float | None = None  # epoch s: the end of the last frame (the flip's duration)
+        self.flips: list[dict] = []  # every flip done: durations, for the benchmark and tests
 
     # ---- setup ----------------------------------------------------------------------------------
     def build_plan(self, devices) -> NightPlan:
@@ -89,6 +96,12 @@ class NightRunner:
                         "the night will not centre")
         if center:
             timeouts[State.CENTERING.value] = centering_timeout(cfg.acquire)
+        flip = cfg.flip is not None and cfg.master.target_coords is not None and has_mount
+        flip_settings = cfg.flip or FlipSettings()
+        if flip:  # the hold for the flip (at most the longest frame) + the slew + the pier side's check
+            longest = max((f.delay_before + f.exposure + READOUT_MARGIN_S for f in self.master.plan), default=0.0)
+            flip_slew_s = night.slew_timeout if night is not None else COMMAND_TIMEOUT_S
+            timeouts[State.FLIPPING.value] = longest + flip_slew_s + COMMAND_TIMEOUT_S + PIER_SIDE_WAIT_S
         return NightPlan(
             cool=bool(night and night.cool),
             slew=slew,
@@ -98,6 +111,8 @@ class NightRunner:
             park_at_end=bool(night and night.park_at_end and (has_mount or getattr(devices, "dome", None))),
             warm_at_end=bool(night and night.warm_at_end),
             weather=weather,
+            flip=flip,
+            flip_settings=flip_settings,
             safe_for=cfg.safety.safe_for,
             stale_after=cfg.safety.stale_after,
             park_retry=cfg.safety.park_retry,
@@ -155,6 +170,11 @@ class NightRunner:
         m = self.master
         devices = m.supervisor.get()
         self.plan = self.build_plan(devices)
+        if self.plan.flip:
+            self._longitude = self._site_longitude(devices)
+            if self._longitude is None:
+                log.error("flip: no site longitude (no site: section, no GEOGRAPHIC_COORD): the night will not flip")
+                m.link.error("flip: no site longitude (add site: {latitude, longitude}); the night will not flip")
         now = time.time()
         start_at, end_at, note = self.window(devices, now)
         duration, finished = self.next_frame_facts()
@@ -210,6 +230,8 @@ class NightRunner:
     def _run_actions(self, actions: list[Action]) -> None:
         for action in actions:
             handler = getattr(self, f"_do_{action.kind}")
+            if action.args:
+                handler = functools.partial(handler, **action.args)
             if action.kind == "finish":
                 handler()
             else:
@@ -227,6 +249,10 @@ class NightRunner:
                 log.exception("night action %s failed", name)
                 result = self._failure(name, answer, exc)
             if result is not None:
+                if result[0] is Ev.FRAME_DONE:
+                    self._last_frame_end = time.time()  # every node's exposure has ended
+                if result[0] in (Ev.SLEWED, Ev.FRAME_DONE):
+                    result = result[0], {**self._pointing(), **result[1]}
                 self.post(result[0], **result[1])
 
         thread = threading.Thread(target=body, name=f"night-{name}", daemon=True)
@@ -355,6 +381,120 @@ class NightRunner:
         """Plate-solved centring, then the OTAs' co-alignment (night.center; see node/night_center.py)."""
         return run_centering(self)
 
+    # the meridian flip ---------------------------------------------------------------------------
+    def _site_longitude(self, devices) -> float | None:
+        """East longitude for the hour angle: the site: section's, else the mount's GEOGRAPHIC_COORD."""
+        if self.cfg.site is not None:
+            return self.cfg.site.longitude_east
+        try:
+            found = mount_site(getattr(devices, "mount", None))
+        except Exception as exc:  # noqa: BLE001 - reported by the caller as no longitude
+            log.warning("could not read the mount's GEOGRAPHIC_COORD: %s", exc)
+            return None
+        if found is None or found[1] is None:
+            return None
+        return ((found[1] + 180.0) % 360.0) - 180.0
+
+    def _pointing(self) -> dict:
+        """{ha_hours, ha_at, pier_side} of where the mount points now, for the machine's flip decision;
+        {} without a flip to watch or when the mount does not answer."""
+        if self.plan is None or not self.plan.flip or self._longitude is None:
+            return {}
+        try:
+            mount = self._devices().mount
+            ra_hours, _ = mount.coordinates  # JNow, as the mount's own sidereal time sees it
+            at = time.time()
+            return {"ha_hours": hour_angle_hours(ra_hours * 15.0, self._longitude, at), "ha_at": at,
+                    "pier_side": mount.pier_side}
+        except Exception as exc:  # noqa: BLE001 - the next frame_done tries again
+            log.warning("flip: could not read where the mount points: %s", exc)
+            return {}
+
+    def _do_flip(self, at: float | None = None):
+        """The meridian flip, between frames (nobody exposes: the machine sends no expose meanwhile):
+        hold until ``at`` (the hour angle reaches flip.after_meridian_min), stop guiding, slew to the
+        target again, check that TELESCOPE_PIER_SIDE changed, mirror the guider's calibration (or
+        forget it: flip.recalibrate). Centering and the guider's restart follow as night states."""
+        m = self.master
+        settings = self.plan.flip_settings
+        begun = time.time()
+        m.link.update_state(phase="flipping", exposure=None)
+        if at is not None and at > begun:
+            log.info("holding every node for the meridian flip at %s (%.0f s)", _stamp(at), at - begun)
+        while at is not None and time.time() < at:  # bounded by ``at``; rain or a stop ends it at once
+            if m.stop_event.wait(min(1.0, at - time.time())) or self.snapshot.state != State.FLIPPING.value:
+                return None
+        if self.snapshot.state != State.FLIPPING.value:
+            return None  # the night moved on meanwhile (rain, stop): no slew now
+        waited = time.time() - begun
+        self._do_stop_guider()
+        mount = self._devices().mount
+        before = mount.pier_side
+        pointing = self._pointing()
+        ha_min = pointing["ha_hours"] * 60.0 if pointing.get("ha_hours") is not None else None
+        log.info("meridian flip: hour angle %s min, pier side %s", "?" if ha_min is None else f"{ha_min:+.2f}", before)
+        m.link.event("flip_started", pier_side=before, ha_min=ha_min)
+        target = self.cfg.master.target_coords
+        timeout = self.cfg.night.slew_timeout if self.cfg.night else COMMAND_TIMEOUT_S
+        slew_started = time.monotonic()
+        try:
+            mount.slew_j2000(target.ra, target.dec, timeout)
+        except IndisyncError as exc:
+            return self._flip_failed(f"the flip slew failed: {exc}", before, waited, time.monotonic() - slew_started,
+                                     begun)
+        slew_s = time.monotonic() - slew_started
+        after = before
+        deadline = time.monotonic() + PIER_SIDE_WAIT_S
+        while time.monotonic() < deadline:  # the slew ended Ok; the pier side may come a moment later
+            after = mount.pier_side
+            if after != before and after is not None:
+                break
+            time.sleep(0.1)
+        if after == before or after != POST_FLIP_SIDE:
+            hint = ("the mount does not report TELESCOPE_PIER_SIDE, so the flip cannot be verified"
+                    if after is None else
+                    f"pier side stayed {after} after the flip slew (our hour angle "
+                    f"{'?' if ha_min is None else f'{ha_min:+.2f}'} min): check that site: and the computer's "
+                    "clock agree with the mount's GEOGRAPHIC_COORD and time, or raise flip.after_meridian_min")
+            return self._flip_failed(hint, before, waited, slew_s, begun)
+        guiding = m.guiding
+        if guiding is not None:
+            try:
+                guiding.guider.after_meridian_flip(recalibrate=settings.recalibrate)
+            except Exception as exc:  # noqa: BLE001 - the guider restarts (calibrating) or reports
+                log.error("guider calibration not mirrored: %s", exc)
+                m.link.error(f"flip: guider calibration not mirrored: {exc}"[:1000])
+        log.info("meridian flip: pier side %s -> %s, slew %.1f s", before, after, slew_s)
+        self._flip_report = {"pier_side_before": before, "pier_side_after": after, "wait_s": round(waited, 2),
+                             "slew_s": round(slew_s, 2), "started": begun + waited,
+                             "last_frame_end": self._last_frame_end}
+        m.link.update_state(phase="idle")
+        return Ev.FLIPPED, {**self._pointing(), "pier_side": after}
+
+    def _flip_failed(self, reason: str, before, waited: float, slew_s: float, begun: float):
+        m = self.master
+        if self.snapshot.state != State.FLIPPING.value:  # rain or a stop took the mount meanwhile (a park)
+            log.warning("meridian flip given up (night now %s): %s", self.snapshot.state, reason)
+            return None
+        log.error("meridian flip failed: %s", reason)
+        m.link.error(f"meridian flip failed: {reason}; parking, the night ends"[:1000])
+        m.link.event("flip_done", status="failed", pier_side_before=before, wait_s=round(waited, 2),
+                     slew_s=round(slew_s, 2), total_s=round(time.time() - begun - waited, 2), reason=reason[:500])
+        m.link.update_state(phase="error", error=f"meridian flip failed: {reason}"[:500])
+        return Ev.FLIP_FAILED, {"reason": reason[:500]}
+
+    def _report_flip(self) -> None:
+        """The first frame after a flip is about to start: flip_done with its durations."""
+        report, self._flip_report = self._flip_report, None
+        now = time.time()
+        last = report.pop("last_frame_end")
+        report["total_s"] = round(now - report.pop("started"), 2)
+        log.info("meridian flip done: %s%s", report,
+                 f"; {now - last:.1f} s from the last frame's end to this frame" if last else "")
+        report["since_last_frame_s"] = round(now - last, 2) if last else None
+        self.flips.append(report)
+        self.master.link.event("flip_done", status="ok", **report)
+
     # guiding -------------------------------------------------------------------------------------
     def _do_start_guider(self):
         guiding = self.master.guiding
@@ -413,6 +553,8 @@ class NightRunner:
             return None
         if m.guiding is not None:
             m.guiding.wait_until_guiding()
+        if self._flip_report is not None:
+            self._report_flip()
         record = None
         for attempt in range(1, FRAME_ATTEMPTS + 1):
             if self.aborting.is_set() or m.stop_event.is_set():

@@ -34,10 +34,10 @@ MAX_MESSAGE_BYTES = 64 * 1024  # a state or command is < 2 KB; anything this big
 MAX_EXPOSURE_S = 36_000.0  # 10 h: longer than any night's single frame
 MAX_POSITION = 10**9  # focuser steps, either sign
 
-PHASES = ("idle", "exposing", "focusing", "dithering", "guiding", "waiting", "error")
+PHASES = ("idle", "exposing", "focusing", "dithering", "guiding", "waiting", "flipping", "error")
 ROLES = ("master", "slave")
 NIGHT_STATES = ("waiting_dark", "cooling", "slewing", "centering", "starting_guider", "imaging", "dithering",
-                "refocusing", "unsafe", "parked", "parking", "warming", "done")  # indisync.night.machine.State
+                "refocusing", "flipping", "unsafe", "parked", "parking", "warming", "done")  # indisync.night.machine.State
 FRAME_TYPES = ("light", "dark", "flat", "bias")
 REPLY_STATUSES = ("accepted", "progress", "done", "failed")
 
@@ -401,6 +401,18 @@ EVENTS: dict[str, dict[str, Field]] = {
         "reason": opt(_REASON),
     },
     "error": {"message": req(text(1000)), "topic": opt(text(256)), "about": opt(ident)},
+    # the meridian flip (indisync.night.meridian): when it starts, and once imaging resumes after it
+    "flip_started": {"pier_side": opt(one_of("east", "west")), "ha_min": opt(number(-720, 720))},
+    "flip_done": {
+        "status": req(one_of("ok", "failed")),
+        "pier_side_before": opt(one_of("east", "west")),
+        "pier_side_after": opt(one_of("east", "west")),
+        "wait_s": opt(number(0, 86_400)),  # held for the hour angle before the slew
+        "slew_s": opt(number(0, 86_400)),
+        "total_s": opt(number(0, 86_400)),  # flip_started to the first frame after it (or to the failure)
+        "since_last_frame_s": opt(number(0, 86_400)),  # the last frame's end to the first frame after the flip
+        "reason": opt(_REASON),
+    },
     "night_state": {"from": opt(one_of(*NIGHT_STATES)), "to": req(one_of(*NIGHT_STATES)), "reason": opt(_REASON)},
     # one slew-solve-correct round of the master's centring (indisync.acquire.centering)
     "center_attempt": {

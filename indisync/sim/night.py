@@ -74,3 +74,26 @@ def park_done(mount) -> bool:
     """The same from a connected Mount's snapshot (updated by callbacks: for timing)."""
     snap = mount.client.snapshot(mount.name, "TELESCOPE_PARK")
     return snap is not None and snap.state == "Ok" and bool(snap.values.get("PARK"))
+
+
+def target_at_hour_angle(longitude: float, ha_hours: float, dec: float = LATITUDE,
+                         when: float | None = None) -> tuple[float, float]:
+    """J2000 (ra, dec) degrees whose JNow hour angle, seen from ``longitude`` (east) at ``when``
+    (epoch s; now), is ``ha_hours`` by indisync's own sidereal time (indisync.night.meridian)."""
+    import time
+
+    from ..astro.coords import jnow_to_j2000, use_offline_iers
+    from ..night.meridian import local_sidereal_deg
+
+    use_offline_iers()
+    when = time.time() if when is None else when
+    ra_now = (local_sidereal_deg(longitude, when) - ha_hours * 15.0) % 360.0
+    return jnow_to_j2000(ra_now, dec)
+
+
+def pier_side(indi) -> str | None:
+    """The Telescope Simulator's TELESCOPE_PIER_SIDE read from the server afresh: "east", "west" or None."""
+    from .indi import get_switches
+
+    on = [k for k, v in get_switches(indi.host, indi.port, MOUNT, "TELESCOPE_PIER_SIDE").items() if v]
+    return {"PIER_EAST": "east", "PIER_WEST": "west"}.get(on[0]) if len(on) == 1 else None

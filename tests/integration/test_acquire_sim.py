@@ -48,20 +48,37 @@ def sim():
         yield server
 
 
+def longitude_for_hour_angle(ra_deg, dec_deg, ha_hours, ahead_s=10.0) -> float:
+    """East longitude (-180..180) from which TARGET-like (ra, dec) J2000 is at ``ha_hours`` of hour angle
+    (JNow, indisync's sidereal time) ``ahead_s`` from now: the side of the pier a goto lands on follows it."""
+    from indisync.astro.coords import j2000_to_jnow
+    from indisync.night.meridian import gmst_deg
+
+    ra_now = j2000_to_jnow(ra_deg, dec_deg)[0]
+    return ((ra_now + ha_hours * 15.0 - gmst_deg(time.time() + ahead_s)) + 540.0) % 360.0 - 180.0
+
+
+def set_site_for_hour_angle(dev, ha_hours) -> None:
+    lon = longitude_for_hour_angle(*TARGET, ha_hours)
+    dev.mount.set_site(45.0, lon, 0.0)  # reads it back
+
+
 @pytest.fixture(scope="module")
 def frames(sim, tmp_path_factory):
     """A light and a dark frame at TARGET with an unrotated, unshifted field (settings read back),
-    and the mount's J2000 position while they were taken."""
+    and the mount's J2000 position while they were taken. The mount's site puts TARGET an hour east
+    of the meridian, so the goto lands on the pier's west side whatever the time of day."""
     actual = set_sim(sim, SIM_ROTATION=0.0, SIM_POLAR=0.0, SIM_POLARDRIFT=0.0)
     assert (actual["SIM_ROTATION"], actual["SIM_POLAR"], actual["SIM_POLARDRIFT"]) == (0.0, 0.0, 0.0)
     out = tmp_path_factory.mktemp("frames")
     with open_devices(indi_cfg(sim), need=("camera", "mount")) as dev:
+        set_site_for_hour_angle(dev, -1.0)
         dev.mount.slew_j2000(*TARGET, timeout=120)
         position = dev.mount.position_j2000()
         pier_side = dev.mount.pier_side
         for kind in ("light", "dark"):
             dev.camera.expose(5.0, 1, kind).writeto(out / f"{kind}.fits")
-    assert pier_side in ("east", "west"), pier_side
+    assert pier_side == "west", pier_side  # an hour east of the meridian: the tube on the pier's west side
     return {"light": out / "light.fits", "dark": out / "dark.fits", "mount": position, "pier_side": pier_side}
 
 
@@ -119,10 +136,8 @@ def test_solve_json_finds_the_pointing(sim, frames, index_dir, tmp_path):
     assert out["scale_arcsec"] == pytest.approx(1.19, abs=0.01)
     assert out["scale_source"] == "the mount's TELESCOPE_INFO"
     # The simulator's unrotated field (parity +1) reads +90 deg with the tube on the pier's west side
-    # and is turned 180 deg on its east side (ccd_simulator: "rotate 180 if on East"); which side a
-    # goto lands on follows the target's hour angle, so the time of day.
-    expected = 90.0 if frames["pier_side"] == "west" else -90.0
-    turn = (out["rotation_deg"] - expected + 180.0) % 360.0 - 180.0
+    # (the fixture's site puts TARGET an hour east of the meridian); the east side: the last test.
+    turn = (out["rotation_deg"] - 90.0 + 180.0) % 360.0 - 180.0
     assert abs(turn) < 0.2, (out["rotation_deg"], frames["pier_side"])
     # the frame from a file, in words: the offset is then from the frame's own RA/DEC
     r = indisync("solve", "--config", cfg, "--file", str(frames["light"]))
@@ -235,3 +250,28 @@ def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
     assert abs(c.offset_east_arcmin * 60 - set_east) < 10 and abs(c.offset_north_arcmin * 60 - set_north) < 10, c
     assert 80 < c.overlap_pct < 100 and c.parity_matches
     print("coalignment:", c)
+
+
+def test_east_of_the_pier_the_solved_field_is_turned_180_degrees(sim, frames, index_dir, tmp_path):
+    """The same field with TARGET an hour west of the meridian (the site moved, read back): the goto
+    lands on the pier's east side and the CCD Simulator turns its field 180 deg (-90 deg solved, where
+    the west side reads +90). The site is put back afterwards."""
+    out = tmp_path / "east.fits"
+    with open_devices(indi_cfg(sim), need=("camera", "mount")) as dev:
+        try:
+            set_site_for_hour_angle(dev, +1.0)
+            dev.mount.slew_j2000(*TARGET, timeout=120)
+            deadline = time.monotonic() + 5
+            while dev.mount.pier_side != "east" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert dev.mount.pier_side == "east"
+            dev.camera.expose(5.0, 1, "light").writeto(out)
+        finally:
+            set_site_for_hour_angle(dev, -1.0)
+            dev.mount.slew_j2000(*TARGET, timeout=120)
+    cfg = write_config(tmp_path / "c.yaml", sim, index_dir)
+    r = indisync("solve", "--config", cfg, "--file", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    solved = json.loads(r.stdout.strip().splitlines()[-1])
+    turn = (solved["rotation_deg"] + 90.0 + 180.0) % 360.0 - 180.0
+    assert abs(turn) < 0.2, solved["rotation_deg"]

@@ -312,3 +312,41 @@ def test_a_failing_listener_does_not_stop_guiding():
     run_frames(g, ev, 5)
     g.stop()
     assert g.state is GuiderState.IDLE
+
+
+@pytest.mark.parametrize("mount_keeps_north", [True, False])
+def test_after_a_meridian_flip_the_mirrored_calibration_guides(mount_keeps_north):
+    """After the flip West pulses move the star the other way on the sensor; North ones too on some
+    mounts (guider.flip_dec: true), not on others (false, the default: INDI's simulators)."""
+    sky = FakeSky(drift=(0.2, -0.1))
+    g = make(sky, flip_dec=mount_keeps_north)
+    cal = g.calibrate()
+    sky.west = -sky.west
+    if mount_keeps_north:
+        sky.north = -sky.north
+    g.after_meridian_flip()
+    flipped = g.calibration
+    assert math.cos(flipped.ra.angle - cal.ra.angle) == pytest.approx(-1.0, abs=1e-9)
+    assert math.cos(flipped.dec.angle - cal.dec.angle) == pytest.approx(-1.0 if mount_keeps_north else 1.0, abs=1e-9)
+    assert flipped.ra.rate == cal.ra.rate and flipped.step_ms == cal.step_ms
+    ev = Frames()
+    g.add_listener(ev)
+    g.start()
+    run_frames(g, ev, 80)
+    g.stop()
+    assert "calibrated" not in ev.kinds() and "calibration_step" not in ev.kinds()  # no second calibration
+    assert g.stats.rms_px < 0.6, g.stats.summary()
+
+
+def test_after_a_meridian_flip_with_recalibrate_the_guider_calibrates_again():
+    sky = FakeSky()
+    g = make(sky)
+    g.calibrate()
+    g.after_meridian_flip(recalibrate=True)
+    assert g.calibration is None
+    ev = Frames()
+    g.add_listener(ev)
+    g.start()
+    run_frames(g, ev, 3)
+    g.stop()
+    assert "calibrated" in ev.kinds()

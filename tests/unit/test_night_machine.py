@@ -376,7 +376,7 @@ def test_the_machine_reads_no_clock_and_no_hardware():
     tree = ast.parse(inspect.getsource(machine))
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                 for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
-    assert imported <= {"__future__", "dataclasses", "enum", "typing"}, imported
+    assert imported <= {"__future__", "dataclasses", "enum", "typing", "meridian"}, imported  # meridian: pure maths
 
 
 def test_status_shows_the_night_and_the_cooling():
@@ -403,3 +403,114 @@ def test_stop_while_it_rains_ends_the_night_and_does_not_resume():
     assert night.state is State.PARKING  # no resuming after safe_for: the night was stopped
     night.send(Ev.PARKED, 1)
     assert night.state is State.WARMING
+
+
+# ---- the meridian flip ------------------------------------------------------------------------
+from indisync.night.meridian import SIDEREAL_RATE, FlipSettings  # noqa: E402
+
+FLIP = NightPlan(cool=False, slew=True, guide=True, park_at_end=True, warm_at_end=False, weather=False,
+                 flip=True, flip_settings=FlipSettings(after_meridian_min=5, max_wait_min=10))
+
+
+def flip_night(ha_min_at_slew, next_duration=60.0, plan=FLIP):
+    """A night imaging a target ``ha_min_at_slew`` minutes of hour angle from the meridian at t=0."""
+    night = Night(plan=plan, window=(0.0, 100_000.0), next_duration=next_duration)
+    night.fair = False
+    assert night.state is State.SLEWING
+    night.send(Ev.SLEWED, 0, ha_hours=ha_min_at_slew / 60.0, ha_at=night.now, pier_side="west")
+    out = night.send(Ev.CENTERED, 1, ok=True)
+    if plan.guide:
+        out = night.send(Ev.GUIDER_STARTED, 1, ok=True)
+    assert out == ["expose"]
+    return night
+
+
+def ha_min(night):
+    return (night.snap.ha_hours + (night.now - night.snap.ha_at) * SIDEREAL_RATE / 3600) * 60
+
+
+def test_the_flip_comes_between_frames_once_past_after_meridian_min():
+    night = flip_night(-2.0)
+    out = []
+    while night.state is State.IMAGING:
+        out = night.send(Ev.FRAME_DONE, 60, ok=True, next_duration=60)
+    assert night.state is State.FLIPPING and out == ["flip"], night.states
+    assert 5.0 <= ha_min(night) < 6.01 and "meridian flip" in night.snap.reason
+    assert night.snap.busy == "flip"
+    # the pier side changed: re-centre, guide again, image on; never a second flip
+    assert night.send(Ev.FLIPPED, 30, pier_side="east", ha_hours=ha_min(night) / 60, ha_at=night.now) == ["center"]
+    night.send(Ev.CENTERED, 5, ok=True)
+    assert night.send(Ev.GUIDER_STARTED, 5, ok=True) == ["expose"]
+    for _ in range(20):
+        assert night.send(Ev.FRAME_DONE, 60, ok=True, next_duration=60) == ["expose"]
+    assert night.states.count("flipping") == 1
+    assert night.states[-4:] == ["flipping", "centering", "starting_guider", "imaging"]
+
+
+def test_a_frame_that_would_end_past_the_limit_is_held_and_the_flip_said_when():
+    night2 = flip_night(-30.0, next_duration=20 * 60.0)  # starts at -30, ends at -10: fine
+    out = night2.send(Ev.FRAME_DONE, 20 * 60, ok=True, next_duration=20 * 60.0)  # now at ~-10 min: would end at +10
+    assert out == ["expose"]
+    out = night2.send(Ev.FRAME_DONE, 20 * 60, ok=True, next_duration=20 * 60.0)  # at ~+10: past after_meridian
+    assert out == ["flip"]
+    night3 = flip_night(-6.0, next_duration=20 * 60.0)  # the first frame ends at about 14 min: taken
+    out = night3.send(Ev.FRAME_DONE, 150, ok=True, next_duration=20 * 60.0)  # at -3.5 min one would end at 16.6
+    assert out == ["flip"] and night3.state is State.FLIPPING
+    assert night3.snap.reason.startswith("waiting for the meridian flip at ") and " UTC" in night3.snap.reason
+    assert night3.snap.until == pytest.approx(night3.now + (5 - ha_min(night3)) * 60 / SIDEREAL_RATE, abs=0.5)
+
+
+def test_the_first_frame_is_held_too_and_the_wait_is_bounded():
+    night = Night(plan=FLIP, window=(0.0, 100_000.0), next_duration=20 * 60.0)
+    night.fair = False
+    night.send(Ev.SLEWED, 0, ha_hours=-3 / 60, ha_at=0.0, pier_side="west")
+    night.send(Ev.CENTERED, 1, ok=True)
+    out = night.send(Ev.GUIDER_STARTED, 1, ok=True)
+    assert out == ["flip"] and night.state is State.FLIPPING
+    assert night.snap.flip_at == pytest.approx(8 * 60 / SIDEREAL_RATE, abs=1.0)
+    # stuck past the flipping timeout: park
+    night.send(Ev.CLOCK, FLIP.timeouts["flipping"] + 10)
+    assert night.state is State.PARKING and "stuck in flipping" in night.snap.reason
+
+
+def test_a_refocus_due_at_flip_time_waits_for_the_flip():
+    night = flip_night(4.5)
+    out = night.send(Ev.FRAME_DONE, 60, ok=True, refocus="after batch", dither=True, next_duration=60)
+    assert out == ["flip"] and night.snap.pending_refocus == "after batch"
+    night.send(Ev.FLIPPED, 30, pier_side="east", ha_hours=0.1, ha_at=night.now)
+    night.send(Ev.CENTERED, 5, ok=True)
+    assert night.send(Ev.GUIDER_STARTED, 5, ok=True) == ["refocus"]
+    assert "held for the meridian flip" in night.snap.reason and night.snap.pending_refocus is None
+    assert night.send(Ev.REFOCUSED, 60) == ["expose"]
+
+
+def test_a_flip_that_kept_the_pier_side_parks_and_ends_even_without_park_at_end():
+    plan = NightPlan(slew=True, park_at_end=False, flip=True, flip_settings=FlipSettings(0.5, 1.0))
+    night = flip_night(0.2, plan=plan, next_duration=10)
+    assert night.send(Ev.FRAME_DONE, 30, ok=True, next_duration=10) == ["flip"]
+    out = night.send(Ev.FLIP_FAILED, 20, reason="pier side stayed west after the flip slew")
+    assert "park" in out and "stop_guider" in out
+    assert "meridian flip failed: pier side stayed west" in night.snap.reason
+    assert night.state in (State.PARKING, State.WARMING, State.DONE) and night.snap.stop_requested
+
+
+def test_no_flip_without_the_plan_flag_or_an_hour_angle_or_on_the_east_side():
+    plan = NightPlan(slew=True, flip=False)
+    night = flip_night(10.0, plan=plan)
+    assert night.send(Ev.FRAME_DONE, 10, ok=True, next_duration=10) == ["expose"]
+    night = Night(plan=FLIP, window=(0.0, 100_000.0), next_duration=60)
+    night.fair = False
+    night.send(Ev.SLEWED, 0)  # the mount reports no coordinates: nothing to decide on
+    night.send(Ev.CENTERED, 1, ok=True)
+    assert night.send(Ev.GUIDER_STARTED, 1, ok=True) == ["expose"]
+    night = Night(plan=FLIP, window=(0.0, 100_000.0), next_duration=60)
+    night.fair = False
+    night.send(Ev.SLEWED, 0, ha_hours=0.5, ha_at=0.0, pier_side="east")  # started past the meridian
+    night.send(Ev.CENTERED, 1, ok=True)
+    assert night.send(Ev.GUIDER_STARTED, 1, ok=True) == ["expose"]
+
+
+def test_the_frames_feed_the_hour_angle_and_the_pier_side():
+    night = flip_night(-60.0)
+    night.send(Ev.FRAME_DONE, 60, ok=True, next_duration=60, ha_hours=-0.9, ha_at=night.now + 60, pier_side="west")
+    assert night.snap.ha_hours == -0.9 and night.snap.ha_at == night.now and night.snap.pier_side == "west"

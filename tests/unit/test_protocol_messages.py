@@ -57,6 +57,7 @@ def test_every_type_round_trips_with_a_minimal_payload():
         "error": {"message": "x"},
         "time_reply": {"request_id": "r1", "to": "ota2", "t1": 1.7e9, "t2": 1.7e9},
         "night_state": {"to": "imaging"},
+        "flip_done": {"status": "ok"},
         "center_attempt": {"attempt": 1},
         "center_done": {"ok": False, "attempts": 0},
         "coalignment": {"ota": "slave1", "status": "failed"},
