@@ -124,6 +124,19 @@ class MqttCollector:
         with self._cond:
             return [m for _, m in self.received if topic is None or m.topic == topic]
 
+    def envelopes(self, kind=None, node=None):
+        """(time, envelope) of every event received, of one type and from one node if given."""
+        from indisync.protocol import messages
+
+        out = []
+        for t, msg in list(self.received):
+            if not msg.topic.endswith("/event"):
+                continue
+            env = messages.decode(msg.payload)
+            if (kind is None or env.type == kind) and (node is None or env.sender == node):
+                out.append((t, env))
+        return out
+
     def wait_for(self, predicate, timeout):
         deadline = self._time() + timeout
         with self._cond:

@@ -257,6 +257,20 @@ def set_number(host: str, port: int, device: str, prop: str, values: dict[str, f
     _send(host, port, f"<newNumberVector device={quoteattr(device)} name={quoteattr(prop)}>{items}</newNumberVector>\n")
 
 
+def set_ccd_settings(host: str, port: int, timeout: float = 5.0, device: str = "CCD Simulator",
+                     **values: float) -> dict[str, float]:
+    """Set SIMULATOR_SETTINGS elements and return what the simulator reports back once they hold, or
+    after ``timeout`` s: it may refuse a value (SIM_NOISE above 6000 keeps the old one), so callers
+    check the returned values rather than trusting what they sent."""
+    set_number(host, port, device, "SIMULATOR_SETTINGS", values)
+    deadline = time.monotonic() + timeout
+    while True:
+        actual = get_numbers(host, port, device, "SIMULATOR_SETTINGS")
+        if all(abs(actual[k] - v) < 1e-6 for k, v in values.items()) or time.monotonic() > deadline:
+            return actual
+        time.sleep(0.1)
+
+
 def set_switch(host: str, port: int, device: str, prop: str, values: dict[str, bool]) -> None:
     items = "".join(
         f"<oneSwitch name={quoteattr(k)}>{'On' if v else 'Off'}</oneSwitch>" for k, v in values.items()

@@ -25,7 +25,7 @@ from indisync.acquire.solver import hints_from_header, solve_hdu
 from indisync.config import IndiConfig
 from indisync.devices.session import open_devices
 from indisync.sim.astrometry_index import ensure_index
-from indisync.sim.indi import IndiServer, get_numbers, set_number
+from indisync.sim.indi import IndiServer, set_ccd_settings
 
 pytestmark = pytest.mark.integration
 INDISYNC = [sys.executable, "-m", "indisync.cli"]
@@ -97,13 +97,7 @@ def write_config(path, server, index_dir, **acquire) -> str:
 
 def set_sim(server, **values):
     """Set CCD Simulator settings and return what it reports back (it may refuse a value)."""
-    set_number(server.host, server.port, "CCD Simulator", "SIMULATOR_SETTINGS", values)
-    deadline = time.monotonic() + 5
-    while True:
-        actual = get_numbers(server.host, server.port, "CCD Simulator", "SIMULATOR_SETTINGS")
-        if all(abs(actual[k] - v) < 1e-6 for k, v in values.items()) or time.monotonic() > deadline:
-            return actual
-        time.sleep(0.1)
+    return set_ccd_settings(server.host, server.port, **values)
 
 
 def point(server, ra, dec):

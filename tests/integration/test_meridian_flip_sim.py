@@ -50,14 +50,7 @@ EXPOSURE = 10.0  # nominal seconds (1 s at time factor 0.1); planned as 10 s + 5
 
 
 def events(wire, kind=None, node=None):
-    out = []
-    for t, msg in list(wire.received):
-        if not msg.topic.endswith("/event"):
-            continue
-        env = messages.decode(msg.payload)
-        if (kind is None or env.type == kind) and (node is None or env.sender == node):
-            out.append((t, env))
-    return out
+    return wire.envelopes(kind, node)
 
 
 def states(wire, node="master"):

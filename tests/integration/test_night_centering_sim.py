@@ -25,7 +25,7 @@ from indisync.devices.session import open_devices
 from indisync.protocol import messages
 from indisync.record.nightlog import latest_night, read_night
 from indisync.sim.astrometry_index import ensure_index
-from indisync.sim.indi import get_numbers, set_number
+from indisync.sim.indi import set_ccd_settings
 from indisync.sim.night import LATITUDE, longitude_for_local_hour, mount_parked, prepare_mount, target_east_high
 from indisync.sim.rig import SimRig
 from tests.conftest import MqttCollector
@@ -38,13 +38,7 @@ ROTATION = 3.0
 
 def set_sim(indi, **values) -> dict:
     """Set CCD Simulator settings and return what it reports back."""
-    set_number(indi.host, indi.port, "CCD Simulator", "SIMULATOR_SETTINGS", values)
-    deadline = time.monotonic() + 5
-    while True:
-        actual = get_numbers(indi.host, indi.port, "CCD Simulator", "SIMULATOR_SETTINGS")
-        if all(abs(actual[k] - v) < 1e-6 for k, v in values.items()) or time.monotonic() > deadline:
-            return actual
-        time.sleep(0.1)
+    return set_ccd_settings(indi.host, indi.port, **values)
 
 
 def make_rig(tmp_path, lon, ra, dec, index_dir, slaves=1, **acquire) -> SimRig:

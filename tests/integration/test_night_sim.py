@@ -51,14 +51,7 @@ def parked(indi) -> bool:
 
 
 def events(wire, kind=None, node=None):
-    out = []
-    for t, msg in list(wire.received):
-        if not msg.topic.endswith("/event"):
-            continue
-        env = messages.decode(msg.payload)
-        if (kind is None or env.type == kind) and (node is None or env.sender == node):
-            out.append((t, env))
-    return out
+    return wire.envelopes(kind, node)
 
 
 def frames(rig, node) -> list[Path]:
