@@ -263,7 +263,8 @@ class NightRunner:
         reason = f"{name}: {exc}"[:500]
         if not answer:
             return None
-        if answer[-1] in (Ev.SLEW_FAILED, Ev.PARK_FAILED):
+        if answer[-1] in (Ev.SLEW_FAILED, Ev.PARK_FAILED, Ev.FLIP_FAILED):
+            # a flip that raised (indiserver gone mid-flip, ...) is a failed flip, never a "flipped"
             return answer[-1], {"reason": reason}
         if answer[0] is Ev.COOLED:
             return Ev.COOLED, {"missing": ["(cooling failed)"], "reason": reason}

@@ -99,6 +99,21 @@ def test_a_flip_that_keeps_the_pier_side_fails_with_a_clear_error():
     assert m.guiding.flipped == []  # nothing mirrored on a failed flip
 
 
+def test_a_flip_that_raises_answers_flip_failed_not_flipped():
+    class LostMount(Mount):
+        def slew_j2000(self, ra, dec, timeout):
+            raise RuntimeError("indiserver connection lost")
+
+    r, m = runner(LostMount())
+    posted = []
+    r.post = lambda event, **data: posted.append((event, data))
+    r._spawn("flip", r._do_flip, answer=(Ev.FLIPPED, Ev.FLIP_FAILED))
+    deadline = time.monotonic() + 5
+    while not posted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert posted and posted[0][0] is Ev.FLIP_FAILED and "indiserver connection lost" in posted[0][1]["reason"]
+
+
 def test_the_hold_ends_when_the_night_moves_on():
     mount = Mount()
     r, m = runner(mount)
