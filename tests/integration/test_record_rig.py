@@ -91,7 +91,7 @@ def test_dashboard_live_and_report_matches_files(tmp_path):
         first = wait_until(lambda: (c := card(driver, "master")) and 0 < c["progress"] < 50 and c, 60,
                            "master exposing with a progress bar")
         later = wait_until(lambda: (c := card(driver, "master")) and c["progress"] >= first["progress"] + 10 and c,
-                           3.0, f"the master's bar moving on from {first['progress']} %", interval=0.1)
+                           3.0, f"the master's bar moving on from {first['progress']} %", step=0.1)
         assert later["phase"] == "exposing", (first, later)
         driver.save_screenshot(str(tmp_path / "dashboard-exposing.png"))
         print(f"\ndashboard screenshot while exposing: {tmp_path / 'dashboard-exposing.png'}")
