@@ -35,6 +35,28 @@ def stopped_at_the_end(request, rig):
         rig.stop()
 
 
+@contextlib.contextmanager
+def master_command_client(cfg):
+    """A CommandClient that speaks as "master" over a transport of its own, connected; closed at the end."""
+    import time
+    import uuid
+
+    from indisync.protocol.commands import CommandClient
+    from indisync.protocol.topics import Topics
+    from indisync.protocol.transport import MqttTransport
+
+    transport = MqttTransport(cfg, f"test-master-{uuid.uuid4().hex[:8]}")
+    client = CommandClient(transport, Topics(cfg.topic_prefix, cfg.discovery_prefix), "master", resend_every=1.0)
+    transport.start()
+    try:
+        assert transport.wait_connected(10), "the test master could not connect"
+        time.sleep(0.2)  # let the SUBACK come back before the test sends
+        yield client
+    finally:
+        client.close()
+        transport.stop()
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -19,13 +19,10 @@ from astropy.io import fits
 
 from indisync.config import MqttConfig
 from indisync.protocol import messages
-from indisync.protocol.commands import CommandClient
-from indisync.protocol.topics import Topics
-from indisync.protocol.transport import MqttTransport
 from indisync.sim.indi import get_numbers
 from indisync.sim.netproxy import DelayProxy, NetProfile
 from indisync.sim.rig import FOCUSER_START, SimRig
-from tests.conftest import MqttCollector, stopped_at_the_end
+from tests.conftest import MqttCollector, master_command_client, stopped_at_the_end
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +57,8 @@ def wire(direct):
 
 @pytest.fixture(scope="module")
 def master(direct):
-    transport = MqttTransport(direct, f"test-master-{uuid.uuid4().hex[:8]}")
-    client = CommandClient(transport, Topics(direct.topic_prefix), "master", resend_every=1.0)
-    transport.start()
-    assert transport.wait_connected(10)
-    time.sleep(0.2)
-    yield client
-    client.close()
-    transport.stop()
+    with master_command_client(direct) as client:
+        yield client
 
 
 def self_round_trip(cfg: MqttConfig, n: int = 10) -> list[float]:

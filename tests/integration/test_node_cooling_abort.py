@@ -13,7 +13,6 @@ One rig serves the module; tests run in file order, each setting up what it need
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 import yaml
@@ -22,12 +21,10 @@ from astropy.io import fits
 from indisync.config import MqttConfig
 from indisync.errors import CommandFailed
 from indisync.protocol import messages
-from indisync.protocol.commands import CommandClient
 from indisync.protocol.topics import Topics
-from indisync.protocol.transport import MqttTransport
 from indisync.sim.indi import get_numbers
 from indisync.sim.rig import SimRig
-from tests.conftest import MqttCollector, stopped_at_the_end
+from tests.conftest import MqttCollector, master_command_client, stopped_at_the_end
 
 pytestmark = pytest.mark.integration
 
@@ -63,15 +60,8 @@ def wire(rig):
 
 @pytest.fixture(scope="module")
 def master(rig):
-    cfg = MqttConfig(host=rig.broker.host, port=rig.broker.port)
-    transport = MqttTransport(cfg, f"test-master-{uuid.uuid4().hex[:8]}")
-    client = CommandClient(transport, Topics(cfg.topic_prefix, cfg.discovery_prefix), "master", resend_every=1.0)
-    transport.start()
-    assert transport.wait_connected(10)
-    time.sleep(0.2)
-    yield client
-    client.close()
-    transport.stop()
+    with master_command_client(MqttConfig(host=rig.broker.host, port=rig.broker.port)) as client:
+        yield client
 
 
 def sensor(rig) -> float:
