@@ -137,6 +137,7 @@ def test_abort_during_an_exposure_ends_it_at_once_writes_nothing_and_keeps_the_r
     config = yaml.safe_load(rig.nodes[NODE].config_path.read_text())
     assert config["slave"]["exposure"] == EXPOSURE
 
+    done_before = len(events(wire, "exposure_done"))
     pending = master.send(NODE, "expose", {"duration": long_exposure, "target": "Abort"})
     assert wire.wait_for(lambda: any(e["filter"] == next_filter and e["exposure_id"] for e in events(wire, "exposure_started")
                                      if e["duration"] == EXPOSURE) and states(wire)[-1]["phase"] == "exposing", 15)
@@ -148,7 +149,10 @@ def test_abort_during_an_exposure_ends_it_at_once_writes_nothing_and_keeps_the_r
     print(f"\nexpose answered {took:.2f} s after the abort was sent: {final['status']}: {final.get('reason')}")
     assert final["status"] == "failed" and "abort" in final["reason"]
     assert took < 1.5, "the exposure did not end at once"
-    done = events(wire, "exposure_done")[-1]
+    # the exposure_done event may reach us a moment after the reply: wait for it, never take the last
+    # test's event for this one
+    assert wire.wait_for(lambda: len(events(wire, "exposure_done")) > done_before, 5), "no exposure_done"
+    done = events(wire, "exposure_done")[done_before]
     assert done["status"] == "aborted" and done["filter"] == next_filter and done["file"] is None
 
     time.sleep(EXPOSURE * 0.01 + 1.0)  # past the exposure's natural end: a late image must not be written
