@@ -61,6 +61,7 @@ def main(argv=None) -> int:
         cfg = IndiConfig(host=server.host, port=server.port, filter_wheel=None, focuser=None, guide_camera=None)
         with open_devices(cfg, need=("camera", "mount")) as dev:
             mount, camera = dev.mount, dev.camera
+            mount.unpark()  # a slew never unparks on its own
             mount.slew_j2000(args.ra, args.dec, timeout=120)
             ra, dec = mount.position_j2000()
             times, errors, mount_diff = [], [], []

@@ -51,6 +51,7 @@ def setup_sky(server, dev, camera: str, *, ra: float, dec: float, drift_ra: floa
               pe_period: float, pe_max: float) -> None:
     """Point the mount at a star field, tracking; optional extra errors."""
     h, p = server.host, server.port
+    dev.mount.unpark()  # a goto never unparks on its own
     dev.mount.goto(ra, dec)
     if drift_ra or drift_dec:  # custom tracking rate off sidereal
         set_tracking_error(h, p, drift_ra, drift_dec)

@@ -29,6 +29,11 @@ class ExposureAborted(DeviceError):
     """An exposure was aborted on purpose (an abort command, unsafe weather); no frame exists."""
 
 
+class ActionCancelled(IndisyncError):
+    """An action was cancelled because the night left the state that started it (or a safety park
+    pre-empted it). Not a failure of the device: whoever cancelled it decides what comes next."""
+
+
 class UnknownFilter(IndisyncError):
     """A filter name is not on the wheel; the message lists the wheel's names."""
 

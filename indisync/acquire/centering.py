@@ -15,6 +15,10 @@ Each attempt is reported through ``on_attempt`` as it happens (the night publish
 A device failure (the slew timed out, the camera failed) raises DeviceError: the caller decides
 whether that means parking; a solve that fails is an attempt used, except when no index can ever
 solve this field (NoIndexError), which ends centring at once.
+
+The mount must be unparked by the caller: its slew never unparks (a parked mount is a DeviceError).
+``cancel`` reaches the slew too, which stops its goto when cancelled; either way the result says
+"cancelled".
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from ..errors import NoIndexError, SolveError
+from ..errors import ActionCancelled, NoIndexError, SolveError
 from .geometry import apply_offset, tangent_offset
 from .settings import AcquireSettings
 from .solver import hints_from_header, solve_hdu
@@ -91,7 +95,11 @@ def center(mount, camera, target: Target, settings: AcquireSettings,
             break
         attempt = CenterAttempt(number, aim[0], aim[1])
         result.attempts.append(attempt)
-        mount.slew_j2000(aim[0], aim[1], timeout=settings.slew_timeout)
+        try:
+            mount.slew_j2000(aim[0], aim[1], timeout=settings.slew_timeout, cancel=cancel)
+        except ActionCancelled:
+            result.reason = "cancelled"
+            break
         if _pause(settings.settle, cancel):
             result.reason = "cancelled"
             break

@@ -39,6 +39,7 @@ def run(args, cfg) -> int:
                   f"solved in {a.solve_seconds:.1f}s)", flush=True)
 
     with open_devices(cfg.indi, need=("camera", "mount"), want=("mount",)) as dev:
+        dev.mount.unpark()  # asked for from the command line: this script unparks, the slews never do
         result = center(dev.mount, dev.camera, target, settings, on_attempt=on_attempt)
     if args.json:
         print(json.dumps(result.as_dict()))

@@ -1,11 +1,20 @@
 """A dome or roll-off roof: its shutter (DOME_SHUTTER) and park (DOME_PARK), every move bounded and
-read back. Closing is what keeps the rain out, so a close that does not finish is an error, loudly."""
+read back. Closing is what keeps the rain out, so a close that does not finish is an error, loudly.
+
+Opening and unparking take an optional ``cancel`` (see props.py): set, nothing more is sent and
+ActionCancelled is raised. Closing and parking never do (safety). A dome without DOME_PARK (many
+roll-off roofs) is looked for briefly, then unpark and park return at once: the shutter is what matters.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from ..errors import DeviceError, PropertyTimeout
 from .device import IndiDevice
-from .props import last_message, set_switch
+from .props import Cancel, last_message, set_switch
+
+log = logging.getLogger(__name__)
 
 
 class Dome(IndiDevice):
@@ -28,8 +37,8 @@ class Dome(IndiDevice):
         snap = self.client.snapshot(self.name, "DOME_PARK")
         return None if snap is None else bool(snap.values.get("PARK"))
 
-    def open_shutter(self, timeout: float | None = None) -> None:
-        self._move("DOME_SHUTTER", "SHUTTER_OPEN", timeout)
+    def open_shutter(self, timeout: float | None = None, cancel: Cancel | None = None) -> None:
+        self._move("DOME_SHUTTER", "SHUTTER_OPEN", timeout, cancel)
         if self.shutter_open is not True:
             raise DeviceError(f"{self.name} answered the open request but its shutter is not open")
 
@@ -39,21 +48,36 @@ class Dome(IndiDevice):
             raise DeviceError(f"{self.name} answered the close request but its shutter is not closed")
 
     def park(self, timeout: float | None = None) -> None:
+        if not self._can_park():
+            log.info("%s has no DOME_PARK: it cannot park (closing the shutter is what keeps the rain out)",
+                     self.name)
+            return
         self._move("DOME_PARK", "PARK", timeout)
         if self.parked is not True:
             raise DeviceError(f"{self.name} answered park but DOME_PARK does not say parked")
 
-    def unpark(self, timeout: float | None = None) -> None:
-        if self.parked is False:
+    def unpark(self, timeout: float | None = None, cancel: Cancel | None = None) -> None:
+        if not self._can_park() or self.parked is False:
             return
-        self._move("DOME_PARK", "UNPARK", timeout)
+        self._move("DOME_PARK", "UNPARK", timeout, cancel)
         if self.parked is not False:
             raise DeviceError(f"{self.name} answered unpark but DOME_PARK still says parked")
 
-    def _move(self, prop: str, switch: str, timeout: float | None) -> None:
+    def _can_park(self) -> bool:
+        """DOME_PARK exists: looked for a little (a fresh connection may not have seen it yet), never
+        for a whole move timeout."""
+        if self.client.snapshot(self.name, "DOME_PARK") is not None:
+            return True
+        try:
+            self.client.wait_property(self.name, "DOME_PARK", min(self.property_timeout, 3.0))
+        except PropertyTimeout:
+            return False
+        return True
+
+    def _move(self, prop: str, switch: str, timeout: float | None, cancel: Cancel | None = None) -> None:
         timeout = self.move_timeout if timeout is None else timeout
         try:
-            set_switch(self.client, self.name, prop, [switch], timeout)
+            set_switch(self.client, self.name, prop, [switch], timeout, cancel=cancel)
         except PropertyTimeout:
             raise DeviceError(f"{self.name}: {prop}={switch} did not finish within {timeout:g} s "
                               f"({last_message(self.client, self.name) or 'no message'}); check the dome") from None

@@ -7,6 +7,11 @@ imported inside the methods only (``indisync filters``/``status`` must not load 
 Every motion is bounded: a slew that does not end within its timeout (or ends in Alert) stops the
 mount (TELESCOPE_ABORT_MOTION) and raises DeviceError, so a night never hangs on a mount.
 Every setting is read back after the driver's answer: an Ok that did not take is an error.
+
+The class does what it is asked and nothing more: a slew or goto on a parked mount is an error, never
+an unpark of its own (whoever owns the mount's motion unparks it). A slew given ``cancel`` (see
+props.py) stops its own goto (TELESCOPE_ABORT_MOTION) when cancelled and raises ActionCancelled; a park
+is never cancellable.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from __future__ import annotations
 import logging
 import time
 
-from ..errors import DeviceError, PropertyTimeout
+from ..errors import ActionCancelled, DeviceError, PropertyTimeout
 from .device import IndiDevice
-from .props import last_message, set_number, set_switch, switch_to, wait_answer
+from .props import Cancel, check_cancel, last_message, set_number, set_switch, switch_to, wait_answer
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +82,36 @@ class Mount(IndiDevice):
         """Park and wait until the mount says it is parked (read back); DeviceError otherwise."""
         self._park_switch("PARK", timeout)
 
-    def unpark(self, timeout: float | None = None) -> None:
-        """Unpark (a no-op when not parked) and read it back."""
+    def unpark(self, timeout: float | None = None, cancel: Cancel | None = None) -> None:
+        """Unpark (a no-op when not parked) and read it back; ActionCancelled when ``cancel`` is set
+        before the request goes out or while waiting for the answer."""
+        snap = self._park_snapshot()
+        if snap is None or not snap.values.get("PARK"):
+            return
+        self._park_switch("UNPARK", timeout, cancel)
+
+    def _park_snapshot(self):
+        """TELESCOPE_PARK, waited for a little (a fresh connection may not have seen it yet); None
+        for a mount that cannot park."""
         snap = self.client.snapshot(self.name, "TELESCOPE_PARK")
-        if snap is None:  # not seen yet on a fresh connection, or a mount that cannot park
+        if snap is None:
             try:
                 snap = self.client.wait_property(self.name, "TELESCOPE_PARK", min(self.property_timeout, 3.0))
             except PropertyTimeout:
-                return
-        if not snap.values.get("PARK"):
-            return
-        self._park_switch("UNPARK", timeout)
+                return None
+        return snap
 
-    def _park_switch(self, which: str, timeout: float | None) -> None:
+    def _refuse_if_parked(self) -> None:
+        snap = self._park_snapshot()
+        if snap is not None and snap.values.get("PARK"):
+            raise DeviceError(f"{self.name} is parked: unpark it first (the night unparks through its motion "
+                              "arbiter; in a script call mount.unpark())")
+
+    def _park_switch(self, which: str, timeout: float | None, cancel: Cancel | None = None) -> None:
         timeout = self.move_timeout if timeout is None else timeout
         self.client.wait_property(self.name, "TELESCOPE_PARK", self.property_timeout)
         try:
-            set_switch(self.client, self.name, "TELESCOPE_PARK", [which], timeout)
+            set_switch(self.client, self.name, "TELESCOPE_PARK", [which], timeout, cancel=cancel)
         except PropertyTimeout:
             if which == "PARK":
                 self.abort_motion()
@@ -109,14 +127,14 @@ class Mount(IndiDevice):
         snap = self.client.snapshot(self.name, "TELESCOPE_TRACK_STATE")
         return None if snap is None else bool(snap.values.get("TRACK_ON"))
 
-    def set_tracking(self, on: bool) -> None:
+    def set_tracking(self, on: bool, cancel: Cancel | None = None) -> None:
         snap = self.client.wait_property(self.name, "TELESCOPE_TRACK_STATE", self.property_timeout)
         if bool(snap.values.get("TRACK_ON")) == on and snap.state != "Alert":
             return
         # INDI keeps TELESCOPE_TRACK_STATE Busy for as long as the mount tracks: wait for the switch
         # itself to read back, not for the end of Busy.
         switch_to(self.client, self.name, "TELESCOPE_TRACK_STATE", "TRACK_ON" if on else "TRACK_OFF",
-                  self.property_timeout)
+                  self.property_timeout, cancel=cancel)
         if self.tracking is not on:
             raise DeviceError(f"{self.name} did not turn tracking {'on' if on else 'off'}: "
                               f"{last_message(self.client, self.name) or 'no message from the driver'}")
@@ -129,32 +147,45 @@ class Mount(IndiDevice):
         ra_hours, dec = self.coordinates
         return jnow_to_j2000(ra_hours * 15.0, dec)
 
-    def slew_j2000(self, ra_deg: float, dec_deg: float, timeout: float, tolerance_arcsec: float = 120.0) -> None:
-        """Unpark if needed, slew to J2000 (RA, Dec) degrees and track there.
+    def slew_j2000(self, ra_deg: float, dec_deg: float, timeout: float, tolerance_arcsec: float = 120.0,
+                   cancel: Cancel | None = None) -> None:
+        """Slew to J2000 (RA, Dec) degrees and track there. A parked mount is an error (DeviceError):
+        this never unparks on its own.
 
         Returns when EQUATORIAL_EOD_COORD is Ok again (the slew has ended) and reads where the mount
         says it is: farther than ``tolerance_arcsec`` from the target is an error too (a goto refused
         by the mount's limits can end Ok). On Alert, on the timeout, or if the driver vanishes: abort
         the motion and raise DeviceError. Never waits longer.
+
+        ``cancel`` (anything with ``is_set()``) is looked at before every request to the mount and
+        every 0.1 s while the goto runs: set, nothing more is sent, a goto of ours already under way
+        is aborted (TELESCOPE_ABORT_MOTION), and ActionCancelled is raised. TELESCOPE_PARK is not touched.
         """
         from ..astro.coords import j2000_to_jnow, separation_arcsec
 
+        what = f"{self.name}: slew to RA {ra_deg:.4f} Dec {dec_deg:+.4f} (J2000)"
         ra_now, dec_now = j2000_to_jnow(ra_deg, dec_deg)
         started = time.monotonic()
-        self.unpark(timeout)
-        self._set_coord_mode("TRACK")
-        if self.tracking is False:
-            # Slewing an untracked mount, the Telescope Simulator lands off by the sidereal drift of
-            # the slew's duration (seen: 51" after 3.4 s); a real mount tracks during a goto anyway.
-            self.set_tracking(True)
+        check_cancel(cancel, what)
+        self._refuse_if_parked()
+        try:
+            self._set_coord_mode("TRACK", cancel)
+            if self.tracking is False:
+                # Slewing an untracked mount, the Telescope Simulator lands off by the sidereal drift of
+                # the slew's duration (seen: 51" after 3.4 s); a real mount tracks during a goto anyway.
+                self.set_tracking(True, cancel=cancel)
+        except ActionCancelled:
+            raise ActionCancelled(f"{what} cancelled before the goto was sent") from None
         left = max(1.0, timeout - (time.monotonic() - started))
+        in_flight = False
         try:
             # Ask with wait=False and wait here, so that the abort below covers every way out.
             before = self.client.generation()
             sent = time.monotonic()
             set_number(self.client, self.name, "EQUATORIAL_EOD_COORD", {"RA": (ra_now / 15.0) % 24.0, "DEC": dec_now},
-                       self.property_timeout, wait=False)
-            wait_answer(self.client, self.name, "EQUATORIAL_EOD_COORD", before, left)
+                       self.property_timeout, wait=False, cancel=cancel)
+            in_flight = True
+            wait_answer(self.client, self.name, "EQUATORIAL_EOD_COORD", before, left, cancel)
             ra_hours, dec = self.coordinates
             off = separation_arcsec(ra_now, dec_now, ra_hours * 15.0, dec)
             # A tracking mount re-sends EQUATORIAL_EOD_COORD (Ok) every poll: one of those can land
@@ -163,9 +194,15 @@ class Mount(IndiDevice):
             while off > tolerance_arcsec and time.monotonic() - sent < SLEW_START_GRACE_S:
                 before = self.client.generation()
                 wait_answer(self.client, self.name, "EQUATORIAL_EOD_COORD", before,
-                            max(1.0, timeout - (time.monotonic() - started)))
+                            max(1.0, timeout - (time.monotonic() - started)), cancel)
                 ra_hours, dec = self.coordinates
                 off = separation_arcsec(ra_now, dec_now, ra_hours * 15.0, dec)
+        except ActionCancelled:
+            if not in_flight:
+                raise ActionCancelled(f"{what} cancelled before the goto was sent") from None
+            self._abort_quietly()  # our own goto is under way: stop it (a park is not ours to stop)
+            raise ActionCancelled(f"{what} cancelled after {time.monotonic() - started:.1f} s; "
+                                  "motion aborted") from None
         except DeviceError as exc:
             self._abort_quietly()
             raise DeviceError(f"{self.name}: slew to RA {ra_deg:.4f} Dec {dec_deg:+.4f} (J2000) failed, motion "
@@ -189,10 +226,10 @@ class Mount(IndiDevice):
         finally:
             self._set_coord_mode("TRACK")  # a later goto must not become a sync
 
-    def _set_coord_mode(self, mode: str) -> None:
+    def _set_coord_mode(self, mode: str, cancel: Cancel | None = None) -> None:
         snap = self.client.wait_property(self.name, "ON_COORD_SET", self.property_timeout)
         if not snap.values.get(mode):
-            set_switch(self.client, self.name, "ON_COORD_SET", [mode], self.property_timeout)
+            set_switch(self.client, self.name, "ON_COORD_SET", [mode], self.property_timeout, cancel=cancel)
             snap = self.client.snapshot(self.name, "ON_COORD_SET")
             if snap is None or not snap.values.get(mode):
                 raise DeviceError(f"{self.name} did not take ON_COORD_SET={mode}")
@@ -243,7 +280,8 @@ class Mount(IndiDevice):
 
     # ---- the old JNow goto (the guider tests and the rig point the mount with it) --------------
     def goto(self, ra_hours: float, dec_deg: float) -> None:
-        """Slew to (RA, DEC) JNow and track there; waits until the slew ends."""
-        self.unpark()
+        """Slew to (RA, DEC) JNow and track there; waits until the slew ends. A parked mount is an
+        error (DeviceError), never unparked here."""
+        self._refuse_if_parked()
         set_switch(self.client, self.name, "ON_COORD_SET", ["TRACK"], self.property_timeout)
         set_number(self.client, self.name, "EQUATORIAL_EOD_COORD", {"RA": ra_hours, "DEC": dec_deg}, self.move_timeout)

@@ -213,6 +213,7 @@ class SimRig:
         from ..devices.session import open_devices
 
         with open_devices(IndiConfig(host=indi.host, port=indi.port), need=("mount",), want=("mount",)) as dev:
+            dev.mount.unpark()  # a goto never unparks on its own
             dev.mount.goto(6.0, 30.0)
         set_tracking_error(indi.host, indi.port, *self.drift_arcsec_per_s)
         set_number(indi.host, indi.port, "Guide Simulator", "POLLING_PERIOD", {"PERIOD_MS": 100})

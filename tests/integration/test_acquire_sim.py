@@ -73,6 +73,7 @@ def frames(sim, tmp_path_factory):
     out = tmp_path_factory.mktemp("frames")
     with open_devices(indi_cfg(sim), need=("camera", "mount")) as dev:
         set_site_for_hour_angle(dev, -1.0)
+        dev.mount.unpark()  # a slew never unparks on its own
         dev.mount.slew_j2000(*TARGET, timeout=120)
         position = dev.mount.position_j2000()
         pier_side = dev.mount.pier_side
@@ -102,6 +103,7 @@ def set_sim(server, **values):
 
 def point(server, ra, dec):
     with open_devices(indi_cfg(server), need=("mount",), want=("mount",)) as dev:
+        dev.mount.unpark()  # a slew never unparks on its own
         dev.mount.slew_j2000(ra, dec, timeout=120)
         return dev.mount.position_j2000()
 
@@ -221,6 +223,7 @@ def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
             # the master solves its own frame meanwhile
             settings = AcquireSettings(index_dirs=[str(index_dir)])
             with open_devices(indi_cfg(master), need=("camera", "mount")) as dev:
+                dev.mount.unpark()  # a slew never unparks on its own
                 dev.mount.slew_j2000(*TARGET, timeout=120)
                 ra, dec = dev.mount.position_j2000()
                 hdu = dev.camera.expose(5.0)
@@ -254,6 +257,7 @@ def test_east_of_the_pier_the_solved_field_is_turned_180_degrees(sim, frames, in
     with open_devices(indi_cfg(sim), need=("camera", "mount")) as dev:
         try:
             set_site_for_hour_angle(dev, +1.0)
+            dev.mount.unpark()  # a slew never unparks on its own
             dev.mount.slew_j2000(*TARGET, timeout=120)
             deadline = time.monotonic() + 5
             while dev.mount.pier_side != "east" and time.monotonic() < deadline:

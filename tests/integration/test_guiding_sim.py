@@ -46,6 +46,7 @@ def rig():
         h, p = server.host, server.port
         cfg = load_config(data={"indi": {"host": h, "port": p, "guide_camera": "CCD Simulator"}})
         with open_devices(cfg.indi, need=("guide_camera", "mount"), want=("guide_camera", "mount")) as dev:
+            dev.mount.unpark()  # a goto never unparks on its own
             dev.mount.goto(6.0, DEC)
             set_tracking_error(h, p, DRIFT_RA, DRIFT_DEC)
             set_number(h, p, "CCD Simulator", "SIMULATOR_SETTINGS",
@@ -171,6 +172,7 @@ def st4_rig():
     with IndiServer(drivers=["indi_simulator_telescope", "indi_simulator_guide"]) as server:
         cfg = load_config(data={"indi": {"host": server.host, "port": server.port}})
         with open_devices(cfg.indi, need=("guide_camera", "mount"), want=("guide_camera", "mount")) as dev:
+            dev.mount.unpark()  # the tests' gotos never unpark on their own
             yield server, cfg, dev
 
 

@@ -126,6 +126,7 @@ def test_the_night_flips_once_at_the_meridian(tmp_path):
         prepare_mount(slave_indi, lon, dec)
         with open_devices(IndiConfig(host=slave_indi.host, port=slave_indi.port), need=("mount",),
                           want=("mount",)) as dev:
+            dev.mount.unpark()  # a slew never unparks on its own
             dev.mount.slew_j2000(ra, dec, timeout=120)
             dev.mount.set_tracking(True)
         lat_back, lon_back = read_site(indi)
@@ -255,6 +256,7 @@ def test_the_mirrored_calibration_matches_one_taken_afresh_after_the_flip():
         cfg = load_config(data={"indi": {"host": server.host, "port": server.port, "guide_camera": "Guide Simulator"}})
         with open_devices(cfg.indi, need=("guide_camera", "mount"), want=("guide_camera", "mount")) as dev:
             set_number(server.host, server.port, "Guide Simulator", "POLLING_PERIOD", {"PERIOD_MS": 100})
+            dev.mount.unpark()  # a slew never unparks on its own
             cals = {}
             for ha in (-1.0, 1.0):
                 dev.mount.set_site(45.0, longitude_for(ha), 0.0)  # reads it back

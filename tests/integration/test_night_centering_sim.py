@@ -101,6 +101,7 @@ def test_the_night_centres_on_the_target_and_publishes_the_otas_coalignment(tmp_
         prepare_mount(slave_indi, lon, dec)  # the same site: its goto lands on the same pier side
         with open_devices(IndiConfig(host=slave_indi.host, port=slave_indi.port), need=("mount",),
                           want=("mount",)) as dev:
+            dev.mount.unpark()  # a slew never unparks on its own
             dev.mount.slew_j2000(ra, dec, timeout=120)  # the slave OTA rides on the same mount: same target
             dev.mount.set_tracking(True)
         wire = MqttCollector(MqttConfig(host=rig.broker.host, port=rig.broker.port), "indisync/#")

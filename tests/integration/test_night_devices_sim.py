@@ -1,5 +1,6 @@
 """The devices an unattended night needs, against the real INDI 1.9.9 simulators: the mount (park,
-J2000 slews, a slew that times out, tracking, site), the weather station (ok -> alert -> ok, and what
+J2000 slews, a slew that times out, a slew refused on a parked mount, a slew cancelled mid-way,
+tracking, site), the weather station (ok -> alert -> ok, and what
 staleness is judged from), the dome. Every result is read back through a second, raw connection
 (indisync.sim.indi), not through the class under test.
 
@@ -9,6 +10,7 @@ One indiserver (telescope, weather) and one client serve the module; tests run i
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from indisync.astro.coords import jnow_to_j2000, separation_arcsec
 from indisync.config import IndiConfig
 from indisync.devices.session import open_devices
-from indisync.errors import DeviceError
+from indisync.errors import ActionCancelled, DeviceError
 from indisync.sim.indi import IndiServer, get_lights, get_numbers, get_switches, set_number, set_precipitation, set_switch
 from indisync.sim.waiting import wait_until
 from tests.conftest import attach_log_on_failure
@@ -58,6 +60,7 @@ def raw_position_j2000(server) -> tuple[float, float]:
 # ---- mount ------------------------------------------------------------------------------------
 def test_slew_j2000_arrives_and_tracks(server, devices):
     mount = devices.mount
+    mount.unpark()  # a slew never unparks on its own
     # From wherever the last test left it to a spot 20 deg away: a few seconds at the simulator's rate.
     ra0, dec0 = mount.position_j2000()
     target = ((ra0 + 20.0) % 360.0, 30.0 if dec0 > 50 else dec0 + 20.0)
@@ -113,6 +116,61 @@ def test_park_and_unpark_read_back(server, devices):
     mount.unpark(timeout=30)
     assert mount.parked is False
     assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK")["UNPARK"] is True
+
+
+@pytest.mark.timeout(120)
+def test_slew_j2000_on_a_parked_mount_refuses_and_leaves_it_parked(server, devices):
+    """A device helper never unparks on its own: the slew is refused with the fix named, nothing is
+    sent, and the mount stays parked where it is (read back raw)."""
+    mount = devices.mount
+    mount.unpark()
+    set_switch(server.host, server.port, MOUNT, "TELESCOPE_PARK_OPTION", {"PARK_CURRENT": True})  # park in place
+    mount.park(timeout=60)
+    try:
+        assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK") == {"PARK": True, "UNPARK": False}
+        where = raw_position_j2000(server)
+        target = ((where[0] + 20.0) % 360.0, where[1] - 10.0 if where[1] > 0 else where[1] + 10.0)
+        with pytest.raises(DeviceError, match="is parked: unpark it first"):
+            mount.slew_j2000(*target, timeout=30)
+        with pytest.raises(DeviceError, match="is parked: unpark it first"):
+            mount.goto(6.0, 30.0)
+        time.sleep(1.0)  # an unpark or a goto sent anyway would show by now
+        assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK") == {"PARK": True, "UNPARK": False}
+        assert mount.parked is True
+        assert separation_arcsec(*target, *raw_position_j2000(server)) > 3600.0
+    finally:
+        mount.unpark(timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_a_cancelled_slew_stops_the_mount_and_leaves_the_park_alone(server, devices):
+    """The night leaves the state that started a slew: the goto in flight is aborted, ActionCancelled
+    is raised, the mount stands still, and TELESCOPE_PARK is not touched (read back raw)."""
+    mount = devices.mount
+    mount.unpark()
+    park_before = get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK")
+    assert park_before == {"PARK": False, "UNPARK": True}
+    start = raw_position_j2000(server)
+    far = ((start[0] + 150.0) % 360.0, -start[1] if abs(start[1]) > 20 else start[1] - 60.0)  # tens of seconds away
+    cancel = threading.Event()
+    timer = threading.Timer(1.5, cancel.set)
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(ActionCancelled, match="cancelled"):
+            mount.slew_j2000(*far, timeout=60, cancel=cancel)
+    finally:
+        timer.cancel()
+    took = time.monotonic() - started
+    assert 1.5 <= took < 1.5 + 0.3 + 10.0, took  # the cancel, seen within 0.1 s, plus the abort's own answer
+    first = raw_position_j2000(server)
+    assert separation_arcsec(*start, *first) > 60.0, "the goto never started: the cancel proves nothing"
+    time.sleep(1.0)
+    second = raw_position_j2000(server)
+    assert separation_arcsec(*first, *second) < 30.0, "the mount kept moving after the cancelled slew"
+    assert separation_arcsec(*far, *second) > 3600.0
+    assert devices.client.snapshot(MOUNT, "EQUATORIAL_EOD_COORD").state != "Busy"
+    assert get_switches(server.host, server.port, MOUNT, "TELESCOPE_PARK") == park_before
 
 
 def test_slew_timeout_aborts_the_motion_and_raises(server, devices):

@@ -9,7 +9,7 @@ from indisync.acquire.centering import Target, center
 from indisync.acquire.geometry import apply_offset, tangent_offset
 from indisync.acquire.settings import AcquireSettings
 from indisync.acquire.solver import Solution
-from indisync.errors import NoIndexError, NoStarsError
+from indisync.errors import ActionCancelled, NoIndexError, NoStarsError
 
 TARGET = Target(83.82, -5.39)
 
@@ -26,7 +26,7 @@ class ScriptedSky:
         self.focal_length_mm = 900.0
 
     # mount
-    def slew_j2000(self, ra, dec, timeout):
+    def slew_j2000(self, ra, dec, timeout, cancel=None):
         self.slews.append((ra, dec))
         self.commanded = (ra, dec)
 
@@ -114,8 +114,8 @@ def test_gives_up_after_the_attempts_with_the_remaining_error():
     sky = ScriptedSky()
 
     class Sloppy(ScriptedSky):  # the pointing error changes after every slew: never converges
-        def slew_j2000(self, ra, dec, timeout):
-            super().slew_j2000(ra, dec, timeout)
+        def slew_j2000(self, ra, dec, timeout, cancel=None):
+            super().slew_j2000(ra, dec, timeout, cancel)
             self.error = (self.error[0] + 60.0, self.error[1])
 
     sky = Sloppy()
@@ -137,6 +137,22 @@ def test_cancel_stops_between_attempts_and_a_bad_listener_does_not_stop_centring
     sky = ScriptedSky()
     result = center(sky, sky, TARGET, settings(), on_attempt=broken, solve=solver_for(sky))
     assert result.centered
+
+
+def test_cancel_reaches_the_slew_and_a_cancelled_slew_ends_centring_as_cancelled():
+    cancel = threading.Event()
+
+    class CancelledMidSlew(ScriptedSky):  # the night leaves centring while the mount slews
+        def slew_j2000(self, ra, dec, timeout, cancel=None):
+            self.given = cancel
+            super().slew_j2000(ra, dec, timeout, cancel)
+            cancel.set()
+            raise ActionCancelled("Telescope Simulator: slew cancelled; motion aborted")
+
+    sky = CancelledMidSlew()
+    result = center(sky, sky, TARGET, settings(), cancel=cancel, solve=solver_for(sky))
+    assert sky.given is cancel
+    assert not result.centered and result.reason == "cancelled" and len(sky.slews) == 1
 
 
 def test_sync_that_changes_nothing_suggests_offset_correction():
