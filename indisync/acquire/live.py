@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import fields
 
-from ..errors import DeviceError
+from ..contracts import SolveResult
+from ..errors import DeviceError, ProtocolError
 from .coalign import FieldSolution
 from .geometry import tangent_offset
 from .settings import AcquireSettings
@@ -54,40 +55,25 @@ def take_and_solve(camera, mount, settings: AcquireSettings, exposure: float | N
     return solution_report(solution, hints, ref, ref_from)
 
 
-@dataclass(frozen=True)
-class SolveReport:
+class SolveReport(SolveResult):
     """A solve's result: `indisync solve --json` prints it, a node's `solve` command answers with
-    it (as_dict), and the master reads a slave's answer back with from_dict."""
-
-    ra: float  # J2000 degrees
-    dec: float
-    rotation_deg: float
-    scale_arcsec: float
-    parity: int
-    field_w_arcmin: float
-    field_h_arcmin: float
-    offset_arcsec: float | None  # solved centre from the reference position
-    offset_east_arcsec: float | None
-    offset_north_arcsec: float | None
-    offset_from: str | None  # "mount" | "hint" | "header" | None
-    reference_ra: float | None
-    reference_dec: float | None
-    scale_hint_arcsec: float | None
-    scale_source: str
-    stars: int
-    index: str | None
-    seconds: float
+    it, and the master reads a slave's answer back with from_dict. Its fields are the `solve`
+    command's result (indisync.contracts.SolveResult); this adds the field's geometry."""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return self.to_wire()
 
     @classmethod
     def from_dict(cls, data: dict) -> "SolveReport":
+        """ValueError names what is missing or out of range; extra keys are ignored."""
         names = [f.name for f in fields(cls)]
         missing = [n for n in names if n not in data]
         if missing:
             raise ValueError(f"a solve result without {', '.join(missing)}")
-        return cls(**{n: data[n] for n in names})
+        try:
+            return cls(**{n: data[n] for n in names})
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from None
 
     def field(self) -> FieldSolution:
         return FieldSolution(self.ra, self.dec, self.rotation_deg, self.field_w_arcmin, self.field_h_arcmin, self.parity)

@@ -13,7 +13,6 @@ from ..errors import IndisyncError, ProtocolError
 HELP = "end the night as at dawn: the master finishes (or with --abort aborts) the frame, parks and warms"
 
 CONNECT_TIMEOUT_S = 5.0
-ANSWER_TIMEOUT_S = 15.0
 
 
 def add_arguments(parser) -> None:
@@ -24,6 +23,7 @@ def add_arguments(parser) -> None:
 
 def run(args, cfg) -> int:
     from ..config import parse_hostport
+    from ..contracts import StopArgs
     from ..protocol import topics
     from ..protocol.commands import CommandClient
     from ..protocol.registry import NodeRegistry
@@ -45,13 +45,14 @@ def run(args, cfg) -> int:
             raise ProtocolError(f"no MQTT broker answered at {mqtt_cfg.host}:{mqtt_cfg.port} within "
                                 f"{CONNECT_TIMEOUT_S:g} s; check --broker / mqtt.host and mqtt.port")
         master = args.master or (cfg.node.name if cfg.node.role == "master" else None) or _find_master(registry)
-        pending = client.send(master, "stop", {"abort": bool(args.abort), "reason": "indisync stop"})
-        if not pending.finished.wait(ANSWER_TIMEOUT_S):
-            raise IndisyncError(f"the master {master!r} did not answer within {ANSWER_TIMEOUT_S:g} s; is it running "
-                                "(indisync status)?")
-        reply = pending.last or {}
-        if reply.get("status") != "done":
-            raise IndisyncError(f"the master {master!r} refused: {reply.get('reason')}")
+        stop = StopArgs(abort=bool(args.abort), reason="indisync stop")
+        pending = client.send(master, stop.command, stop.to_wire())
+        if not pending.finished.wait(stop.reply_timeout()):
+            raise IndisyncError(f"the master {master!r} did not answer within {stop.reply_timeout():g} s; is it "
+                                "running (indisync status)?")
+        reply = pending.reply()
+        if not reply.ok:
+            raise IndisyncError(f"the master {master!r} refused: {reply.reason}")
         print(f"{master}: ending the night{' (frame aborted)' if args.abort else ''}: park, warm, exit")
         return 0
     finally:

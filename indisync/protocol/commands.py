@@ -16,13 +16,16 @@ no effect and is exempt from the age check.
 while four exposures are running.
 
 ``CommandServer`` (on every node): checks a raw command, answers ``accepted``, runs the
-handler on a worker pool, answers ``progress`` / ``done`` / ``failed``. A message that fails
+handler on a worker pool, answers ``progress`` / ``done`` / ``failed``. A handler reads its typed
+args (``CoolArgs.from_wire(command.args)``, indisync.contracts) and returns its command's result
+dataclass, sent as ``to_wire()``; a result of another command's type fails the command. A message that fails
 its schema is answered with an ``error`` event (and a ``failed`` reply when its id can be
 read); nothing is executed. It takes publishing functions, not a transport, so it is tested
 without a broker.
 
 ``CommandClient`` (on the master): sends a command to a node and waits for ``accepted`` and
-the final answer with timeouts, resending while no answer has come.
+the final answer with timeouts, resending while no answer has come. ``PendingCommand.reply()``
+reads the answer through the command's result type (``contracts.parse_reply``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import contracts
+from ..contracts import CommandResult, PingResult, Reply
 from ..errors import CommandFailed, CommandTimeout, IndisyncError, ProtocolError
 from . import messages, topics
 from .executed_ids import REMEMBERED_IDS, ExecutedIds
@@ -61,11 +66,12 @@ class Command:
 
 
 ProgressFn = Callable[..., None]  # progress(fraction=None, **result)
-CommandHandler = Callable[[Command, ProgressFn], "dict | None"]
+# handler(command, progress) -> its command's result dataclass; a plain dict (a stand-in's) is sent as it is
+CommandHandler = Callable[[Command, ProgressFn], "CommandResult | dict | None"]
 
 
-def _ping(command: Command, progress: ProgressFn) -> dict:
-    return {"pong": messages.now_iso()}
+def _ping(command: Command, progress: ProgressFn) -> PingResult:
+    return PingResult(pong=messages.now_iso())
 
 
 def _epoch(ts: str) -> float:
@@ -77,8 +83,9 @@ class CommandServer:
     """Serves the commands addressed to one node.
 
     ``publish_reply(envelope)`` and ``publish_error(message, topic, about_id)`` do the sending;
-    ``handlers`` maps command names to functions ``handler(command, progress) -> result | None``.
-    A handler raising fails the command with the exception's message as the reason.
+    ``handlers`` maps command names to functions ``handler(command, progress) -> result | None``,
+    the result being the command's result dataclass (indisync.contracts). A handler raising fails
+    the command with the exception's message as the reason.
     """
 
     def __init__(
@@ -224,7 +231,7 @@ class CommandServer:
         try:
             result = handler(command, progress)
             final = self._reply_payload(command.id, command.name, "done")
-            final["result"] = result
+            final["result"] = _wire_result(command.name, result)
             messages.make("reply", self.node, final).encode()  # a bad result (not JSON) fails here, not on the wire
         except IndisyncError as exc:
             final = self._failed(command, str(exc))
@@ -252,6 +259,16 @@ class CommandServer:
             self._publish_reply(messages.make("reply", self.node, reply))
         except Exception:
             log.exception("could not publish reply %s", reply.get("status"))
+
+
+def _wire_result(name: str, result: Any) -> Any:
+    """A handler's result as the reply carries it: a contract result as ``to_wire()``."""
+    if not isinstance(result, CommandResult):
+        return result
+    expected = contracts.CONTRACTS[name][1]
+    if not isinstance(result, expected):
+        raise ProtocolError(f"the {name} handler answered a {type(result).__name__}; a {name} answers {expected.__name__}")
+    return result.to_wire()
 
 
 @dataclass
@@ -309,6 +326,11 @@ class PendingCommand:
         if not self.finished.wait(timeout):
             raise CommandTimeout(f"{self.node} did not finish {self.command} ({self.id}) within {timeout:g} s")
         return self.last or {}
+
+    def reply(self) -> Reply:
+        """The latest reply read through the command's result type (never raises; no reply yet: a
+        failed Reply saying so)."""
+        return contracts.parse_reply(self.command, self.last)
 
     def result(self, timeout: float) -> dict | None:
         """The command's result; CommandFailed if the node answered 'failed'."""

@@ -20,6 +20,7 @@ import time
 
 from pathlib import Path
 
+from ..contracts import AbortResult, AutofocusResult, ExposeArgs, ExposeResult, SyncWaitArgs, SyncWaitResult
 from .clock import NodeClock
 from .settings import MqttConfig
 from .messages import now_iso
@@ -66,30 +67,31 @@ def main(argv: list[str] | None = None) -> int:
 
     def expose(command, progress):
         record(command)
-        duration = command.args["duration"] * args.expose_scale
-        link.update_state(
-            phase="exposing",
-            exposure={"id": command.id, "filter": command.args["filter"], "start": now_iso(), "duration": command.args["duration"]},
-        )
-        link.event("exposure_started", exposure_id=command.id, filter=command.args["filter"], duration=command.args["duration"], start=now_iso())
-        time.sleep(duration)
+        wanted = ExposeArgs.from_wire(command.args)
+        start = now_iso()
+        link.update_state(phase="exposing",
+                          exposure={"id": command.id, "filter": wanted.filter, "start": start, "duration": wanted.duration})
+        link.event("exposure_started", exposure_id=command.id, filter=wanted.filter, duration=wanted.duration, start=start)
+        time.sleep(wanted.duration * args.expose_scale)
         link.update_state(phase="idle", exposure=None, frames=link.state["frames"] + 1)
-        link.event("exposure_done", exposure_id=command.id, status="ok", filter=command.args["filter"])
-        return {"frames": link.state["frames"]}
+        link.event("exposure_done", exposure_id=command.id, status="ok", filter=wanted.filter)
+        return ExposeResult()  # no file: a stand-in writes nothing
 
     def sync_wait(command, progress):
         record(command)
+        started = time.monotonic()
         if args.hang_sync:
             stop.wait()
-        return {"phase": link.state["phase"]}
+        return SyncWaitResult(barrier=SyncWaitArgs.from_wire(command.args).barrier,
+                              waited=round(time.monotonic() - started, 3))
 
     def abort(command, progress):
         record(command)
-        return {}
+        return AbortResult(aborted=True)
 
     def autofocus(command, progress):
         record(command)
-        return {"position": 0}
+        return AutofocusResult(status="ok", position=0, start_position=0, frames=0)
 
     handlers = {"expose": expose, "sync_wait": sync_wait, "abort": abort, "autofocus": autofocus}
     executed = Path(args.state_dir) / f"{args.name}.commands.jsonl" if args.state_dir else None

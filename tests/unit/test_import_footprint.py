@@ -43,6 +43,7 @@ def loaded_packages(body: str) -> set[str]:
     "indisync.protocol.transport",
     "indisync.protocol.node_link",
     "indisync.protocol.messages",
+    "indisync.contracts",
     "indisync.commands.status",
     "indisync.commands.filters",
     "indisync.cli",

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from indisync.config import load_config
+from indisync.contracts import CoolResult, WarmResult
 from indisync.errors import IndisyncError
 from indisync.node.base import NodeBase
 from tests.unit.test_cooling import FakeCamera
@@ -29,19 +30,19 @@ def node_with(camera, cooling):
 
 
 def command(**args):
-    return SimpleNamespace(args={"setpoint": None, "tolerance": None, "timeout": None, "to": None, **args})
+    return SimpleNamespace(args=args)  # a wire object: missing fields take their defaults
 
 
 def test_cool_is_skipped_without_a_cooler_or_without_cooling_config():
     node = node_with(CoolerlessCamera(), {"setpoint": -10})
-    assert node.cmd_cool(command(), lambda *a, **k: None)["skipped"] is True
+    assert node.cmd_cool(command(), lambda *a, **k: None).skipped is True
     camera = FakeCamera(20.0)
     camera.has_cooler = True
     node = node_with(camera, None)
     result = node.cmd_cool(command(), lambda *a, **k: None)
-    assert result == {"reached": True, "skipped": True, "reason": "camera.cooling is null", "temperature": 20.0}
+    assert result == CoolResult(reached=True, skipped=True, reason="camera.cooling is null", temperature=20.0)
     assert camera.sent == []
-    assert node.cmd_warm(command(), lambda *a, **k: None)["skipped"] is True
+    assert node.cmd_warm(command(), lambda *a, **k: None).skipped is True
 
 
 def test_cool_waits_for_the_setpoint_with_progress_and_warm_answers_at_once():
@@ -64,14 +65,14 @@ def test_cool_waits_for_the_setpoint_with_progress_and_warm_answers_at_once():
     finally:
         stop.set()
         feeder.join(2)
-    assert result == {"temperature": -5.0, "setpoint": -5.0, "reached": True}
+    assert result == CoolResult(reached=True, setpoint=-5.0, temperature=-5.0)
     assert camera.sent == [-5.0]
     assert progress and all(r["setpoint"] == -5.0 for _, r in progress)
     assert all(0.0 <= f <= 1.0 for f, _ in progress if f is not None)
     assert node.link.state["cooling"]["setpoint"] == -5.0
 
     started = time.monotonic()
-    assert node.cmd_warm(command(), lambda *a, **k: None) == {"setpoint": 8.0, "temperature": -5.0}
+    assert node.cmd_warm(command(), lambda *a, **k: None) == WarmResult(setpoint=8.0, temperature=-5.0)
     assert time.monotonic() - started < 1.0 and camera.sent == [-5.0, 8.0]
     assert node.link.state["cooling"] == {"setpoint": 8.0, "temperature": -5.0, "reached": False, "eta_s": None}
 
