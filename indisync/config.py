@@ -26,7 +26,7 @@ from .guiding.settings import GuiderSettings
 from .protocol.settings import MqttConfig
 from .protocol.topics import NODE_NAME  # the one node-name rule: names end up in MQTT topics
 from .night.meridian import FlipSettings
-from .night.settings import NightSettings, SafetySettings, SiteSettings
+from .night.settings import DomeSettings, NightSettings, SafetySettings, SiteSettings
 from .record.settings import GradingSettings, RecordSettings
 from .sequence.settings import MasterSettings, SlaveSettings
 
@@ -92,6 +92,7 @@ class Config:
     site: SiteSettings | None = None
     night: NightSettings | None = None
     safety: SafetySettings = field(default_factory=SafetySettings)  # used with indi.weather
+    dome: DomeSettings = field(default_factory=DomeSettings)  # how the park orders the dome and the mount
     acquire: AcquireSettings = field(default_factory=AcquireSettings)  # plate solving and centring
     # The meridian flip (indisync.night.meridian): only with this section present (and a mount and
     # master.target coordinates); without it the night never flips.

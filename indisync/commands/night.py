@@ -52,7 +52,7 @@ def site_for(cfg):
         raise ConfigError("no site: section and no mount (indi.mount) to read GEOGRAPHIC_COORD from; "
                           "add site: {latitude: .., longitude: .., elevation: ..}")
     from ..devices.session import open_devices
-    from ..node.night_runner import mount_site
+    from ..night.planning import mount_site
 
     with open_devices(cfg.indi, need=("mount",), want=("mount",)) as devices:
         found = mount_site(devices.mount)

@@ -19,6 +19,7 @@ NIGHT_WAITS = {
     "flipping": "meridian flip",
     "unsafe": "waiting for safe weather",
     "parking": "parking",
+    "securing": "parking and closing before waiting for dark",
     "warming": "warming the cameras",
 }
 

@@ -1,5 +1,8 @@
-"""The night as a pure state machine (machine.py) and its plan from the config (plan.py).
+"""The night: the pure state machine (machine.py, meridian.py), its plan and window (planning.py), and
+the executor (executor.py) that runs the machine's actions (actions/, one module each) on a typed
+``Rig`` (rig.py) under tokens bound to the state that started them (token.py), with one arbiter for
+mount and dome motion (arbiter.py).
 
-Nothing here imports PyIndi, paho, astropy or reads the clock: the executor in
-indisync/node/night_runner.py runs the machine's actions on real devices and feeds back events.
+machine.py, meridian.py and settings.py import neither PyIndi, paho nor astropy and never read the
+clock; the executor talks to hardware only through the Rig.
 """

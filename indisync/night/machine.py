@@ -1,7 +1,7 @@
 """The night as a pure state machine: ``step(snapshot, event, now) -> (snapshot, actions)``.
 
 No PyIndi, no paho, no wall clock: time is the ``now`` argument (seconds since the epoch), the
-hardware is the executor's business (indisync.node.night_runner). The machine decides; the executor
+hardware is the executor's business (indisync.night.executor). The machine decides; the executor
 runs the actions and feeds back what happened as events.
 
 The transitions are the table ``TRANSITIONS`` below, read as "in STATE, on EVENT, go to TARGET".
@@ -12,8 +12,19 @@ Two guards are checked on *every* step, before and after the table:
   that would leave it in any other goes to ``unsafe`` instead (abort every exposure, stop guiding,
   park, close the dome). Back to safe, the night waits ``safe_for`` s of continuous safe weather in
   ``parked`` before it slews back and resumes.
+  A rig that may be out (not ``secured`` by a park this night) counts as exposed in waiting_dark
+  and cooling too: rain there parks it.
+- the window (I2, I3): past the window's end every state that may have the mount out (imaging
+  waiting for a guide star, cooling, unsafe, parked for rain) goes to ``parking``; before its start
+  (a start or restart in daylight, a clock jump) an unsecured rig goes to ``securing`` (park and
+  close), then waits for dark.
 - stuck: every busy state has a deadline (``NightPlan.timeouts``); a state past it, and a snapshot
   naming a state this code does not know, go to ``parking``.
+
+A park that fails (in securing, unsafe or parking) is asked for again every ``park_retry`` s until
+it succeeds, never given up (I4). A failure, the window's end or rain parks whatever park_at_end
+says (``must_park``). A frame not taken (``frame_done`` with ok false) is not counted: the same slot
+is taken again after ``frame_retry`` s (I6).
 
 The meridian flip (``NightPlan.flip``, indisync.night.meridian): the executor tells the machine the
 target's hour angle and the mount's pier side with every ``slewed``, ``frame_done`` and ``flipped``;
@@ -27,7 +38,7 @@ Entering a state whose step is not configured (no cooling, no slew, no guider, n
 passes straight on to the next one (``_enter``), so a config without ``night:`` still images at once.
 
 The snapshot is plain data (``to_dict``/``from_dict``); ``resume`` turns a snapshot read back after
-a restart into the state to carry on in (a night parked for rain stays parked until it is safe).
+a restart into the state to carry on in, making the rig safe for that hour first (I2).
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .events import Ev, Payload, WeatherLost, WeatherUpdate, payload_for
 from .meridian import FlipSettings, flip_decision, hour_angle_at, seconds_until_hour_angle
 
 
@@ -50,6 +62,7 @@ class State(str, Enum):
     DITHERING = "dithering"
     REFOCUSING = "refocusing"
     FLIPPING = "flipping"  # the meridian flip: holding for it, slewing to the target again, checking the pier side
+    SECURING = "securing"  # outside the window with the mount perhaps out (a restart): parking, then waiting
     UNSAFE = "unsafe"  # weather went bad: aborting, parking, closing
     PARKED = "parked"  # parked for the weather, waiting for safe_for s of safe weather
     PARKING = "parking"  # the night is over (dawn, window end, stop, error): parking for good
@@ -59,34 +72,14 @@ class State(str, Enum):
 
 # States the night may be in whatever the weather: nothing is exposed, the mount is parked or
 # being parked (waiting for dark and cooling happen parked, before the mount is unparked).
-ALWAYS_SAFE = frozenset({State.WAITING_DARK, State.COOLING, State.UNSAFE, State.PARKED, State.PARKING,
-                         State.WARMING, State.DONE})
+ALWAYS_SAFE = frozenset({State.WAITING_DARK, State.COOLING, State.SECURING, State.UNSAFE, State.PARKED,
+                         State.PARKING, State.WARMING, State.DONE})
+# States that park: a park answer (parked / park_failed) belongs to them, and a failed park is tried
+# again every park_retry s until it succeeds (I4).
+PARKING_STATES = frozenset({State.SECURING, State.UNSAFE, State.PARKING})
 # States in which the mount is out and the cameras may expose.
 ACTIVE = frozenset(State) - ALWAYS_SAFE
 END_STATES = frozenset({State.PARKING, State.WARMING, State.DONE})
-
-
-class Ev(str, Enum):
-    """What the executor tells the machine."""
-
-    CLOCK = "clock"  # time passed (the executor ticks about once a second)
-    WEATHER = "weather"  # data: {status: "ok"|"busy"|"alert"|None}; every update of the weather device
-    WEATHER_LOST = "weather_lost"  # data: {reason}; the weather device is gone
-    WINDOW = "window"  # data: {start, end}: the usable window (epoch s; None = now / never)
-    COOLED = "cooled"  # data: {missing: [node names that did not reach their setpoint]}
-    SLEWED = "slewed"
-    SLEW_FAILED = "slew_failed"  # data: {reason}
-    CENTERED = "centered"  # data: {ok, reason, error_arcsec, attempts}
-    GUIDER_STARTED = "guider_started"  # data: {ok}
-    FRAME_DONE = "frame_done"  # data: {ok, aborted, refocus: reason|None, dither: bool, finished, next_duration}
-    DITHERED = "dithered"
-    FLIPPED = "flipped"  # data: {pier_side, ha_hours, ha_at}: the pier side changed
-    FLIP_FAILED = "flip_failed"  # data: {reason}: it did not (or the slew failed)
-    REFOCUSED = "refocused"
-    PARKED = "parked"
-    PARK_FAILED = "park_failed"  # data: {reason}
-    WARMED = "warmed"
-    STOP = "stop"  # data: {abort: bool}; `indisync stop`: end the night as at dawn
 
 
 @dataclass(frozen=True)
@@ -118,6 +111,8 @@ class NightPlan:
     safe_for: float = 600.0  # continuous safe weather before resuming
     stale_after: float = 180.0  # no weather update for this long = unsafe
     park_retry: float = 30.0  # a park that failed is tried again after this long
+    can_park: bool = False  # there is a mount or a dome to park and close (safety parks whatever park_at_end says)
+    frame_retry: float = 30.0  # a frame that could not be taken (indiserver gone, ...) is tried again after this long
     flip: bool = False  # watch the meridian (a flip: section, a mount and the target's coordinates)
     flip_settings: FlipSettings = field(default_factory=FlipSettings)
     center: bool = False  # plate-solved centring after each slew (night.center); off: centring passes at once
@@ -155,6 +150,8 @@ class Snapshot:
     pier_side: str | None = None  # "east" | "west" (INDI's TELESCOPE_PIER_SIDE) as last read
     flip_at: float | None = None  # when the flip under way (or held for) slews
     pending_refocus: str | None = None  # a refocus that came due with the flip: done after it
+    secured: bool = False  # the night knows the mount parked and the dome closed (a park answered parked)
+    must_park: bool = False  # the night ends on a failure, the window's end or rain: park whatever park_at_end says
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -175,10 +172,11 @@ TRANSITIONS: dict[tuple[State, Ev], str] = {
     (S.WAITING_DARK, E.WINDOW): "<dark?>",
     (S.COOLING, E.COOLED): S.SLEWING,
     (S.SLEWING, E.SLEWED): S.CENTERING,
-    (S.SLEWING, E.SLEW_FAILED): S.PARKING,           # never a hang: park and stop the night
+    (S.SLEWING, E.SLEW_FAILED): "<failed: park>",    # never a hang: park and stop the night
     (S.CENTERING, E.CENTERED): "<centered?>",        # -> starting_guider | parking (acquire.on_failure: stop)
     (S.STARTING_GUIDER, E.GUIDER_STARTED): S.IMAGING,
     (S.IMAGING, E.FRAME_DONE): "<after frame>",      # -> imaging (next frame) | dithering | refocusing | parking
+    (S.IMAGING, E.CLOCK): "<retry frame?>",          # a frame not taken (outage): the same slot again after frame_retry
     (S.DITHERING, E.DITHERED): "<next frame>",
     (S.REFOCUSING, E.REFOCUSED): "<next frame>",
     (S.FLIPPING, E.FLIPPED): S.CENTERING,            # re-centre, guide again (centering -> starting_guider)
@@ -189,7 +187,11 @@ TRANSITIONS: dict[tuple[State, Ev], str] = {
     (S.PARKED, E.CLOCK): "<safe again?>",            # -> slewing after safe_for s of safe weather
     (S.PARKED, E.WEATHER): "<safe again?>",
     (S.PARKING, E.PARKED): S.WARMING,
-    (S.PARKING, E.PARK_FAILED): S.WARMING,           # reported; nothing more the machine can do
+    (S.PARKING, E.PARK_FAILED): "<park failed>",     # tried again until it parks (I4), never given up
+    (S.PARKING, E.CLOCK): "<retry park?>",
+    (S.SECURING, E.PARKED): "<dark?>",               # safe for this hour: wait for dark (or go on if it is)
+    (S.SECURING, E.PARK_FAILED): "<park failed>",
+    (S.SECURING, E.CLOCK): "<retry park?>",
     (S.WARMING, E.WARMED): S.DONE,
 }
 
@@ -203,18 +205,23 @@ ENTRY_ACTIONS: dict[State, tuple[str, ...]] = {
     S.REFOCUSING: ("refocus",),
     S.UNSAFE: ("abort_exposures", "stop_guider", "park"),
     S.PARKING: ("stop_guider", "park"),
+    S.SECURING: ("stop_guider", "park"),
     S.WARMING: ("warm",),
     S.DONE: ("finish",),
 }
 
 
-def _skip(plan: NightPlan, state: State) -> State | None:
-    """The state to go to instead of ``state`` when its step is not configured."""
+def _skip(plan: NightPlan, snap: Snapshot, state: State) -> State | None:
+    """The state to go to instead of ``state`` when its step is not configured. Parking is skipped
+    only when there is nothing to park, or when park_at_end is off and the night ends normally (the
+    sequence finished, a stop by hand): a failure, the window's end or rain park anyway."""
+    must_park = plan.can_park and snap.must_park
     return {
         S.COOLING: None if plan.cool else S.SLEWING,
         S.SLEWING: None if plan.slew else S.STARTING_GUIDER,  # no slew: nothing to centre on either
         S.STARTING_GUIDER: None if plan.guide else S.IMAGING,
-        S.PARKING: None if plan.park_at_end else S.WARMING,
+        S.SECURING: None if plan.can_park else S.WAITING_DARK,
+        S.PARKING: None if plan.park_at_end or must_park else S.WARMING,
         S.WARMING: None if plan.warm_at_end else S.DONE,
     }.get(state)
 
@@ -237,11 +244,11 @@ def unsafe_reason(snap: Snapshot, plan: NightPlan, now: float) -> str | None:
 def _note_weather(snap: Snapshot, event: Ev, data: dict, now: float, plan: NightPlan) -> None:
     was_safe = unsafe_reason(snap, plan, now) is None
     if event is Ev.WEATHER:
-        snap.weather_status = data.get("status")
+        snap.weather_status = data.status
         snap.last_weather = now
         snap.weather_lost = None
     elif event is Ev.WEATHER_LOST:
-        snap.weather_lost = str(data.get("reason") or "no reason given")
+        snap.weather_lost = str(data.reason or "no reason given")
     safe = unsafe_reason(snap, plan, now) is None
     if not safe:
         snap.safe_since = None
@@ -255,32 +262,37 @@ class _Move:
     target: State
     reason: str
     actions: list[Action] = field(default_factory=list)
+    must_park: bool = False  # a move that ends the night on a failure, the window's end or rain
 
 
 def step(snapshot: Snapshot, event: Ev | str, now: float, plan: NightPlan,
-         data: dict | None = None) -> tuple[Snapshot, list[Action]]:
-    """One event in, the new snapshot and the actions to run out. ``snapshot`` is not modified."""
+         data: Payload | dict | None = None) -> tuple[Snapshot, list[Action]]:
+    """One event in (its payload, indisync.night.events, or a dict of the payload's fields), the new
+    snapshot and the actions to run out. ``snapshot`` is not modified."""
     snap = dataclasses.replace(snapshot, warnings=list(snapshot.warnings))
     event = Ev(event)
-    data = data or {}
+    data = payload_for(event, data)
     try:
         state = State(snap.state)
     except ValueError:
         return _go(snap, _Move(S.PARKING, f"unknown state {snap.state!r}: parking"), now, plan)
     _note_weather(snap, event, data, now, plan)
     if event is Ev.WINDOW:
-        snap.window_start, snap.window_end = data.get("start"), data.get("end")
+        snap.window_start, snap.window_end = data.start, data.end
     if event is Ev.FRAME_DONE:
-        snap.finished = bool(data.get("finished", snap.finished))
-        if data.get("next_duration") is not None:
-            snap.next_duration = float(data["next_duration"])
-    if data.get("ha_hours") is not None:
-        snap.ha_hours = float(data["ha_hours"])
-        snap.ha_at = float(data["ha_at"]) if data.get("ha_at") is not None else now
-    if "pier_side" in data:
-        snap.pier_side = data["pier_side"]
+        if data.finished is not None:
+            snap.finished = bool(data.finished)
+        if data.next_duration is not None:
+            snap.next_duration = float(data.next_duration)
+    if data.ha_hours is not None:
+        snap.ha_hours = float(data.ha_hours)
+        snap.ha_at = float(data.ha_at) if data.ha_at is not None else now
+    if data.ha_at is not None or data.pier_side is not None:  # where the mount points, as read: None = not said
+        snap.pier_side = data.pier_side
     if snap.busy and event in ANSWERS.get(snap.busy, ()):
         snap.busy = None
+    if event is Ev.PARKED and state in PARKING_STATES:
+        snap.secured = True
 
     move = _guards_before(snap, state, event, data, now, plan)
     if move is None:
@@ -299,32 +311,56 @@ def _guards_before(snap, state, event, data, now, plan) -> _Move | None:
     why = unsafe_reason(snap, plan, now)
     if event is Ev.STOP and state not in END_STATES and why is not None:
         snap.stop_requested = True  # raining as well: abort, park and end, whatever --abort says
-        return _Move(S.PARKING, f"stopped by hand ({why})", [Action("abort_exposures")] if state in ACTIVE else [])
-    if why is not None and state in ACTIVE:
+        return _Move(S.PARKING, f"stopped by hand ({why})", [Action("abort_exposures")] if state in ACTIVE else [],
+                     must_park=True)
+    exposed = state in ACTIVE or (not snap.secured and plan.can_park and state in (S.WAITING_DARK, S.COOLING))
+    if why is not None and exposed:  # I1: the mount may be out: park and close
         return _Move(S.UNSAFE, why)
+    move = _outside_window(snap, state, now, plan)
+    if move is not None:
+        return move
     if event is Ev.STOP and state not in END_STATES:
         snap.stop_requested = True
-        abort = bool(data.get("abort"))
+        abort = bool(data.abort)
         if abort or state is not S.IMAGING or snap.busy != "expose":
             actions = [Action("abort_exposures")] if abort and state in ACTIVE else []
             return _Move(S.PARKING, "stopped by hand" + (" (frame aborted)" if abort else ""), actions)
         return None  # the frame under way finishes; the next decision parks
     limit = plan.timeouts.get(state.value)
     if event is Ev.CLOCK and limit is not None and now - snap.since > limit:
-        if state is S.PARKING:
-            return _Move(S.WARMING, f"stuck in parking for {now - snap.since:.0f} s; warming anyway")
+        if state is S.PARKING:  # never given up: a park without an answer is asked for again
+            snap.since, snap.retry_at, snap.busy = now, None, "park"
+            return _Move(S.PARKING, f"no answer to the park for {limit:g} s: parking again", [Action("park")])
         if state is S.WARMING:
             return _Move(S.DONE, f"stuck in warming for {now - snap.since:.0f} s")
-        return _Move(S.PARKING, f"stuck in {state.value} for {now - snap.since:.0f} s (limit {limit:g} s): parking")
+        return _Move(S.PARKING, f"stuck in {state.value} for {now - snap.since:.0f} s (limit {limit:g} s): parking",
+                     must_park=True)
     return None
 
 
-def _reason_for(event: Ev, data: dict) -> str:
+def _outside_window(snap, state, now, plan) -> _Move | None:
+    """I2 and I3: the mount is out only inside the usable window. Past its end every state that may
+    have the mount out (imaging waiting for a guide star, parked or parking for rain) goes to the
+    night's end; before its start (a restart or a clock jump) an unsecured rig is parked first."""
+    if snap.window_end is not None and now >= snap.window_end:
+        if state in ACTIVE or state in (S.COOLING, S.UNSAFE, S.PARKED):
+            actions = [Action("abort_exposures")] if state in ACTIVE else []
+            return _Move(S.PARKING, "end of the night: the window has closed", actions, must_park=True)
+        return None
+    if snap.window_start is not None and now < snap.window_start and not snap.secured and plan.can_park:
+        if state in ACTIVE or state in (S.COOLING, S.WAITING_DARK):
+            actions = [Action("abort_exposures")] if state in ACTIVE else []
+            return _Move(S.SECURING, "outside the night's window: parking and closing before waiting for dark",
+                         actions)
+    return None
+
+
+def _reason_for(event: Ev, data: Payload) -> str:
     if event is Ev.COOLED:
-        missing = data.get("missing") or []
+        missing = data.missing
         return "cooled" + (f"; setpoint not reached on {', '.join(missing)}" if missing else "")
-    if data.get("reason"):
-        return f"{event.value}: {data['reason']}"
+    if data.reason:
+        return f"{event.value}: {data.reason}"
     return event.value
 
 
@@ -333,36 +369,47 @@ def _decide_dark(snap, state, data, now, plan) -> _Move | None:
         return _Move(S.PARKING, "the sequence is already finished: nothing to take tonight")
     if snap.window_start is None or now >= snap.window_start:
         if snap.window_end is not None and now >= snap.window_end:
-            return _Move(S.PARKING, "the night's window has already ended")
+            return _Move(S.PARKING, "the night's window has already ended", must_park=True)
         return _Move(S.COOLING, "dark: the window has started")
+    if state is S.SECURING:
+        return _Move(S.WAITING_DARK, "parked and closed: waiting for dark")
     return None
 
 
+def _decide_failed_park(snap, state, data, now, plan) -> _Move | None:
+    return _Move(S.PARKING, _reason_for(Ev.SLEW_FAILED, data), must_park=True)
+
+
 def _decide_after_frame(snap, state, data, now, plan) -> _Move | None:
-    if data.get("aborted"):
-        return None  # an aborted frame: whoever aborted it decides what comes next
+    if data.aborted:  # an aborted frame: whoever aborted it decides what comes next (a stop by hand: parking)
+        return _Move(S.PARKING, "stopped by hand") if snap.stop_requested else None
+    if not data.ok and not snap.stop_requested:  # I6: not taken, not counted: pause, then again
+        snap.retry_at = now + plan.frame_retry
+        snap.reason = (f"frame not taken ({data.reason or 'no reason given'}); the same slot again in "
+                       f"{plan.frame_retry:g} s")[:500]
+        return None
     flip = None if snap.stop_requested or snap.finished else _flip_due(snap, now, plan)
     if flip is not None:  # the flip first; a refocus due now waits for it, a dither is pointless
-        snap.pending_refocus = data.get("refocus") or snap.pending_refocus
+        snap.pending_refocus = data.refocus or snap.pending_refocus
         return flip
-    if data.get("refocus") and not snap.stop_requested:  # after the last batch too (MaxIm's "... (focus)")
-        return _Move(S.REFOCUSING, f"refocus: {data['refocus']}")
-    if data.get("dither") and not snap.finished and not snap.stop_requested:
+    if data.refocus and not snap.stop_requested:  # after the last batch too (MaxIm's "... (focus)")
+        return _Move(S.REFOCUSING, f"refocus: {data.refocus}")
+    if data.dither and not snap.finished and not snap.stop_requested:
         return _Move(S.DITHERING, "dither")
     return _decide_next_frame(snap, state, data, now, plan)
 
 
 def _decide_centered(snap, state, data, now, plan) -> _Move | None:
-    attempts = data.get("attempts")
+    attempts = data.attempts
     tried = f" in {attempts} attempt(s)" if attempts else ""
-    if data.get("ok", True):
-        error = data.get("error_arcsec")
+    if data.ok:
+        error = data.error_arcsec
         what = f"centred: {error:.1f}\" from the target{tried}" if error is not None else \
-            f"centred ({data.get('reason') or 'no acquisition configured'})"
+            f"centred ({data.reason or 'no acquisition configured'})"
         return _Move(S.STARTING_GUIDER, what)
-    why = f"centring failed{tried}: {data.get('reason') or 'no reason given'}"
+    why = f"centring failed{tried}: {data.reason or 'no reason given'}"
     if plan.center_on_failure == "stop":
-        return _Move(S.PARKING, f"{why}; parking (acquire.on_failure: stop)")
+        return _Move(S.PARKING, f"{why}; parking (acquire.on_failure: stop)", must_park=True)
     snap.warnings = (snap.warnings + [why[:300]])[-20:]  # a long night of failed centrings stays readable
     return _Move(S.STARTING_GUIDER, f"{why}; imaging off-centre (acquire.on_failure: continue)")
 
@@ -414,13 +461,13 @@ def _decide_flip_failed(snap, state, data, now, plan) -> _Move | None:
     # Never a wait without end, never imaging on the wrong side of the pier: park (even with
     # park_at_end off) and end the night.
     snap.stop_requested = True
-    return _Move(S.PARKING, f"meridian flip failed: {data.get('reason') or 'no reason given'}; parking, the night "
-                            "ends", [Action("stop_guider"), Action("park")])
+    return _Move(S.PARKING, f"meridian flip failed: {data.reason or 'no reason given'}; parking, the night "
+                            "ends", [Action("stop_guider"), Action("park")], must_park=True)
 
 
 def _decide_park_failed(snap, state, data, now, plan) -> _Move | None:
     snap.retry_at = now + plan.park_retry
-    snap.reason = f"park failed ({data.get('reason') or 'no reason given'}); trying again in {plan.park_retry:g} s"
+    snap.reason = f"park failed ({data.reason or 'no reason given'}); trying again in {plan.park_retry:g} s"
     return None
 
 
@@ -428,7 +475,14 @@ def _decide_retry_park(snap, state, data, now, plan) -> _Move | None:
     if snap.retry_at is not None and snap.busy is None and now >= snap.retry_at:
         snap.retry_at = None
         snap.busy = "park"
-        return _Move(S.UNSAFE, "trying to park again", [Action("park")])
+        return _Move(state, "trying to park again", [Action("park")])
+    return None
+
+
+def _decide_retry_frame(snap, state, data, now, plan) -> _Move | None:
+    if snap.retry_at is not None and snap.busy is None and now >= snap.retry_at:
+        snap.retry_at = None
+        return _decide_next_frame(snap, state, data, now, plan)
     return None
 
 
@@ -437,12 +491,14 @@ def _decide_safe_again(snap, state, data, now, plan) -> _Move | None:
         return None
     if snap.window_end is not None and now + snap.next_duration > snap.window_end:
         return _Move(S.WARMING, "safe again, but the night's window has ended (already parked)")
+    if snap.window_start is not None and now < snap.window_start:
+        return _Move(S.WAITING_DARK, "safe again, before the night's window: waiting for dark (parked)")
     if now - snap.safe_since >= plan.safe_for:
         return _Move(S.SLEWING, f"safe for {now - snap.safe_since:.0f} s: resuming")
     return None
 
 
-_DECIDE = {"<dark?>": _decide_dark, "<after frame>": _decide_after_frame, "<next frame>": _decide_next_frame,
+_DECIDE = {"<dark?>": _decide_dark, "<failed: park>": _decide_failed_park, "<retry frame?>": _decide_retry_frame, "<after frame>": _decide_after_frame, "<next frame>": _decide_next_frame,
            "<park failed>": _decide_park_failed, "<flip failed>": _decide_flip_failed,
            "<centered?>": _decide_centered,
            "<retry park?>": _decide_retry_park, "<safe again?>": _decide_safe_again}
@@ -453,8 +509,9 @@ def _go(snap: Snapshot, move: _Move, now: float, plan: NightPlan) -> tuple[Snaps
     while unsafe, a step into an active state goes to ``unsafe`` instead."""
     actions = list(move.actions)
     target, reason = move.target, move.reason
+    snap.must_park = snap.must_park or move.must_park
     for _ in range(len(State)):
-        skip = _skip(plan, target)
+        skip = _skip(plan, snap, target)
         if skip is None:
             break
         target = skip
@@ -465,14 +522,15 @@ def _go(snap: Snapshot, move: _Move, now: float, plan: NightPlan) -> tuple[Snaps
     previous = State(snap.state) if snap.state in State._value2member_map_ else None
     if target is not previous:
         snap.since = now
+        snap.retry_at = None  # a retry belongs to the state that scheduled it
+        if target is S.SLEWING:
+            snap.secured = False  # the slew unparks and opens
         actions += [Action(kind) for kind in ENTRY_ACTIONS.get(target, ()) if not any(a.kind == kind for a in actions)]
     if target is S.IMAGING and not any(a.kind == "expose" for a in actions):
         nxt = _decide_next_frame(snap, target, {}, now, plan)
         if nxt.target is not S.IMAGING:
             return _go(snap, nxt, now, plan)
         actions += nxt.actions
-    if target is S.UNSAFE:
-        snap.retry_at = None
     snap.state, snap.reason = target.value, reason
     long = [a.kind for a in actions if a.kind in ANSWERS]
     snap.busy = long[-1] if long else (snap.busy if target is previous else None)
@@ -501,42 +559,65 @@ RESUME: dict[State, State] = {  # the saved state -> where a restarted master ca
     S.IMAGING: S.SLEWING, S.DITHERING: S.SLEWING, S.REFOCUSING: S.SLEWING,      # point, guide, image again
     S.FLIPPING: S.SLEWING,  # the slew lands on whichever side the hour angle puts it; the machine checks
     S.UNSAFE: S.UNSAFE,  # park again (idempotent): we do not know it finished
-    S.PARKED: S.PARKED,  # parked for rain stays parked until safe for safe_for
+    S.PARKED: S.UNSAFE,  # parked for rain: park again (someone may have moved it), then safe_for from now
+    S.SECURING: S.SECURING,
     S.PARKING: S.PARKING, S.WARMING: S.WARMING,
 }
 
 
+def _first_weather(snap: Snapshot, weather: Payload | None, now: float) -> None:
+    """The weather as read at (re)start, before any action: a fresh reading (WeatherUpdate), or the
+    reason there is none (WeatherLost: unsafe until the watch has one). None: no reading was taken
+    (scripted tests): stale_after of grace from now."""
+    snap.last_weather, snap.weather_lost = now, None
+    if isinstance(weather, WeatherUpdate):
+        snap.weather_status = weather.status
+    elif isinstance(weather, WeatherLost):
+        snap.weather_lost = weather.reason or "no weather reading at the start"
+
+
 def start(now: float, plan: NightPlan, window_start: float | None, window_end: float | None,
-          next_duration: float = 0.0, finished: bool = False) -> tuple[Snapshot, list[Action]]:
-    """A fresh night."""
+          next_duration: float = 0.0, finished: bool = False,
+          weather: Payload | None = None) -> tuple[Snapshot, list[Action]]:
+    """A fresh night (``weather``: the reading taken before it, see ``_first_weather``)."""
     snap = Snapshot(since=now, window_start=window_start, window_end=window_end, next_duration=next_duration,
-                    finished=finished, last_weather=now)  # weather: stale_after of grace from the start
+                    finished=finished, secured=not plan.can_park)  # where the mount is, nobody knows yet
+    _first_weather(snap, weather, now)
     snap, actions = _go(snap, _Move(S.WAITING_DARK, "start of the night"), now, plan)
     more_snap, more = step(snap, Ev.CLOCK, now, plan)
     return more_snap, actions + more
 
 
 def resume(saved: Snapshot, now: float, plan: NightPlan, window_start: float | None, window_end: float | None,
-           next_duration: float = 0.0, finished: bool = False) -> tuple[Snapshot, list[Action]]:
-    """Carry on after a restart from the snapshot read back. A finished night (done) starts afresh;
-    an active one whose new window has not started yet waits for dark; one parked for the weather
-    needs safe_for s of safe weather counted from now (we do not know what happened meanwhile)."""
+           next_duration: float = 0.0, finished: bool = False,
+           weather: Payload | None = None) -> tuple[Snapshot, list[Action]]:
+    """Carry on after a restart from the snapshot read back, at whatever hour it is (I2). A finished
+    night (done) starts afresh. Outside the window the rig is made safe first: before it, parked and
+    closed (securing), then it waits for dark; after it, the night ends (parking). Inside it an active
+    night points, guides and images again; one parked for the weather parks again and needs safe_for
+    s of safe weather counted from now (we do not know what happened meanwhile). ``weather``: the
+    reading taken before it (a restart in the rain parks at once, never opens first)."""
     try:
         state = State(saved.state)
     except ValueError:
         state = None
     if state is S.DONE:
-        return start(now, plan, window_start, window_end, next_duration, finished)
+        return start(now, plan, window_start, window_end, next_duration, finished, weather)
     snap = dataclasses.replace(saved, window_start=window_start, window_end=window_end, next_duration=next_duration,
-                               finished=finished, busy=None, safe_since=None, retry_at=None, last_weather=now,
-                               weather_lost=None, weather_status=saved.weather_status, warnings=[])
+                               finished=finished, busy=None, safe_since=None, retry_at=None, warnings=[],
+                               secured=not plan.can_park)  # we do not know what happened while we were down
+    _first_weather(snap, weather, now)
     if state is None:
-        return _go(snap, _Move(S.PARKING, f"unknown saved state {saved.state!r}: parking"), now, plan)
-    target = RESUME[state]
-    if target in ACTIVE and window_start is not None and now < window_start:
-        target = S.WAITING_DARK
+        return _go(snap, _Move(S.PARKING, f"unknown saved state {saved.state!r}: parking", must_park=True), now, plan)
+    target, why = RESUME[state], f"restarted in {state.value}"
+    if target not in END_STATES and window_end is not None and now >= window_end:
+        target, why = S.PARKING, f"restarted in {state.value} after the night's window: parking"
+        snap.must_park = True
+    elif target not in END_STATES and window_start is not None and now < window_start:
+        target = S.SECURING if plan.can_park else S.WAITING_DARK
+        why = f"restarted in {state.value} before the night's window: parking and closing, then waiting for dark"
     snap.state = "restarting"  # so that entering ``target`` runs its entry actions again
-    snap, actions = _go(snap, _Move(target, f"restarted in {state.value}"), now, plan)
+    snap, actions = _go(snap, _Move(target, why), now, plan)
     if State(snap.state) is S.WAITING_DARK:
         more_snap, more = step(snap, Ev.CLOCK, now, plan)
         return more_snap, actions + more

@@ -93,11 +93,26 @@ class SafetySettings:
     # Short enough to catch an indiserver that restarts within a minute, long enough not to hammer a
     # mount that is busy recovering.
     park_retry: float = 30.0
+    # A frame that could not be taken (camera or indiserver gone) is not counted: the sequence pauses
+    # and takes the same slot again this long after, until the window ends (it never burns slots).
+    frame_retry: float = 30.0
 
     def validate(self) -> None:
-        for key in ("safe_for", "stale_after", "poll", "park_retry"):
+        for key in ("safe_for", "stale_after", "poll", "park_retry", "frame_retry"):
             if getattr(self, key) <= 0:
                 raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: seconds > 0")
+
+
+@dataclass
+class DomeSettings:
+    """``dome:``. Without requires_mount_parked the park closes the dome and parks the mount at once,
+    each whatever the other does (a stuck mount never keeps the dome open). A roll-off roof that would
+    hit a telescope that is not parked sets it: the roof then closes only once the mount is parked."""
+
+    requires_mount_parked: bool = False
+
+    def validate(self) -> None:
+        pass
 
 
 @dataclass

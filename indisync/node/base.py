@@ -1,5 +1,6 @@
 """What every node does, master or slave: devices under supervision, its MQTT link, state and
-events, and the `autofocus`, `abort`, `cool` and `warm` commands."""
+events, and the `autofocus`, `abort`, `sync_wait`, `solve`, `cool` and `warm` commands (each reads
+its typed args and answers its result dataclass, indisync.contracts)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Config
+from ..contracts import (AbortArgs, AbortResult, AutofocusArgs, AutofocusResult, CoolArgs, CoolResult, SolveArgs,
+                         SolveResult, SyncWaitArgs, SyncWaitResult, WarmArgs, WarmResult)
 from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.clock import NodeClock
 from ..protocol.node_link import NodeLink
+from .abort_gate import AbortGate
 from .cooling import CoolingMonitor, CoolingStatus
 from ..record.grading import FrameGrader
 from .supervisor import DeviceSupervisor
@@ -40,7 +44,8 @@ class NodeBase:
         self.link = NodeLink(cfg.mqtt, self.name, self.role, handlers=self.command_handlers(),
                              executed_path=executed, clock=NodeClock(cfg.testing.clock_skew_s))
         self.stop_event = threading.Event()
-        self.abort_event = threading.Event()
+        self.abort_gate = AbortGate()  # abort, and an abort that overtakes the command it was meant for
+        self.abort_event = self.abort_gate.event
         # One device action at a time: an exposure, an autofocus run or a filter move.
         self.device_lock = threading.Lock()
         self.frames = 0
@@ -86,13 +91,13 @@ class NodeBase:
         return {"autofocus": self.cmd_autofocus, "abort": self.cmd_abort, "sync_wait": self.cmd_sync_wait,
                 "cool": self.cmd_cool, "warm": self.cmd_warm, "solve": self.cmd_solve}
 
-    def cmd_solve(self, command, progress) -> dict:
+    def cmd_solve(self, command, progress) -> SolveResult:
         """Take one frame and plate-solve it. The frame is taken under the device lock; the solve
         (bounded by acquire.solve_timeout) runs after it is released, in this command's worker."""
         from ..acquire.live import take_and_solve
 
-        args = command.args
-        hint = (args["ra"], args["dec"]) if args.get("ra") is not None and args.get("dec") is not None else None
+        args = SolveArgs.from_wire(command.args)
+        hint = (args.ra, args.dec) if args.ra is not None and args.dec is not None else None
         devices = self.supervisor.get()
 
         @contextlib.contextmanager
@@ -104,43 +109,44 @@ class NodeBase:
             finally:
                 self.device_lock.release()
 
-        return take_and_solve(devices.camera, devices.mount, self.cfg.acquire, args.get("exposure"),
-                              args.get("binning"), hint=hint, hold=hold())
+        return SolveResult.from_wire(take_and_solve(devices.camera, devices.mount, self.cfg.acquire, args.exposure,
+                                                    args.binning, hint=hint, hold=hold()))
 
-    def cmd_sync_wait(self, command, progress) -> dict:
+    def cmd_sync_wait(self, command, progress) -> SyncWaitResult:
         """Answer done once this node is idle (no exposure, wheel move or autofocus running): the
         barrier a master uses before it moves the mount."""
-        timeout = float(command.args.get("timeout", 60.0))
+        args = SyncWaitArgs.from_wire(command.args)
         started = time.monotonic()
-        if not self.device_lock.acquire(timeout=timeout):
-            raise IndisyncError(f"still busy after {timeout:g} s (barrier {command.args['barrier']})")
+        if not self.device_lock.acquire(timeout=args.timeout):
+            raise IndisyncError(f"still busy after {args.timeout:g} s (barrier {args.barrier})")
         self.device_lock.release()
-        return {"barrier": command.args["barrier"], "waited": round(time.monotonic() - started, 3)}
+        return SyncWaitResult(barrier=args.barrier, waited=round(time.monotonic() - started, 3))
 
-    def cmd_abort(self, command, progress) -> dict:
-        self.abort_event.set()
+    def cmd_abort(self, command, progress) -> AbortResult:
+        AbortArgs.from_wire(command.args)  # nothing to read but the reason; checked all the same
+        self.abort_gate.abort(command.sender, command.ts)
         try:
             camera = self.supervisor.get().camera
             if camera is not None:
                 camera.abort()
         except IndisyncError as exc:
             log.warning("abort: %s", exc)
-        return {"aborted": True}
+        return AbortResult(aborted=True)
 
     # ---- cooling ----------------------------------------------------------------------------------
-    def cmd_cool(self, command, progress) -> dict:
+    def cmd_cool(self, command, progress) -> CoolResult:
         """Cool to the setpoint (args, else camera.cooling) and answer once within tolerance; progress
         replies carry {temperature, setpoint}. Takes no device lock: frames may run meanwhile."""
-        settings, args = self.cfg.camera.cooling, command.args
+        settings, args = self.cfg.camera.cooling, CoolArgs.from_wire(command.args)
         camera = self.supervisor.get().camera
-        if camera is None or not camera.has_cooler or (settings is None and args.get("setpoint") is None):
+        if camera is None or not camera.has_cooler or (settings is None and args.setpoint is None):
             why = "the camera has no cooler" if camera is None or not camera.has_cooler else "camera.cooling is null"
             log.info("cool: skipped, %s", why)
-            return {"reached": True, "skipped": True, "reason": why,
-                    "temperature": None if camera is None else camera.temperature}
-        setpoint = args["setpoint"] if args.get("setpoint") is not None else settings.setpoint
-        tolerance = args["tolerance"] if args.get("tolerance") is not None else (settings.tolerance if settings else 1.0)
-        timeout = args["timeout"] if args.get("timeout") is not None else (settings.timeout if settings else 900.0)
+            return CoolResult(reached=True, skipped=True, reason=why,
+                              temperature=None if camera is None else camera.temperature)
+        setpoint = args.setpoint if args.setpoint is not None else settings.setpoint
+        tolerance = args.tolerance if args.tolerance is not None else (settings.tolerance if settings else 1.0)
+        timeout = args.timeout if args.timeout is not None else (settings.timeout if settings else 900.0)
         generation = self.cooling.set_setpoint(setpoint, tolerance)
         self._publish_cooling(*self.cooling.sample())
         start_temperature = self.cooling.temperature
@@ -154,22 +160,22 @@ class NodeBase:
 
         status = self.cooling.wait(generation, timeout, self.stop_event, report)
         log.info("cooling: %g C reached (sensor %s C)", setpoint, status.temperature)
-        return {"temperature": status.temperature, "setpoint": setpoint, "reached": True}
+        return CoolResult(reached=True, setpoint=setpoint, temperature=status.temperature)
 
-    def cmd_warm(self, command, progress) -> dict:
+    def cmd_warm(self, command, progress) -> WarmResult:
         """Set the setpoint to ``to`` (else camera.cooling.warm_to) and answer at once."""
         settings = self.cfg.camera.cooling
         camera = self.supervisor.get().camera
-        target = command.args.get("to")
+        target = WarmArgs.from_wire(command.args).to
         if target is None and settings is not None:
             target = settings.warm_to
         if camera is None or not camera.has_cooler or target is None:
-            return {"skipped": True, "temperature": None if camera is None else camera.temperature}
+            return WarmResult(skipped=True, temperature=None if camera is None else camera.temperature)
         self.cooling.set_setpoint(target, settings.tolerance if settings else 1.0)
         temperature, status = self.cooling.sample()
         self._publish_cooling(temperature, status)
         log.info("warming to %g C (sensor %s C)", target, temperature)
-        return {"setpoint": target, "temperature": temperature}
+        return WarmResult(setpoint=target, temperature=temperature)
 
     def _watch_temperature(self) -> None:
         """Keep the state's temperature and cooling fresh (about once a second); never dies."""
@@ -184,19 +190,17 @@ class NodeBase:
         self.link.update_state(temperature=None if temperature is None else round(temperature, 2),
                                cooling=None if status is None else status.as_state())
 
-    def cmd_autofocus(self, command, progress) -> dict:
+    def cmd_autofocus(self, command, progress) -> AutofocusResult:
+        args = AutofocusArgs.from_wire(command.args)
         if not self.device_lock.acquire(timeout=60):
             raise IndisyncError("busy: another exposure or autofocus did not finish within 60 s")
         try:
-            self.abort_event.clear()
-            result = self.autofocus(reason=command.args.get("reason"), progress=progress)
+            self.abort_gate.begin(command.sender, command.ts, "autofocus")
+            result = self.autofocus(reason=args.reason, progress=progress)
         finally:
             self.device_lock.release()
-        summary = result.summary()
-        if not result.ok:
-            # The reply carries the failure as data: a failed focus never blocks the night.
-            summary["failed"] = True
-        return summary
+        # The reply carries a failure as data: a failed focus never blocks the night.
+        return AutofocusResult(**result.summary(), failed=not result.ok)
 
     def publish_preview(self, path) -> None:
         """A small JPEG of a saved frame, retained for Home Assistant, made on a thread of its own

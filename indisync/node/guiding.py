@@ -67,14 +67,15 @@ class MasterGuiding:
         self._publish_state(force=True)
         return stopped is not False
 
-    def wait_until_guiding(self) -> None:
-        """Hold the next exposure while the guide star is lost (with on_star_lost: pause)."""
+    def wait_until_guiding(self, cancel=None) -> None:
+        """Hold the next exposure while the guide star is lost (with on_star_lost: pause); ends at
+        once when ``cancel`` (anything with is_set(): the night's token) is set."""
         if self.on_star_lost != "pause" or self.guider.state is not GuiderState.LOST:
             return
         log.warning("guide star lost: holding exposures until guiding is back")
         self.link.update_state(phase="waiting")
         last_reacquire = time.monotonic()
-        while not self.stop_event.wait(1.0):
+        while not self.stop_event.wait(1.0) and not (cancel is not None and cancel.is_set()):
             if self.guider.state is not GuiderState.LOST:
                 log.info("guiding is back: exposures resume")
                 return

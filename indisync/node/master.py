@@ -9,11 +9,13 @@ reported and never blocks the night.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from datetime import datetime, timezone
 
+from ..contracts import AutofocusArgs, ExposeArgs, StopArgs, StopResult, parse_reply
 from ..errors import ExposureAborted, IndisyncError
 from ..guiding.guider import Guider
 from ..protocol.registry import Barrier
@@ -32,13 +34,11 @@ from .slave import state_path
 
 log = logging.getLogger(__name__)
 
-SLAVE_MARGIN_S = 30.0  # beyond the exposure, for a slave's download, HFR and file write
+SLAVE_MARGIN_S = 30.0  # beyond focus.timeout, for a slave's answer (an exposure's margin: ExposeArgs.MARGIN_S)
 # The longest any device_lock wait may take: past it the frame or focus run fails with a reason
 # (an autofocus still holding the lock after its own timeout has been asked to abort by then).
 DEVICE_LOCK_WAIT_S = 60.0
 STRAY_FOCUS_JOIN_S = 30.0  # at close, how long an aborted autofocus run gets to end (one frame)
-RETRY_S = 5.0  # wait before trying a failed frame again (the device supervisor may be reconnecting)
-FRAME_ATTEMPTS = 3  # a frame that failed this often is given up, with an error, so the night goes on
 
 
 class MasterNode(NodeBase):
@@ -52,7 +52,7 @@ class MasterNode(NodeBase):
         self.guiding: MasterGuiding | None = None
         self.store = StateStore(state_path(cfg))
         self.progress = load_master_progress(self.store)
-        self.night_runner = None  # the night's executor (node/night_runner.py), once run() has started it
+        self.night = None  # the night's executor (indisync.night.executor), once run() has started it
         self.plan: list[PlannedFrame] = expand_batch(cfg.master.sequence)
         self.triggers = RefocusTriggers(cfg.master.refocus)
         self.registry = None
@@ -63,6 +63,7 @@ class MasterNode(NodeBase):
         self.frame_guide: FrameGuideRms | None = None  # guiding RMS during each frame, for grading
         self.recording: NightRecording | None = None  # the rig's night log (record: section)
         self._retaken: tuple | None = None  # (batch, frame index) last taken again after a rejection
+        self.last_frame_error: str | None = None  # why the master's last frame was not taken (not aborted)
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
@@ -113,15 +114,6 @@ class MasterNode(NodeBase):
         self._guiding_rebuilt.set()
         log.info("guider rebuilt on the new devices; guiding restarts before the next frame")
 
-    def _resume_guiding_after_rebuild(self) -> None:
-        if self.guiding is None or not self._guiding_rebuilt.is_set() or self.stop_event.is_set():
-            return
-        self._guiding_rebuilt.clear()
-        if self.progress.finished(self.cfg.master.batches):
-            return
-        log.info("restarting guiding after the indiserver reconnect")
-        self.guiding.start()  # reports its own failure; the frame goes on (as on_star_lost says)
-
     def start(self) -> None:
         self.recording = NightRecording.for_node(self.cfg, self.link.transport, self.link.topics)
         super().start()
@@ -153,26 +145,28 @@ class MasterNode(NodeBase):
     def command_handlers(self):
         return {**super().command_handlers(), "stop": self.cmd_stop}
 
-    def cmd_stop(self, command, progress) -> dict:
+    def cmd_stop(self, command, progress) -> StopResult:
         """`indisync stop`: end the night as at dawn (finish or, with abort, abort the frame; park; warm)."""
-        runner = getattr(self, "night_runner", None)
+        args = StopArgs.from_wire(command.args)
+        runner = getattr(self, "night", None)
         if runner is None:
             raise IndisyncError("the night has not started yet; try again in a few seconds")
-        abort = bool(command.args.get("abort"))
-        runner.stop_night(abort)
-        return {"stopping": True, "abort": abort}
+        runner.stop_night(args.abort)
+        return StopResult(stopping=True, abort=args.abort)
 
     def run(self) -> None:
-        """The night, as the state machine in indisync.night says; see indisync.node.night_runner."""
-        from .night_runner import NightRunner
+        """The night, as the state machine in indisync.night says, run by indisync.night.executor on
+        this master's rig (node/master_rig.py)."""
+        from ..night.executor import NightExecutor
+        from .master_rig import build_rig
 
         # Retained states arrive right after subscribing; give live slaves a heartbeat to show up.
         self.stop_event.wait(self.cfg.mqtt.heartbeat * 1.5)
         if self.progress.align_with(self.plan):
             log.warning("the sequence changed since the last run: batch %d starts again", self.progress.batch)
         save_master_progress(self.store, self.progress)
-        self.night_runner = NightRunner(self)
-        self.night_runner.run()
+        self.night = NightExecutor(build_rig(self))
+        self.night.run()
         self.link.update_state(phase="idle", exposure=None)
         log.info("sequence finished: %d frames, batch %d", self.frames, self.progress.batch)
         if self.recording is not None and not self.stop_event.is_set():
@@ -183,11 +177,9 @@ class MasterNode(NodeBase):
         exposure_id = str(self.progress.new_exposure_id())
         save_master_progress(self.store, self.progress)
         slaves = self.registry.live("slave")
-        args = {
-            "duration": frame.exposure, "frame_type": frame.type, "binning": frame.binning,
-            "target": self.cfg.master.target, "batch": self.progress.batch, "exposure_id": exposure_id,
-            "sync": self.cfg.master.sync,
-        }
+        args = ExposeArgs(duration=frame.exposure, frame_type=frame.type, binning=frame.binning,
+                          target=self.cfg.master.target, batch=self.progress.batch, exposure_id=exposure_id,
+                          sync=self.cfg.master.sync)
         barrier = Barrier(slaves, self.registry)
         request = FrameRequest(
             duration=frame.exposure, filter_name=frame.filter, frame_type=frame.type, binning=frame.binning,
@@ -198,6 +190,7 @@ class MasterNode(NodeBase):
         pendings = []
 
         def on_start(req: FrameRequest) -> None:
+            nonlocal args
             if self.frame_guide is not None:
                 self.frame_guide.begin()
             # The wheel is in place: command the slaves now, then open our own shutter at once, or
@@ -205,9 +198,10 @@ class MasterNode(NodeBase):
             start = now_iso()
             if self.cfg.master.start_lead > 0:
                 req.start_at = time.time() + self.cfg.master.start_lead
-                start = args["start_at"] = now_iso(datetime.fromtimestamp(req.start_at, timezone.utc))
+                start = now_iso(datetime.fromtimestamp(req.start_at, timezone.utc))
+                args = dataclasses.replace(args, start_at=start)
             for node in barrier.expected:
-                pending = self.client.send(node, "expose", args)
+                pending = self.client.send(node, args.command, args.to_wire())
                 pending.add_done_callback(lambda p: barrier.arrive(p.node, p.last))
                 pendings.append(pending)
             self.link.update_state(phase="exposing", filter=req.filter_name, exposure={
@@ -216,7 +210,6 @@ class MasterNode(NodeBase):
                             duration=req.duration, frame_type=req.frame_type, start=start)
 
         record = None
-        self._resume_guiding_after_rebuild()
         with bounded(self.device_lock, DEVICE_LOCK_WAIT_S, "take the master frame"):
             try:
                 if frame.filter and devices.filter_wheel is not None:
@@ -232,15 +225,17 @@ class MasterNode(NodeBase):
                 self.publish_preview(record.path)
             except IndisyncError as exc:
                 aborted = isinstance(exc, ExposureAborted)  # the night aborted it (rain, stop --abort): never written
+                self.last_frame_error = None if aborted else str(exc)
                 log.error("master exposure %s %s: %s", exposure_id, "aborted" if aborted else "failed", exc)
                 self.link.event("exposure_done", exposure_id=exposure_id, status="aborted" if aborted else "failed",
                                 filter=frame.filter, reason=str(exc)[:500])
                 self.link.update_state(phase="idle", exposure=None)
         if slaves:
-            result = barrier.wait(frame.exposure + SLAVE_MARGIN_S)
+            result = barrier.wait(args.reply_timeout())
             for pending in pendings:
                 self.client.forget(pending)
-            failed = {n: (r or {}).get("reason") for n, r in result.answered.items() if (r or {}).get("status") != "done"}
+            replies = {node: parse_reply(args.command, answer) for node, answer in result.answered.items()}
+            failed = {node: reply.reason for node, reply in replies.items() if not reply.ok}
             if result.missing or failed:
                 log.warning("exposure %s: no frame from %s%s", exposure_id, result.missing or "",
                             f"; failed: {failed}" if failed else "")
@@ -250,7 +245,7 @@ class MasterNode(NodeBase):
         return record
 
     def _report_lost_slave_frames(self, exposure_id: str, missing: list, failed: dict) -> None:
-        parts = [f"{node}: no answer within the exposure + {SLAVE_MARGIN_S:g} s" for node in missing]
+        parts = [f"{node}: no answer within the exposure + {ExposeArgs.MARGIN_S:g} s" for node in missing]
         parts += [f"{node}: {why or 'failed'}" for node, why in failed.items()]
         try:
             self.link.error(f"exposure {exposure_id}: no slave frame from " + "; ".join(parts)[:900])
@@ -273,21 +268,21 @@ class MasterNode(NodeBase):
         return self.grader.grade(filter_name, hfr, stars, guide_rms), guide_rms
 
     def refocus_all(self, reason: str) -> None:
-        """Every node autofocuses at once; wait for all (bounded), report who failed, go on."""
+        """Every node autofocuses at once; wait for all (bounded), report who failed, go on. Guiding
+        is the caller's: the night's refocus stops it before and starts it after
+        (indisync.night.actions.guide)."""
         log.info("refocus (%s)", reason)
         started = time.monotonic()
-        self._guiding_rebuilt.clear()  # the restart below covers a guider rebuilt meanwhile
-        if self.guiding is not None:
-            self.guiding.stop()  # as in MaxIm: no guiding while the focus moves the stars
         slaves = self.registry.live("slave")
         barrier = Barrier(slaves, self.registry)
         pendings = []
+        args = AutofocusArgs(reason=reason[:500])
         for node in barrier.expected:
-            pending = self.client.send(node, "autofocus", {"reason": reason[:500]})
+            pending = self.client.send(node, args.command, args.to_wire())
             pending.add_done_callback(lambda p: barrier.arrive(p.node, p.last))
             pendings.append(pending)
         own = _FocusOutcome()
-        lock_wait = self.cfg.focus.timeout + SLAVE_MARGIN_S
+        lock_wait = self.cfg.focus.timeout + SLAVE_MARGIN_S  # this rig's focus.timeout, not AutofocusArgs' default
 
         def own_focus() -> None:
             try:
@@ -314,12 +309,12 @@ class MasterNode(NodeBase):
             own.set(error=f"still running after {lock_wait:g} s (focus.timeout + {SLAVE_MARGIN_S:g} s); aborted")
         ok_result, error = own.get()
         outcome = {self.name: ok_result.summary() if ok_result is not None else {"status": "failed", "reason": error}}
-        for node, reply in result.answered.items():
-            reply = reply or {}
-            body = reply.get("result") or {}
-            ok = reply.get("status") == "done" and not body.get("failed")
-            outcome[node] = {"status": "ok" if ok else "failed", "position": body.get("position"),
-                             "reason": body.get("reason") or reply.get("reason")}
+        for node, answer in result.answered.items():
+            reply = parse_reply(args.command, answer)
+            focus = reply.result  # None unless the reply is done and fits AutofocusResult
+            outcome[node] = {"status": "ok" if focus is not None and focus.ok else "failed",
+                             "position": None if focus is None else focus.position,
+                             "reason": reply.reason if focus is None else focus.reason}
         for node in result.missing:
             outcome[node] = {"status": "failed", "reason": "no answer (timed out or node lost)"}
         failed = sorted(n for n, o in outcome.items() if o.get("status") != "ok")
@@ -328,8 +323,6 @@ class MasterNode(NodeBase):
         self.focus_runs.append({"reason": reason, "nodes": outcome})
         self.triggers.reset_after_focus(self._temperature())
         self.link.update_state(phase="idle")
-        if self.guiding is not None and not self.stop_event.is_set():
-            self.guiding.start()  # a fresh guide star: focus may have shifted the field
 
     def _temperature(self) -> float | None:
         try:

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..contracts import ExposeArgs, ExposeResult
 from ..errors import ExposureAborted, IndisyncError
 from ..sequence.loose import fits as fits_in_time
 from ..sequence.loose import plan_loose
@@ -61,15 +62,15 @@ class SlaveNode(NodeBase):
         return {**super().command_handlers(), "expose": self.cmd_expose}
 
     # ---- expose ---------------------------------------------------------------------------------
-    def cmd_expose(self, command, progress) -> dict:
-        args = command.args
+    def cmd_expose(self, command, progress) -> ExposeResult:
+        args = ExposeArgs.from_wire(command.args)
         if not self.device_lock.acquire(timeout=30):
             raise IndisyncError("busy: the previous exposure, wheel move or autofocus has not finished")
         try:
-            self.abort_event.clear()
+            self.abort_gate.begin(command.sender, command.ts, "exposure")
             devices = self.supervisor.get()
-            master_duration = float(args["duration"])
-            loose = args.get("sync") == "loose"
+            master_duration = args.duration
+            loose = args.sync == "loose"
             deadline = time.monotonic() + master_duration
             if loose and self.rotation is not None:
                 plan = plan_loose(master_duration, self.rotation.upcoming(),
@@ -99,12 +100,8 @@ class SlaveNode(NodeBase):
             raise
         finally:
             self.device_lock.release()
-        return {
-            "files": [r.path.name for r in saved],
-            "filters": [r.filter_name for r in saved],
-            "starts": [r.start for r in saved],
-            "durations": [r.duration for r in saved],
-        }
+        return ExposeResult(files=[r.path.name for r in saved], filters=[r.filter_name for r in saved],
+                            starts=[r.start for r in saved], durations=[r.duration for r in saved])
 
     def _refuse_loose_misfit(self, master_duration: float) -> None:
         """Loose sync, and the rotation's next filter does not fit in this master exposure: nothing
@@ -129,17 +126,17 @@ class SlaveNode(NodeBase):
         exposure = self.cfg.slave.exposure
         return float(exposure) if not isinstance(exposure, dict) else float(min(exposure.values()))
 
-    def _one_frame(self, devices, args, filter_name, duration, n):
-        exposure_id = args.get("exposure_id") or f"{args.get('batch') or 0}-{self.frames + 1}"
+    def _one_frame(self, devices, args: ExposeArgs, filter_name, duration, n):
+        exposure_id = args.exposure_id or f"{args.batch or 0}-{self.frames + 1}"
         if n:
             exposure_id = f"{exposure_id}.{n + 1}"
         request = FrameRequest(
-            duration=duration, filter_name=filter_name, frame_type=args.get("frame_type", "light"),
-            binning=int(args.get("binning") or 1), target=args.get("target"), suffix=filter_name,
-            batch=args.get("batch"), seq_index=self.frames + 1,
-            exposure_id=_numeric_id(args.get("exposure_id")),
+            duration=duration, filter_name=filter_name, frame_type=args.frame_type,
+            binning=args.binning, target=args.target, suffix=filter_name,
+            batch=args.batch, seq_index=self.frames + 1,
+            exposure_id=_numeric_id(args.exposure_id),
             # the master's scheduled start; loose mode's later frames start when the previous one ends
-            start_at=self._local_start(args.get("start_at")) if n == 0 else None,
+            start_at=self._local_start(args.start_at) if n == 0 else None,
             clock_offset_s=self.link.clock_offset,
         )
 

@@ -1,4 +1,6 @@
-"""Keeps a node's INDI devices usable: rebuilds the client when indiserver goes away and comes back.
+"""Keeps a node's INDI devices usable: rebuilds the client when indiserver goes away and comes back,
+and connects a device again whose driver restarted (it comes back disconnected, e.g. indiserver -r
+or a driver that was stopped and started: its CONNECTION says off).
 
 A node must not die with its indiserver (a driver restart, a USB hiccup on the Pi): it reports the
 loss, fails what it was doing, and reconnects in the background; commands meanwhile fail fast with
@@ -11,11 +13,13 @@ hooks get the new devices before anyone else can, so nothing keeps talking to a 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Callable
 
 from ..devices.settings import IndiConfig
+from ..devices.device import IndiDevice
 from ..devices.session import Devices, connect_devices
 from ..errors import DeviceError, IndisyncError
 
@@ -113,6 +117,7 @@ class DeviceSupervisor:
         with self._lock:
             devices = self._devices
         if devices is not None and not devices.client.lost:
+            self._connect_restarted(devices)
             return
         if devices is not None:
             self.last_error = "connection lost"
@@ -150,6 +155,28 @@ class DeviceSupervisor:
             log.info("reconnected to indiserver at %s:%s", self.cfg.host, self.cfg.port)
             self._report(True, None)
             return
+
+    def _connect_restarted(self, devices: Devices) -> None:
+        """A device of ours whose driver restarted under the same indiserver shows CONNECTION off:
+        connect it again (bounded by property_timeout); said once per restart."""
+        if not dataclasses.is_dataclass(devices):
+            return
+        for role in dataclasses.fields(devices):
+            device = getattr(devices, role.name)
+            if not isinstance(device, IndiDevice):
+                continue
+            snap = devices.client.snapshot(device.name, "CONNECTION")
+            if snap is None or snap.values.get("CONNECT") or snap.state == "Busy":
+                continue
+            log.warning("%s is disconnected (its driver restarted?): connecting it again", device.name)
+            try:
+                device.connect()
+            except IndisyncError as exc:
+                self.last_error = f"{device.name}: {exc}"
+                log.error("could not connect %s again: %s", device.name, exc)
+                self._report(False, self.last_error)
+                continue
+            log.info("%s connected again", device.name)
 
     def _run_hooks(self, devices: Devices) -> None:
         for hook in list(self._hooks):

@@ -166,3 +166,30 @@ def test_abort_during_an_exposure_ends_it_at_once_writes_nothing_and_keeps_the_r
     shot = master.call(NODE, "expose", {"duration": EXPOSURE, "target": "Abort"}, timeout=60)
     assert shot["filters"] == [next_filter]
     assert fits.getheader(images / shot["files"][0])["FILTER"] == next_filter
+
+
+def test_an_abort_that_overtakes_its_expose_is_not_wiped_and_nothing_is_taken(rig, wire, master):
+    """Rain a moment after the master ordered a frame: the abort (its own fast lane) can reach the
+    slave before the expose starts. The expose must not start then (it used to clear the abort flag
+    and take the whole frame in the rain)."""
+    from datetime import datetime, timedelta, timezone
+
+    images = rig.images / NODE
+    files_before = {p for p in images.rglob("*") if p.is_file() and ".indisync" not in p.parts}
+    now = datetime.now(timezone.utc)
+    ordered, aborted = now - timedelta(seconds=1.0), now  # the expose was sent first, the abort after it
+    clock = master._clock_iso
+    try:
+        master._clock_iso = lambda: messages.now_iso(aborted)
+        master.call(NODE, "abort", {"reason": "rain"}, timeout=10)  # ...but the abort arrives first
+        master._clock_iso = lambda: messages.now_iso(ordered)
+        final = master.send(NODE, "expose", {"duration": EXPOSURE, "target": "Overtaken"}).wait(30)
+    finally:
+        master._clock_iso = clock
+    assert final["status"] == "failed" and "before it started" in final["reason"], final
+    time.sleep(EXPOSURE * 0.01 + 1.0)
+    files_after = {p for p in images.rglob("*") if p.is_file() and ".indisync" not in p.parts}
+    assert files_after == files_before, f"a frame was taken after its abort: {sorted(files_after - files_before)}"
+    # the next frame, ordered after the abort, is taken as usual
+    shot = master.call(NODE, "expose", {"duration": EXPOSURE, "target": "Overtaken"}, timeout=60)
+    assert len(shot["files"]) == 1

@@ -25,11 +25,12 @@ def test_file_values_override_defaults(tmp_path):
 def test_safety_park_retry_reaches_the_nights_plan(tmp_path):
     from types import SimpleNamespace
 
-    from indisync.node.night_runner import NightRunner
+    from indisync.night.planning import build_plan
 
-    cfg = load_config(data={"safety": {"park_retry": 7.5}})
-    runner = NightRunner(SimpleNamespace(cfg=cfg, guiding=None))
-    assert runner.build_plan(SimpleNamespace(mount=None)).park_retry == 7.5
+    cfg = load_config(data={"safety": {"park_retry": 7.5, "frame_retry": 12}})
+    plan = build_plan(cfg, SimpleNamespace(mount=None), [], has_guider=False)
+    assert plan.park_retry == 7.5 and plan.frame_retry == 12 and not plan.can_park
+    assert build_plan(cfg, SimpleNamespace(mount=object()), [], has_guider=False).can_park
     assert load_config(None).safety.park_retry == 30.0
 
 

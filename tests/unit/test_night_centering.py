@@ -138,7 +138,7 @@ def test_the_status_table_carries_the_acquire_lines():
 
 def test_night_center_is_a_config_key_and_the_centering_deadline_covers_every_attempt():
     from indisync.config import load_config
-    from indisync.node.night_center import centering_timeout, coalign_wait
+    from indisync.night.actions.center import centering_timeout, coalign_wait
 
     cfg = load_config(data={"night": {"center": True}, "acquire": {"attempts": 3, "on_failure": "stop"}})
     assert cfg.night.center is True and cfg.acquire.on_failure == "stop"
@@ -164,13 +164,13 @@ class FakeLink:
         self.errors.append(message)
 
 
-def test_coalign_rig_reports_every_slave_solved_failed_silent_or_off(monkeypatch):
+def test_coalign_rig_reports_every_slave_solved_failed_silent_or_off():
     from types import SimpleNamespace
 
     from indisync.acquire.centering import CenterAttempt
     from indisync.acquire.settings import AcquireSettings
-    from indisync.node import night_center
-    from indisync.protocol.registry import BarrierResult
+    from indisync.night.actions import center as night_center
+    from indisync.night.rig import Outcome
 
     def report(ra, dec, rotation):
         return {"ra": ra, "dec": dec, "rotation_deg": rotation, "scale_arcsec": 1.19, "parity": 1,
@@ -179,24 +179,33 @@ def test_coalign_rig_reports_every_slave_solved_failed_silent_or_off(monkeypatch
                 "scale_hint_arcsec": 1.19, "scale_source": "x", "stars": 300, "index": "i", "seconds": 2.0}
 
     sent = {}
+    answers = {
+        "slave1": Outcome(True, report(150.0, 45.0, 93.0)),
+        "slave2": Outcome(False, reason="only 0 star(s) found"),
+        "slave3": Outcome(False, reason="no solve answer", answered=False),
+        "slave4": Outcome(True, report(150.0, 45.2, 90.0)),  # 12' north: low overlap
+    }
 
-    def fake_gather(client, registry, command, args, timeout):
-        sent.update(command=command, args=args, timeout=timeout)
-        return BarrierResult(answered={
-            "slave1": {"status": "done", "result": report(150.0, 45.0, 93.0)},
-            "slave2": {"status": "failed", "reason": "only 0 star(s) found"},
-            "slave4": {"status": "done", "result": report(150.0, 45.2, 90.0)},  # 12' north: low overlap
-        }, missing=["slave3"])
+    class Slave:
+        local = False
 
-    monkeypatch.setattr(night_center, "gather", fake_gather)
+        def __init__(self, name):
+            self.name = name
+
+        def solve(self, hint, timeout):
+            sent.update(args=hint, timeout=timeout)
+            return answers[self.name]
+
+    class Own:
+        local, name = True, "master"
+
     link = FakeLink()
-    master = SimpleNamespace(link=link, client=None,
-                             registry=SimpleNamespace(live=lambda role: ["slave1", "slave2", "slave3", "slave4"]))
+    rig = SimpleNamespace(report=link, participants=lambda: [Own()] + [Slave(n) for n in sorted(answers)])
     last = CenterAttempt(2, 150.0, 45.0, solved_ra=150.0, solved_dec=45.0, rotation_deg=90.0,
                          field_w_arcmin=25.4, field_h_arcmin=20.3, parity=1)
     settings = AcquireSettings()
-    entries = night_center.coalign_rig(master, last, settings)
-    assert sent["command"] == "solve" and sent["args"] == {"ra": 150.0, "dec": 45.0}
+    entries = night_center.coalign_rig(rig, last, settings)
+    assert sent["args"] == {"ra": 150.0, "dec": 45.0}
     assert sent["timeout"] == night_center.coalign_wait(settings)
     assert entries["slave1"]["rotation_diff_deg"] == pytest.approx(3.0) and entries["slave1"]["overlap_pct"] > 90
     assert entries["slave2"] == failed_entry("its solve failed: only 0 star(s) found")
@@ -207,14 +216,17 @@ def test_coalign_rig_reports_every_slave_solved_failed_silent_or_off(monkeypatch
     assert len(link.errors) == 1 and "slave4" in link.errors[0] and "min_overlap_pct" in link.errors[0]
 
 
-def test_run_centering_is_cancelled_when_the_night_leaves_centering(monkeypatch):
+def test_centering_is_cancelled_when_the_night_leaves_centering(monkeypatch):
     import threading
     import time
     from types import SimpleNamespace
 
     from indisync.acquire import centering
     from indisync.acquire.settings import AcquireSettings
-    from indisync.node import night_center
+    from indisync.night.actions import center as night_center
+    from indisync.night.arbiter import MotionArbiter
+    from indisync.night.events import Centered
+    from indisync.night.token import Token
 
     seen = {}
 
@@ -228,25 +240,24 @@ def test_run_centering_is_cancelled_when_the_night_leaves_centering(monkeypatch)
 
     monkeypatch.setattr(centering, "center", fake_center)
     link = FakeLink()
-    snapshot = SimpleNamespace(state=State.CENTERING.value)
     devices = SimpleNamespace(mount=object(), camera=object())
-    master = SimpleNamespace(link=link, stop_event=threading.Event(), device_lock=threading.Lock(),
-                             supervisor=SimpleNamespace(get=lambda: devices))
     cfg = SimpleNamespace(acquire=AcquireSettings(),
                           master=SimpleNamespace(target="M31", target_coords=SimpleNamespace(ra=10.68, dec=41.27)))
-    runner = SimpleNamespace(master=master, cfg=cfg, plan=dataclasses.replace(PLAN), snapshot=snapshot)
-    threading.Timer(0.3, lambda: setattr(snapshot, "state", State.UNSAFE.value)).start()  # rain
+    rig = SimpleNamespace(report=link, stop_event=threading.Event(), device_lock=threading.Lock(),
+                          devices=lambda: devices, cfg=cfg, arbiter=MotionArbiter())
+    token = Token(3, "centering")
+    ctx = SimpleNamespace(rig=rig, plan=dataclasses.replace(PLAN), token=token)
+    threading.Timer(0.3, lambda: token.cancel("rain")).start()  # the night left centering
     t0 = time.monotonic()
-    event, data = night_center.run_centering(runner)
+    answer = night_center.center(ctx)
     assert seen["cancelled"] and time.monotonic() - t0 < 2.0
-    assert event is Ev.CENTERED and data == {"ok": False, "reason": "cancelled: the night left centering",
-                                             "error_arcsec": None, "attempts": 1}
+    assert answer == Centered(ok=False, reason="cancelled: the night left centering", error_arcsec=None, attempts=1)
     assert [e["type"] for e in link.events] == ["center_attempt", "center_done"]
     assert link.events[0]["offset_arcsec"] == 50.0 and link.errors == []  # cancelled is not a failure to shout
-    assert not master.device_lock.locked()
+    assert not rig.device_lock.locked() and rig.arbiter.holder is None
     # night.center off: the old pass-through, no device touched
-    runner.plan = dataclasses.replace(PLAN, center=False)
-    assert night_center.run_centering(runner)[1]["ok"] is True
+    ctx.plan = dataclasses.replace(PLAN, center=False)
+    assert night_center.center(ctx).ok is True
 
 
 def test_the_night_report_lists_centrings_and_coalignment(tmp_path):

@@ -134,7 +134,9 @@ def test_slew_failure_parks_and_ends_the_night():
     assert night.send(Ev.SLEW_FAILED, 1, reason="no arrival in 120 s") == ["stop_guider", "park"]
     assert night.state is State.PARKING and "no arrival" in night.snap.reason
     night.send(Ev.PARK_FAILED, 1, reason="mount alert")
-    assert night.state is State.WARMING  # reported; nothing more to do
+    assert night.state is State.PARKING and "trying again in" in night.snap.reason  # I4: never given up
+    assert night.send(Ev.CLOCK, FULL.park_retry) == ["park"]
+    assert night.send(Ev.PARKED, 5) == ["warm"]
 
 
 def test_cooling_misses_are_named_in_the_reason_and_the_night_goes_on():
@@ -278,9 +280,9 @@ def test_a_stuck_busy_state_parks(state):
     assert new.state == "parking" and "stuck" in new.reason and "park" in [a.kind for a in actions]
 
 
-def test_stuck_parking_and_warming_still_end():
-    new, _ = step(Snapshot(state="parking", since=0.0), Ev.CLOCK, 601, FULL, {})
-    assert new.state == "warming"
+def test_stuck_parking_asks_again_and_stuck_warming_ends():
+    new, actions = step(Snapshot(state="parking", since=0.0, busy="park"), Ev.CLOCK, 601, FULL, {})
+    assert new.state == "parking" and [a.kind for a in actions] == ["park"] and new.since == 601
     new, actions = step(Snapshot(state="warming", since=0.0), Ev.CLOCK, 601, FULL, {})
     assert new.state == "done" and [a.kind for a in actions] == ["finish"]
 
@@ -320,7 +322,7 @@ def test_restart_in_each_state(state, tmp_path):
         assert snap.state == "cooling" and kinds == ["cool"]  # a finished night: the next one starts afresh
         return
     expected = RESUME[state]
-    if expected is State.WAITING_DARK:  # the window (from 0) has started: on to cooling at once
+    if expected in (State.WAITING_DARK, State.SECURING):  # nothing to park in FULL: securing passes  # the window (from 0) has started: on to cooling at once
         assert snap.state == "cooling" and kinds == ["cool"]
         return
     assert snap.state == expected.value, state
@@ -333,9 +335,12 @@ def test_restart_in_each_state(state, tmp_path):
         assert kinds == [] and snap.safe_since is None  # safe_for counts again from the restart
 
 
-def test_restart_parked_for_rain_stays_parked_until_safe_for():
+def test_restart_parked_for_rain_parks_again_and_stays_parked_until_safe_for():
     saved = Snapshot(state="parked", since=10.0, weather_status="ok", safe_since=0.0, last_weather=50.0)
-    snap, _ = resume(saved, 100.0, FULL, 0.0, 10_000.0, 60.0)
+    snap, actions = resume(saved, 100.0, FULL, 0.0, 10_000.0, 60.0)
+    assert snap.state == "unsafe" and "park" in [a.kind for a in actions]  # someone may have moved it
+    snap, _ = step(snap, Ev.PARKED, 100.0, FULL, {})
+    assert snap.state == "parked"
     for now in range(101, 161, 10):
         snap, actions = step(snap, Ev.WEATHER, float(now), FULL, {"status": "ok"})
         assert snap.state == "parked"
@@ -371,12 +376,14 @@ def test_the_machine_reads_no_clock_and_no_hardware():
     import ast
     import inspect
 
-    from indisync.night import machine
+    from indisync.night import events, machine
 
-    tree = ast.parse(inspect.getsource(machine))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
-    assert imported <= {"__future__", "dataclasses", "enum", "typing", "meridian"}, imported  # meridian: pure maths
+    for module in (machine, events):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+        # meridian: pure maths; events: the typed payloads
+        assert imported <= {"__future__", "dataclasses", "enum", "typing", "meridian", "events"}, imported
 
 
 def test_status_shows_the_night_and_the_cooling():

@@ -113,7 +113,7 @@ def test_import_rule_astropy_only_where_used():
     import inspect
 
     for name in ("indisync.night.machine", "indisync.night.settings", "indisync.astro.site",
-                 "indisync.node.night_runner", "indisync.commands.night", "indisync.commands.stop"):
+                 "indisync.night.executor", "indisync.night.planning", "indisync.commands.night", "indisync.commands.stop"):
         tree = ast.parse(inspect.getsource(importlib.import_module(name)))
         top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]

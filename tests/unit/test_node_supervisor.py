@@ -152,3 +152,36 @@ def test_rebuild_hooks_get_the_new_devices_before_get_does():
         assert sup.alive
     finally:
         sup.close()
+
+
+def test_a_device_whose_driver_restarted_is_connected_again():
+    """A driver stopped and started under the same indiserver comes back with CONNECTION off; the
+    supervisor connects it again (the mount's park, the camera's next frame need it)."""
+    from types import SimpleNamespace
+
+    from indisync.devices.device import IndiDevice
+    from indisync.devices.session import Devices
+
+    class Client:
+        lost = False
+
+        def __init__(self):
+            self.connected = {"Telescope Simulator": False, "CCD Simulator": True}
+
+        def snapshot(self, device, name):
+            return SimpleNamespace(values={"CONNECT": self.connected[device]}, state="Idle")
+
+    client = Client()
+
+    class Device(IndiDevice):
+        def connect(self):
+            client.connected[self.name] = True
+            return self
+
+    devices = Devices(client=client, camera=Device(client, "CCD Simulator"), mount=Device(client, "Telescope Simulator"))
+    reports = []
+    sup = DeviceSupervisor(IndiConfig(), ("camera",), connect=lambda cfg, need: devices,
+                           on_change=lambda ok, why: reports.append((ok, why)))
+    sup._devices = devices
+    sup._watch_once()
+    assert client.connected == {"Telescope Simulator": True, "CCD Simulator": True} and reports == []

@@ -1,0 +1,100 @@
+"""The imaging sequence's frames: ``expose`` takes the next frame on every node (the rig's imaging
+does the synchronised start), keeps the progress and the refocus triggers and says what comes next;
+``abort_exposures`` aborts every participant's exposure at once.
+
+A slot counts as done only when the master's frame is on disk (I6): a frame not taken (camera or
+indiserver gone) answers ``ok: false`` with the reason, the progress is untouched and the machine
+takes the same slot again after safety.frame_retry. A frame whose token was cancelled (rain, a stop
+with --abort, the window's end) is aborted, never written and never counted.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ...errors import IndisyncError
+from ..events import FrameDone
+from ..rig import Outcome, each
+from ..token import AnyOf
+from . import flip as flip_action
+from . import guide
+
+log = logging.getLogger(__name__)
+
+ABORT_WAIT_S = 10.0
+
+
+def expose(ctx):
+    rig, token = ctx.rig, ctx.token
+    im = rig.imaging
+    progress, plan = im.progress, im.plan
+    frame = progress.next_frame(plan)
+    if frame is None:  # a batch completed by an earlier run: on to the next
+        progress.start_next_batch()
+        im.save_progress()
+        frame = progress.next_frame(plan)
+    held = AnyOf(token, ctx.night.stopping)  # leaving the state, or `indisync stop`, ends a hold
+    held.wait(frame.delay_before)
+    if not held.is_set():
+        guide.before_frame(ctx, held)
+    if token.is_set():
+        return None  # cancelled before it started: nothing taken, nothing counted
+    if ctx.night.stopping.is_set():  # stopped by hand before the frame began: it is not started
+        duration, finished = ctx.night.next_frame_facts()
+        return FrameDone(ok=False, aborted=True, reason="stopped before the frame started",
+                         next_duration=duration, finished=finished)
+    if ctx.memo.flip_report is not None:
+        flip_action.report_flip(ctx)
+    reason = None
+    try:
+        record = im.take(frame, token)  # returns once every slave's exposure has ended
+    except IndisyncError as exc:  # no devices right now (indiserver lost), the camera refused, ...
+        record, reason = None, str(exc)
+        log.error("frame %d of batch %d: %s", frame.index + 1, progress.batch, exc)
+        rig.report.error(f"master frame not taken: {exc}"[:1000])
+    facts = ctx.night.next_frame_facts
+    if record is None and token.is_set():
+        log.warning("frame %d of batch %d aborted: it is taken again when the night resumes", frame.index + 1,
+                    progress.batch)
+        duration, finished = facts()
+        return FrameDone(ok=False, aborted=True, next_duration=duration, finished=finished)
+    if record is None:
+        duration, finished = facts()
+        why = reason or "the master's frame was not written"
+        log.error("frame %d of batch %d not taken (%s): not counted, taken again", frame.index + 1,
+                  progress.batch, why)
+        return FrameDone(ok=False, reason=why[:500], next_duration=duration, finished=finished)
+    if im.retake_due(frame, record):
+        # grading.retake: the same slot once more (no dither, no refocus); the rejected frame stays on disk
+        duration, finished = facts()
+        return FrameDone(ok=True, refocus=None, dither=False, next_duration=duration, finished=finished)
+    progress.frame_done()
+    im.save_progress()
+    refocus = im.triggers.frame_done(record.hfr, frame.filter, im.temperature())
+    dither = False
+    if progress.batch_complete(plan):
+        refocus = im.triggers.batch_done()  # the last batch too: the issue's example ends "GBRGB (focus)"
+        progress.start_next_batch()
+        im.save_progress()
+    else:
+        dither = refocus is None and rig.guiding() is not None
+    ctx.memo.refocus_reason = str(refocus) if refocus is not None else None
+    duration, finished = facts()
+    return FrameDone(ok=True, refocus=ctx.memo.refocus_reason, dither=dither, next_duration=duration,
+                     finished=finished)
+
+
+def abort_exposures(ctx):
+    """Abort every node's exposure at once: each participant, the master's own camera first."""
+    reason = (ctx.state and ctx.night.snapshot.reason) or "night"
+
+    def abort(p) -> Outcome:
+        p.abort(reason[:500])
+        return Outcome(True)
+
+    outcomes = each(ctx.rig.participants(), abort, ABORT_WAIT_S, "abort")
+    failed = {name: o.reason for name, o in outcomes.items() if not o.ok}
+    if failed:
+        log.warning("abort: %s", failed)
+    log.warning("every exposure aborted: %s", reason)
+    return None

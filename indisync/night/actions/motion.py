@@ -1,0 +1,127 @@
+"""Mount and dome motion: ``slew`` (open, unpark, point, track) and ``park`` (close and park).
+
+The slew runs through the arbiter as a motion of its state: a park pre-empts it at any step, and the
+device helpers abort their own goto when cancelled. The park is never cancelled (I1, I4): the dome
+closes and the mount parks at once, each whatever the other does, unless ``dome.requires_mount_parked``
+(a roll-off roof that would hit the telescope) orders them: then the roof closes only on a parked
+mount. A failed part is named in PARK_FAILED; the machine asks again after safety.park_retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..events import Parked, ParkFailed, Slewed
+from ..planning import COMMAND_TIMEOUT_S, slew_timeout
+
+log = logging.getLogger(__name__)
+
+
+def slew(ctx):
+    rig, token = ctx.rig, ctx.token
+    target = rig.cfg.master.target_coords
+    timeout = slew_timeout(rig.cfg)
+    devices = rig.devices()
+
+    def motion():
+        dome = getattr(devices, "dome", None)
+        if dome is not None:
+            dome.unpark(COMMAND_TIMEOUT_S, cancel=token)
+            token.check("open the dome")
+            dome.open_shutter(COMMAND_TIMEOUT_S, cancel=token)
+        mount = devices.mount
+        if mount is None:
+            return
+        token.check("unpark the mount")
+        mount.unpark(COMMAND_TIMEOUT_S, cancel=token)
+        started = time.monotonic()
+        token.check("slew")
+        mount.slew_j2000(target.ra, target.dec, timeout, cancel=token)
+        token.check("track")
+        mount.set_tracking(True)
+        log.info("slewed to %s (%.4f, %.4f J2000) in %.1f s", rig.cfg.master.target, target.ra, target.dec,
+                 time.monotonic() - started)
+
+    rig.arbiter.move(token, "slew", motion)
+    return Slewed()
+
+
+def park(ctx):
+    problems = secure(ctx.rig, "park")
+    if problems:
+        return ParkFailed(reason="; ".join(problems)[:500])
+    return Parked()
+
+
+def secure(rig, why: str) -> list[str]:
+    """Close the dome and park the mount through the arbiter (pre-empting any motion); what failed."""
+    started = time.monotonic()
+    devices = rig.devices()  # raises when there are none (indiserver gone): a failed park, tried again
+    mount, dome = devices.mount, getattr(devices, "dome", None)
+    ordered = bool(getattr(getattr(rig.cfg, "dome", None), "requires_mount_parked", False))
+
+    def run() -> list[str]:
+        problems: list[str] = []
+        if ordered or dome is None or mount is None:
+            mount_problem = _park_mount(mount)
+            problems += [mount_problem] if mount_problem else []
+            if dome is not None:
+                if ordered and mount_problem:
+                    problems.append("dome left open: dome.requires_mount_parked and the mount did not park")
+                else:
+                    problems += _close_dome(dome)
+            return problems
+        # Both at once: a mount that fails never keeps the dome open, nor the reverse.
+        dome_problems: list[str] = ["dome: no answer"]
+
+        def close() -> None:
+            dome_problems[:] = _close_dome(dome)
+
+        closer = threading.Thread(target=close, name="night-close-dome", daemon=True)
+        closer.start()
+        mount_problem = _park_mount(mount)
+        closer.join(2 * COMMAND_TIMEOUT_S + 5.0)
+        if closer.is_alive():
+            dome_problems = [f"dome: no answer to the close within {2 * COMMAND_TIMEOUT_S + 5.0:g} s"]
+        return ([mount_problem] if mount_problem else []) + dome_problems
+
+    problems = rig.arbiter.secure(why, run)
+    if problems:
+        log.error("%s: %s", why, "; ".join(problems))
+    else:
+        log.info("parked%s in %.1f s", " and closed" if dome is not None else "", time.monotonic() - started)
+    return problems
+
+
+def _park_mount(mount) -> str | None:
+    if mount is None:
+        return None
+    try:
+        mount.park(COMMAND_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - named in the answer, tried again
+        return f"mount: {exc}"
+    return None
+
+
+def _close_dome(dome) -> list[str]:
+    try:
+        dome.close_shutter(COMMAND_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - named in the answer, tried again
+        return [f"dome: {exc}"]
+    try:
+        dome.park(COMMAND_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - closed but not parked: said, not a reason to stay open
+        log.warning("dome closed but not parked: %s", exc)
+    return []
+
+
+def last_park(rig, why: str) -> None:
+    """I5: the executor is dying: one last park and close, whatever happens; never raises."""
+    try:
+        problems = secure(rig, f"last park ({why})"[:200])
+        if problems:
+            log.error("the last park failed: %s", "; ".join(problems))
+    except Exception:  # noqa: BLE001 - nothing more can be done here; systemd restarts us, securing first
+        log.exception("the last park failed")

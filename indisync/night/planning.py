@@ -1,0 +1,136 @@
+"""The night's plan and window from the config and the rig (no hardware beyond reading the mount's
+site): which steps tonight has (``build_plan``), when it may image (``night_window``) and the
+deadlines of its busy states. Astropy is imported only inside ``night_window``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from ..errors import IndisyncError
+from .machine import NightPlan, State
+from .meridian import FlipSettings
+
+log = logging.getLogger(__name__)
+
+READOUT_MARGIN_S = 5.0  # a frame "ends" this long after its exposure: download and write
+COOL_MARGIN_S = 30.0  # beyond the cooling timeout, for the slowest node's answer
+DEFAULT_COOL_TIMEOUT_S = 900.0
+COMMAND_TIMEOUT_S = 120.0  # dome, park, unpark
+PIER_SIDE_WAIT_S = 5.0  # after the flip slew ended Ok, how long TELESCOPE_PIER_SIDE may take to follow
+
+
+def mount_site(mount) -> tuple[float, float, float] | None:
+    """(latitude, longitude east, elevation) from the mount's GEOGRAPHIC_COORD, or None."""
+    if mount is None:
+        return None
+    if hasattr(mount, "site"):
+        return mount.site()
+    snap = mount.client.snapshot(mount.name, "GEOGRAPHIC_COORD")
+    if snap is None:
+        return None
+    return snap.values.get("LAT"), snap.values.get("LONG"), snap.values.get("ELEV", 0.0)
+
+
+def site_longitude(cfg, devices) -> float | None:
+    """East longitude for the hour angle: the site: section's, else the mount's GEOGRAPHIC_COORD."""
+    if cfg.site is not None:
+        return cfg.site.longitude_east
+    try:
+        found = mount_site(getattr(devices, "mount", None))
+    except Exception as exc:  # noqa: BLE001 - reported by the caller as no longitude
+        log.warning("could not read the mount's GEOGRAPHIC_COORD: %s", exc)
+        return None
+    if found is None or found[1] is None:
+        return None
+    return ((found[1] + 180.0) % 360.0) - 180.0
+
+
+def cool_timeout(cfg) -> float:
+    cooling = getattr(getattr(cfg, "camera", None), "cooling", None)
+    return cooling.timeout if cooling else DEFAULT_COOL_TIMEOUT_S
+
+
+def slew_timeout(cfg) -> float:
+    return cfg.night.slew_timeout if cfg.night else COMMAND_TIMEOUT_S
+
+
+def build_plan(cfg, devices, frames: list, has_guider: bool) -> NightPlan:
+    """Tonight's plan: ``frames`` is the batch (PlannedFrame list), ``has_guider`` whether a guider exists."""
+    from .actions.center import centering_timeout
+
+    night = cfg.night
+    has_mount = getattr(devices, "mount", None) is not None
+    has_dome = getattr(devices, "dome", None) is not None
+    weather = getattr(cfg.indi, "weather", None) is not None
+    timeouts = dict(NightPlan().timeouts)
+    timeouts[State.COOLING.value] = cool_timeout(cfg) + 2 * COOL_MARGIN_S
+    if night is not None:
+        timeouts[State.SLEWING.value] = night.slew_timeout + COMMAND_TIMEOUT_S
+    slew = bool(cfg.master.target_coords is not None and has_mount)
+    center = bool(slew and night is not None and night.center)
+    if night is not None and night.center and not slew:
+        log.warning("night.center is on, but centring needs master.target with ra/dec and a mount: "
+                    "the night will not centre")
+    if center:
+        timeouts[State.CENTERING.value] = centering_timeout(cfg.acquire)
+    flip = cfg.flip is not None and cfg.master.target_coords is not None and has_mount
+    if flip:  # the hold for the flip (at most the longest frame) + the slew + the pier side's check
+        longest = max((f.delay_before + f.exposure + READOUT_MARGIN_S for f in frames), default=0.0)
+        timeouts[State.FLIPPING.value] = longest + slew_timeout(cfg) + COMMAND_TIMEOUT_S + PIER_SIDE_WAIT_S
+    return NightPlan(
+        cool=bool(night and night.cool),
+        slew=slew,
+        center=center,
+        center_on_failure=cfg.acquire.on_failure,
+        guide=has_guider,
+        park_at_end=bool(night and night.park_at_end and (has_mount or has_dome)),
+        warm_at_end=bool(night and night.warm_at_end),
+        weather=weather,
+        flip=flip,
+        flip_settings=cfg.flip or FlipSettings(),
+        safe_for=cfg.safety.safe_for,
+        stale_after=cfg.safety.stale_after,
+        park_retry=cfg.safety.park_retry,
+        can_park=has_mount or has_dome,
+        frame_retry=cfg.safety.frame_retry,
+        timeouts=timeouts,
+    )
+
+
+def night_window(cfg, devices, now: float, report=None) -> tuple[float | None, float | None, str | None]:
+    """(start, end, note) of the usable window, epoch seconds; (None, None, None) without night:."""
+    if cfg.night is None:
+        return None, None, None
+    from ..astro.site import compare_sites, night_windows
+    from .settings import SiteSettings
+
+    found = None
+    try:
+        found = mount_site(getattr(devices, "mount", None))
+    except Exception as exc:  # noqa: BLE001 - only a cross-check when the config has a site
+        log.warning("could not read the mount's GEOGRAPHIC_COORD: %s", exc)
+    site = cfg.site
+    if site is not None:
+        mismatch = compare_sites(site, found)
+        if mismatch:
+            log.warning(mismatch)
+            if report is not None:
+                report.error(mismatch)
+    elif found is not None and found[0] is not None:
+        lat, lon, elev = found
+        site = SiteSettings(latitude=lat, longitude=((lon + 180.0) % 360.0) - 180.0, elevation=elev or 0.0)
+        log.info("site from the mount's GEOGRAPHIC_COORD: %.4f, %.4f E", site.latitude, site.longitude_east)
+    else:
+        raise IndisyncError("night: needs a site: no site: section and no GEOGRAPHIC_COORD from the mount; add "
+                            "site: {latitude: .., longitude: .., elevation: ..}")
+    windows = night_windows(site, cfg.night, cfg.master.target_coords, datetime.fromtimestamp(now, timezone.utc))
+    log.info("tonight: %s", windows.to_dict())
+    if windows.usable is None:
+        return now, now, "no usable window tonight (dark, target altitude and end_at do not overlap)"
+    start_at = windows.usable.start.timestamp() if windows.usable.start else now
+    # Already open: the search began at ``now``, but datetime keeps microseconds and rounds, so the
+    # round trip may land a hair after ``now`` (a needless second in waiting_dark).
+    start_at = min(start_at, now) if start_at - now < 1.0 else start_at
+    end_at = windows.usable.end.timestamp() if windows.usable.end else None
+    return start_at, end_at, None

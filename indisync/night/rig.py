@@ -1,0 +1,127 @@
+"""What the night's executor and its actions see: a ``Rig``, never the master node.
+
+pyobs-core's interfaces are the model: the night talks to small typed interfaces, so the same
+executor runs on the real rig (indisync.node.master_rig builds it from the master's devices, camera
+service and MQTT link) and in unit and model-based tests (over stand-in devices).
+
+- ``participants``: every camera node: the master's own camera (local) and each live slave (remote,
+  over MQTT); each answers cool / warm / abort / solve with an ``Outcome``;
+- ``imaging``: the master's synchronised frames and the sequence (which frame is next, refocus);
+- ``devices()``: the current mount, dome and weather station (rebuilt by the supervisor after an
+  indiserver reconnect, so always asked for anew);
+- ``guiding()``: the current guider cycle, or None; only indisync.night.actions.guide starts or stops it;
+- ``store``, ``report``: the state on disk, and what the rig says on MQTT;
+- ``arbiter``: the one owner of mount and dome motion (indisync.night.arbiter).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .arbiter import MotionArbiter
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One node's answer to a command: ok, its result (the command's result fields), or why not."""
+
+    ok: bool
+    result: dict = field(default_factory=dict)
+    reason: str | None = None
+    answered: bool = True  # False: no answer within the bound (timed out, or the node died)
+
+
+class Participant(Protocol):
+    name: str
+    local: bool
+
+    def cool(self, timeout: float) -> Outcome: ...
+
+    def warm(self, timeout: float) -> Outcome: ...
+
+    def abort(self, reason: str) -> None: ...
+
+    def solve(self, hint: dict, timeout: float) -> Outcome: ...
+
+
+class Imaging(Protocol):
+    """The master's side of the imaging sequence."""
+
+    progress: Any  # indisync.sequence.state_store.MasterProgress
+    plan: list  # the batch's PlannedFrame list
+    triggers: Any  # indisync.sequence.triggers.RefocusTriggers
+
+    def take(self, frame, token) -> Any: ...  # every node's exposure of ``frame``; the master's record or None
+
+    def retake_due(self, frame, record) -> bool: ...
+
+    def temperature(self) -> float | None: ...
+
+    def refocus_all(self, reason: str) -> None: ...  # every node autofocuses at once (guiding is the caller's)
+
+    def abort_own(self) -> None: ...  # the master's own exposure, at once
+
+    def save_progress(self) -> None: ...
+
+    def guider_rebuilt(self) -> bool: ...  # True once after the guider was rebuilt on new devices
+
+
+class Reporter(Protocol):
+    def update_state(self, **fields) -> None: ...
+
+    def event(self, kind: str, **fields) -> None: ...
+
+    def error(self, message: str) -> None: ...
+
+
+class Store(Protocol):
+    def get(self, section: str) -> Any: ...
+
+    def put(self, section: str, value: Any) -> None: ...
+
+
+@dataclass
+class Rig:
+    name: str
+    cfg: Any
+    devices: Callable[[], Any]
+    participants: Callable[[], list]  # list[Participant]: the master's own first, then each live slave
+    imaging: Imaging
+    guiding: Callable[[], Any]
+    store: Store
+    report: Reporter
+    stop_event: threading.Event
+    device_lock: Any
+    arbiter: MotionArbiter = field(default_factory=MotionArbiter)
+    frames: Callable[[], int] = lambda: 0  # frames the master has taken (for the log)
+
+
+def each(participants: list, fn: Callable[[Any], Outcome], timeout: float, what: str) -> dict[str, Outcome]:
+    """``fn(p)`` for every participant at once, each on its own thread; bounded by ``timeout``. A
+    participant that raised or did not answer in time is a failed Outcome naming why."""
+    results: dict[str, Outcome] = {}
+    lock = threading.Lock()
+
+    def run(p) -> None:
+        try:
+            outcome = fn(p)
+        except Exception as exc:  # noqa: BLE001 - one node's failure is its outcome, never the night's
+            outcome = Outcome(False, reason=f"{what} failed: {exc}"[:500])
+        with lock:
+            results.setdefault(p.name, outcome)
+
+    threads = [threading.Thread(target=run, args=(p,), name=f"night-{what}-{p.name}", daemon=True)
+               for p in participants]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    with lock:
+        for p in participants:
+            results.setdefault(p.name, Outcome(False, reason=f"no {what} answer within {timeout:g} s",
+                                               answered=False))
+        return dict(results)

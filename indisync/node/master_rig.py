@@ -1,0 +1,151 @@
+"""The master's ``Rig`` (indisync.night.rig): its devices, its own camera as a local participant and
+every live slave as a remote one (typed commands over MQTT, indisync.contracts), its synchronised
+frames and sequence, its guider, store and link. Wiring only: the night sees these interfaces,
+never the MasterNode."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from ..contracts import AbortArgs, CoolArgs, SolveArgs, WarmArgs, parse_reply
+from ..errors import IndisyncError
+from ..night.rig import Outcome, Rig
+from ..protocol import messages
+from ..protocol.commands import Command
+from ..sequence.state_store import save_master_progress
+
+log = logging.getLogger(__name__)
+
+LIVENESS_SLICE_S = 1.0  # how often a wait for a slave's answer looks whether the slave is still alive
+
+
+def _wire(result) -> dict:
+    if result is None:
+        return {}
+    return result.to_wire() if hasattr(result, "to_wire") else dict(result)
+
+
+class LocalParticipant:
+    """The master's own camera, answered in this process."""
+
+    local = True
+
+    def __init__(self, master):
+        self.master = master
+        self.name = master.name
+
+    def _run(self, handler, args) -> Outcome:
+        command = Command(id=uuid.uuid4().hex[:16], name=args.command, sender="night", args=args.to_wire(),
+                          ts=messages.now_iso())
+        return Outcome(True, _wire(handler(command, lambda *a, **k: None)))
+
+    def cool(self, timeout: float) -> Outcome:
+        return self._run(self.master.cmd_cool, CoolArgs())
+
+    def warm(self, timeout: float) -> Outcome:
+        return self._run(self.master.cmd_warm, WarmArgs())
+
+    def abort(self, reason: str) -> None:
+        self.master.abort_event.set()
+        try:
+            camera = self.master.supervisor.get().camera
+            if camera is not None:
+                camera.abort()
+        except IndisyncError as exc:
+            log.warning("abort: %s", exc)
+
+    def solve(self, hint: dict, timeout: float) -> Outcome:
+        return Outcome(False, reason="the master's own field comes from its centring")
+
+
+class RemoteParticipant:
+    """A live slave, over MQTT: each call sends the typed command and reads the reply through its
+    result type; a slave that dies meanwhile stops being waited for."""
+
+    local = False
+
+    def __init__(self, client, registry, node: str):
+        self.client, self.registry, self.name = client, registry, node
+
+    def _call(self, args, timeout: float) -> Outcome:
+        pending = self.client.send(self.name, args.command, args.to_wire())
+        try:
+            waited = 0.0
+            while not pending.finished.wait(min(LIVENESS_SLICE_S, max(0.0, timeout - waited))):
+                waited += LIVENESS_SLICE_S
+                if waited >= timeout or not self.registry.is_alive(self.name):
+                    why = "node lost" if not self.registry.is_alive(self.name) else f"within {timeout:g} s"
+                    return Outcome(False, reason=f"no {args.command} answer ({why})", answered=False)
+            reply = parse_reply(args.command, pending.last)
+            return Outcome(reply.ok, _wire(reply.result), reply.reason)
+        finally:
+            self.client.forget(pending)
+
+    def cool(self, timeout: float) -> Outcome:
+        return self._call(CoolArgs(), timeout)
+
+    def warm(self, timeout: float) -> Outcome:
+        return self._call(WarmArgs(), timeout)
+
+    def abort(self, reason: str) -> None:
+        pending = self.client.send(self.name, "abort", AbortArgs(reason=reason[:500]).to_wire())
+        pending.add_done_callback(self.client.forget)
+
+    def solve(self, hint: dict, timeout: float) -> Outcome:
+        return self._call(SolveArgs(**hint), timeout)
+
+
+class MasterImaging:
+    """The master's frames and sequence, as the night's expose and refocus actions see them."""
+
+    def __init__(self, master):
+        self.master = master
+
+    progress = property(lambda self: self.master.progress)
+    plan = property(lambda self: self.master.plan)
+    triggers = property(lambda self: self.master.triggers)
+
+    def take(self, frame, token):
+        m = self.master
+        m.abort_event.clear()
+        if token.is_set():  # cancelled while we cleared: its abort came before; take nothing
+            return None
+        m.last_frame_error = None
+        record = m.synced_exposure(frame)
+        if record is None and m.last_frame_error is not None:
+            raise IndisyncError(m.last_frame_error)  # not taken (not aborted): the night says why
+        return record
+
+    def retake_due(self, frame, record) -> bool:
+        return self.master._retake_due(frame, record)
+
+    def temperature(self):
+        return self.master._temperature()
+
+    def refocus_all(self, reason: str) -> None:
+        self.master.refocus_all(reason)
+
+    def abort_own(self) -> None:
+        LocalParticipant(self.master).abort("night")
+
+    def save_progress(self) -> None:
+        save_master_progress(self.master.store, self.master.progress)
+
+    def guider_rebuilt(self) -> bool:
+        rebuilt = self.master._guiding_rebuilt
+        if rebuilt.is_set():
+            rebuilt.clear()
+            return not self.master.progress.finished(self.master.cfg.master.batches)
+        return False
+
+
+def build_rig(master) -> Rig:
+    def participants() -> list:
+        return [LocalParticipant(master)] + [RemoteParticipant(master.client, master.registry, node)
+                                             for node in master.registry.live("slave")]
+
+    return Rig(name=master.name, cfg=master.cfg, devices=master.supervisor.get, participants=participants,
+               imaging=MasterImaging(master), guiding=lambda: master.guiding, store=master.store,
+               report=master.link, stop_event=master.stop_event, device_lock=master.device_lock,
+               frames=lambda: master.frames)
