@@ -365,3 +365,85 @@ def set_precipitation(host: str, port: int, mm_per_hour: float, device: str = "W
 def crash_ccd_driver(host: str, port: int, device: str = "CCD Simulator") -> None:
     """Ask the CCD simulator to abort() itself (the driver's CCD_SIMULATE_CRASH switch)."""
     set_switch(host, port, device, "CCD_SIMULATE_CRASH", {"CRASH": True})
+
+
+class PropertyWatch:
+    """Every update the server sends of some properties of one device, with our arrival time: a
+    raw connection of its own (no PyIndi) that records each ``def*Vector``/``set*Vector`` of the
+    named properties as ``(time.monotonic(), name, state, {element: text}, message)``, so a test
+    sees what a poll would miss (a park aborted and done again between two looks).
+
+        with PropertyWatch(host, port, "Telescope Simulator", ("TELESCOPE_PARK",)) as watch:
+            ...
+            watch.updates("TELESCOPE_PARK", since=t0)
+    """
+
+    def __init__(self, host: str, port: int, device: str, names):
+        import threading
+
+        self.host, self.port, self.device, self.names = host, port, device, tuple(names)
+        self._lock = threading.Lock()
+        self._records: list[tuple[float, str, str, dict[str, str], str]] = []
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread = threading.Thread(target=self._run, name=f"watch-{device}", daemon=True)
+
+    def start(self) -> "PropertyWatch":
+        self._sock = socket.create_connection((self.host, self.port), timeout=5)
+        for name in self.names:
+            self._sock.sendall(f'<getProperties version="1.7" device={quoteattr(self.device)} '
+                               f'name={quoteattr(name)}/>\n'.encode())
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        parser = ET.XMLPullParser(events=("start", "end"))
+        parser.feed("<stream>")
+        depth = 0
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                parser.feed(data.decode(errors="replace"))
+                for event, elem in parser.read_events():
+                    if event == "start":
+                        depth += 1
+                        continue
+                    depth -= 1
+                    if depth == 1 and re.fullmatch(r"(def|set)\w+Vector", elem.tag) \
+                            and elem.get("device") == self.device and elem.get("name") in self.names:
+                        values = {e.get("name"): (e.text or "").strip() for e in elem}
+                        with self._lock:
+                            self._records.append((time.monotonic(), elem.get("name"), elem.get("state", ""),
+                                                  values, elem.get("message", "")))
+                    if depth == 1:
+                        elem.clear()
+            except ET.ParseError:
+                return
+
+    def updates(self, name: str | None = None, since: float = 0.0) -> list[tuple[float, str, str, dict, str]]:
+        with self._lock:
+            return [r for r in self._records if r[0] >= since and (name is None or r[1] == name)]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)  # it looks at the flag at least every 0.2 s
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "PropertyWatch":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -97,3 +97,63 @@ def pier_side(indi) -> str | None:
 
     on = [k for k, v in get_switches(indi.host, indi.port, MOUNT, "TELESCOPE_PIER_SIDE").items() if v]
     return {"PIER_EAST": "east", "PIER_WEST": "west"}.get(on[0]) if len(on) == 1 else None
+
+
+# ---- the dome, the site, raw switch states: for the night's safety tests ------------------------
+DOME = "Dome Simulator"
+
+
+def switch_vector(indi, device: str, prop: str) -> tuple[str, dict[str, bool]] | None:
+    """(state, {switch: on}) of one switch vector read from the server afresh; None when the device
+    does not define it now (driver stopped, or not connected yet)."""
+    import xml.etree.ElementTree as ET
+
+    text = _read_definitions(indi.host, indi.port, device, 2.0, prop)
+    match = re.search(rf"<defSwitchVector\b[^>]*name=\"{re.escape(prop)}\".*?</defSwitchVector>", text, re.S)
+    if match is None:
+        return None
+    elem = ET.fromstring(match.group(0))
+    return elem.get("state"), {e.get("name"): e.text.strip() == "On" for e in elem.findall("defSwitch")}
+
+
+def mount_parked_now(indi) -> bool:
+    """As ``mount_parked``, but False (not an error) while the mount's driver is gone or disconnected,
+    and state Idle counts as well as Ok: a PARK sent to a Telescope Simulator that is already parked
+    leaves TELESCOPE_PARK at PARK with state Idle (parked, not moving). Busy (the park slew under way)
+    and Alert (refused, aborted) do not."""
+    got = switch_vector(indi, MOUNT, "TELESCOPE_PARK")
+    return got is not None and got[0] in ("Ok", "Idle") and got[1].get("PARK", False)
+
+
+def shutter_closed(indi) -> bool:
+    """The dome's shutter has finished closing: DOME_SHUTTER says SHUTTER_CLOSE and its state is Ok
+    (while it moves the switch already says where it goes, with state Busy). Read afresh."""
+    got = switch_vector(indi, DOME, "DOME_SHUTTER")
+    return got is not None and got[0] == "Ok" and got[1].get("SHUTTER_CLOSE", False)
+
+
+def prepare_dome(indi) -> None:
+    """The Dome Simulator connected, its park position at its current azimuth (read back), so that
+    parking it turns nothing (as a roll-off roof's; its default park is a 20 s turn). It starts
+    unparked with the shutter closed; opening or closing the shutter takes about 6 s."""
+    from ..config import IndiConfig
+    from ..devices.session import open_devices
+
+    cfg = IndiConfig(host=indi.host, port=indi.port, dome=DOME)
+    with open_devices(cfg, need=("dome",), want=()):
+        az = get_numbers(indi.host, indi.port, DOME, "ABS_DOME_POSITION")["DOME_ABSOLUTE_POSITION"]
+        set_number(indi.host, indi.port, DOME, "DOME_PARK_POSITION", {"PARK_AZ": az})
+        got = get_numbers(indi.host, indi.port, DOME, "DOME_PARK_POSITION")["PARK_AZ"]
+        if abs(got - az) > 1e-6:
+            raise RuntimeError(f"{DOME} kept its park azimuth {got} instead of {az}")
+
+
+def move_site(indi, longitude: float, latitude: float = LATITUDE) -> None:
+    """Tell the simulated mount it stands at another longitude (read back): how a test makes it
+    another time of day for the mount as well as for the config. The Telescope Simulator keeps its
+    axes where they are (so its RA shifts with the sidereal time) and keeps tracking."""
+    set_number(indi.host, indi.port, MOUNT, "GEOGRAPHIC_COORD",
+               {"LAT": latitude, "LONG": longitude % 360.0, "ELEV": 0.0})
+    got = get_numbers(indi.host, indi.port, MOUNT, "GEOGRAPHIC_COORD")
+    if abs(got["LAT"] - latitude) > 1e-6 or abs(got["LONG"] - longitude % 360.0) > 1e-6:
+        raise RuntimeError(f"{MOUNT} kept its site {got}")
