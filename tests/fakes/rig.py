@@ -156,12 +156,14 @@ class FakeImaging:
                                         reset_after_focus=lambda *a: None)
         self.frames_on_disk = 0
         self.taking = 0
+        self.most_at_once = 0  # frames taken at the same time, at most (one, always)
         self.refocused = 0
 
     def take(self, frame, token):
         if token.is_set():
             return None
         self.taking += 1
+        self.most_at_once = max(self.most_at_once, self.taking)
         try:
             _sleep(frame.exposure)
             if token.is_set():

@@ -181,3 +181,20 @@ def test_an_answer_from_a_state_the_night_has_left_is_ignored(monkeypatch):
     # the cancelled slew answered nothing, or its answer was dropped: the night never took it for its own
     assert "centering" not in night.states()
     night.stop()
+
+
+def test_a_frame_still_in_its_delay_when_the_night_resumes_never_runs_beside_the_new_one(monkeypatch):
+    cfg = config(master={"sequence": {"delay_between": 0.4, "slots": [{"type": "light", "filter": "L",
+                                                                       "exposure": 0.05, "repeat": 6}]}},
+                 safety={"safe_for": 0.1})
+    night = Night(monkeypatch, cfg=cfg).start()
+    imaging = night.rig.parts.imaging
+    night.wait(lambda: imaging.frames_on_disk >= 2, what="two frames")
+    night.rain()  # the next frame is in its 0.4 s delay
+    night.wait(lambda: night.executor.snapshot.state == "parked", what="parked")
+    on_disk = imaging.frames_on_disk
+    night.rig.parts.weather.set("ok")
+    night.wait(lambda: night.executor.snapshot.state == "done", timeout=20, what="the night done")
+    assert imaging.most_at_once == 1
+    assert imaging.frames_on_disk == 6 and on_disk < 6  # every slot once, none twice, none lost
+    night.thread.join(5)
