@@ -713,10 +713,10 @@ class NightModel(RuleBasedStateMachine):
 TestNightModel = NightModel.TestCase
 # No shrinking: a failing example waits for the executor up to a second per check, so shrinking would
 # take minutes; the unshrunk steps (at most 15) are printed and short enough to read.
-TestNightModel.settings = settings(max_examples=100, stateful_step_count=15, deadline=None,
+TestNightModel.settings = settings(max_examples=250, stateful_step_count=15, deadline=None,
                                    phases=[Phase.explicit, Phase.reuse, Phase.generate],
                                    suppress_health_check=list(HealthCheck))
-TestNightModel = pytest.mark.timeout(120)(TestNightModel)
+TestNightModel = pytest.mark.timeout(240)(TestNightModel)
 
 
 # ---- the checker catches what it should -------------------------------------------------------
