@@ -121,6 +121,8 @@ class NightExecutor:
                 log.exception("could not report the failure")
             last_park(self.rig, f"the night's loop failed: {exc}")
             raise
+        finally:
+            self.finished.set()  # the loop is over: the weather watch and the actions' holds end too
 
     def _run(self) -> None:
         rig = self.rig

@@ -169,6 +169,8 @@ def test_an_exception_in_the_loop_parks_and_closes_before_it_ends_the_master(mon
     assert isinstance(night.error, RuntimeError)
     assert night.rig.parts.mount.parked and night.rig.parts.dome.shutter_open is False
     assert any("executor failed" in e for e in night.rig.report.errors)
+    assert night.executor.finished.is_set()  # the weather watch ends with the loop
+    night.stop()
 
 
 def test_an_answer_from_a_state_the_night_has_left_is_ignored(monkeypatch):

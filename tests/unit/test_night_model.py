@@ -280,6 +280,7 @@ class NightHarness:
                 self.crashes.append("".join(traceback.format_exception(exc)))
 
         self.thread = threading.Thread(target=body, name="night-loop", daemon=True)
+        self.foreign = set(threading.enumerate())  # threads of other tests: not this executor's to join
         self.runs.append([time.monotonic(), None])
         self.thread.start()
         self.settle_weather()
@@ -462,7 +463,8 @@ class NightHarness:
         self.thread.join(5)
         if self.thread.is_alive():
             raise Violation("the executor's loop did not end within 5 s of the stop event")
-        for t in [t for t in threading.enumerate() if t.name.startswith("night-") and t is not self.thread]:
+        for t in [t for t in threading.enumerate()
+                  if t.name.startswith("night-") and t is not self.thread and t not in self.foreign]:
             t.join(5)  # every action and the weather watch (each checks the stop event)
             if t.is_alive():
                 raise Violation(f"action thread {t.name} still running 5 s after the stop event")
