@@ -1,4 +1,4 @@
-"""The night: the pure state machine (machine.py, meridian.py), its plan and window (planning.py), and
+"""The night: the pure state machine (machine.py, its vocabulary in state.py and events.py, meridian.py), its plan and window (planning.py), and
 the executor (executor.py) that runs the machine's actions (actions/, one module each) on a typed
 ``Rig`` (rig.py) under tokens bound to the state that started them (token.py), with one arbiter for
 mount and dome motion (arbiter.py).

@@ -376,14 +376,14 @@ def test_the_machine_reads_no_clock_and_no_hardware():
     import ast
     import inspect
 
-    from indisync.night import events, machine
+    from indisync.night import events, machine, state
 
-    for module in (machine, events):
+    for module in (machine, events, state):
         tree = ast.parse(inspect.getsource(module))
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                     for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
         # meridian: pure maths; events: the typed payloads
-        assert imported <= {"__future__", "dataclasses", "enum", "typing", "meridian", "events"}, imported
+        assert imported <= {"__future__", "dataclasses", "enum", "typing", "meridian", "events", "state"}, imported
 
 
 def test_status_shows_the_night_and_the_cooling():

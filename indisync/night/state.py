@@ -1,0 +1,122 @@
+"""The night's vocabulary, plain data: its states (and which are always safe), the actions the
+machine asks for, tonight's plan and the snapshot saved after every move. Pure: no clock, no hardware.
+The machine (machine.py) moves between them; it re-exports every name here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .events import Ev
+from .meridian import FlipSettings
+
+
+class State(str, Enum):
+    WAITING_DARK = "waiting_dark"
+    COOLING = "cooling"
+    SLEWING = "slewing"
+    CENTERING = "centering"
+    STARTING_GUIDER = "starting_guider"
+    IMAGING = "imaging"
+    DITHERING = "dithering"
+    REFOCUSING = "refocusing"
+    FLIPPING = "flipping"  # the meridian flip: holding for it, slewing to the target again, checking the pier side
+    SECURING = "securing"  # outside the window with the mount perhaps out (a restart): parking, then waiting
+    UNSAFE = "unsafe"  # weather went bad: aborting, parking, closing
+    PARKED = "parked"  # parked for the weather, waiting for safe_for s of safe weather
+    PARKING = "parking"  # the night is over (dawn, window end, stop, error): parking for good
+    WARMING = "warming"
+    DONE = "done"
+
+
+# States the night may be in whatever the weather: nothing is exposed, the mount is parked or
+# being parked (waiting for dark and cooling happen parked, before the mount is unparked).
+ALWAYS_SAFE = frozenset({State.WAITING_DARK, State.COOLING, State.SECURING, State.UNSAFE, State.PARKED,
+                         State.PARKING, State.WARMING, State.DONE})
+# States that park: a park answer (parked / park_failed) belongs to them, and a failed park is tried
+# again every park_retry s until it succeeds (I4).
+PARKING_STATES = frozenset({State.SECURING, State.UNSAFE, State.PARKING})
+# States in which the mount is out and the cameras may expose.
+ACTIVE = frozenset(State) - ALWAYS_SAFE
+END_STATES = frozenset({State.PARKING, State.WARMING, State.DONE})
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the machine asks the executor to do. Long actions answer with the event in ``ANSWERS``."""
+
+    kind: str
+    args: dict = field(default_factory=dict)
+
+
+ANSWERS = {  # action -> the event(s) that end it
+    "cool": (Ev.COOLED,), "slew": (Ev.SLEWED, Ev.SLEW_FAILED), "center": (Ev.CENTERED,),
+    "start_guider": (Ev.GUIDER_STARTED,), "expose": (Ev.FRAME_DONE,), "dither": (Ev.DITHERED,),
+    "refocus": (Ev.REFOCUSED,), "flip": (Ev.FLIPPED, Ev.FLIP_FAILED), "park": (Ev.PARKED, Ev.PARK_FAILED), "warm": (Ev.WARMED,),
+}
+INSTANT_ACTIONS = ("abort_exposures", "stop_guider", "finish")  # no answer expected
+
+
+@dataclass(frozen=True)
+class NightPlan:
+    """What this night does (from the config; fixed for the night). All times in seconds."""
+
+    cool: bool = False  # cool every node before the mount is unparked
+    slew: bool = False  # unpark, slew to the target, track (the target has coordinates, a mount exists)
+    guide: bool = False
+    park_at_end: bool = False
+    warm_at_end: bool = False
+    weather: bool = False  # a weather device is watched
+    safe_for: float = 600.0  # continuous safe weather before resuming
+    stale_after: float = 180.0  # no weather update for this long = unsafe
+    park_retry: float = 30.0  # a park that failed is tried again after this long
+    can_park: bool = False  # there is a mount or a dome to park and close (safety parks whatever park_at_end says)
+    frame_retry: float = 30.0  # a frame that could not be taken (indiserver gone, ...) is tried again after this long
+    flip: bool = False  # watch the meridian (a flip: section, a mount and the target's coordinates)
+    flip_settings: FlipSettings = field(default_factory=FlipSettings)
+    center: bool = False  # plate-solved centring after each slew (night.center); off: centring passes at once
+    center_on_failure: str = "continue"  # acquire.on_failure: continue (image off-centre) | stop (park)
+    # Deadlines of busy states (seconds in the state); past it the night is stuck and parks.
+    timeouts: dict = field(default_factory=lambda: {
+        State.COOLING.value: 1800.0, State.SLEWING.value: 600.0, State.CENTERING.value: 600.0,
+        State.STARTING_GUIDER.value: 600.0, State.DITHERING.value: 600.0, State.REFOCUSING.value: 3600.0,
+        State.PARKING.value: 600.0, State.WARMING.value: 600.0, State.FLIPPING.value: 2400.0,
+    })
+
+
+@dataclass
+class Snapshot:
+    """Where the night is and why; plain data, saved after every step that changes it."""
+
+    state: str = State.WAITING_DARK.value
+    since: float = 0.0  # when the night entered ``state``
+    until: float | None = None  # when it expects to leave it (dark, safe again, the window's end)
+    reason: str = "start of the night"
+    window_start: float | None = None  # None: dark now (no site/night config)
+    window_end: float | None = None  # None: no end but the sequence's
+    next_duration: float = 0.0  # seconds the next frame takes (delay + exposure)
+    finished: bool = False  # the sequence has no frame left
+    busy: str | None = None  # the long action under way in this state, if any
+    stop_requested: bool = False
+    weather_status: str | None = None  # last WEATHER_STATUS seen: ok | busy | alert
+    weather_lost: str | None = None  # why the weather device is gone, while it is
+    last_weather: float | None = None  # when the last weather update came (epoch s)
+    safe_since: float | None = None  # start of the current run of safe weather
+    retry_at: float | None = None  # when a failed park is tried again
+    warnings: list = field(default_factory=list)  # e.g. nodes that missed their cooling setpoint
+    ha_hours: float | None = None  # the target's hour angle (h, negative east) as last measured...
+    ha_at: float | None = None  # ...at this time (epoch s); carried on at the sidereal rate
+    pier_side: str | None = None  # "east" | "west" (INDI's TELESCOPE_PIER_SIDE) as last read
+    flip_at: float | None = None  # when the flip under way (or held for) slews
+    pending_refocus: str | None = None  # a refocus that came due with the flip: done after it
+    secured: bool = False  # the night knows the mount parked and the dome closed (a park answered parked)
+    must_park: bool = False  # the night ends on a failure, the window's end or rain: park whatever park_at_end says
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Snapshot":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
