@@ -62,8 +62,6 @@ class Imaging(Protocol):
 
     def refocus_all(self, reason: str) -> None: ...  # every node autofocuses at once (guiding is the caller's)
 
-    def abort_own(self) -> None: ...  # the master's own exposure, at once
-
     def save_progress(self) -> None: ...
 
     def guider_rebuilt(self) -> bool: ...  # True once after the guider was rebuilt on new devices

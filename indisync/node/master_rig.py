@@ -126,9 +126,6 @@ class MasterImaging:
     def refocus_all(self, reason: str) -> None:
         self.master.refocus_all(reason)
 
-    def abort_own(self) -> None:
-        LocalParticipant(self.master).abort("night")
-
     def save_progress(self) -> None:
         save_master_progress(self.master.store, self.master.progress)
 

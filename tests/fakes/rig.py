@@ -187,9 +187,6 @@ class FakeImaging:
     def refocus_all(self, reason):
         self.refocused += 1
 
-    def abort_own(self):
-        pass
-
     def save_progress(self):
         pass
 
