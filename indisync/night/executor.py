@@ -25,13 +25,13 @@ from datetime import datetime, timezone
 
 from ..errors import ActionCancelled
 from ..protocol import messages
-from .actions import ACTIONS, INSTANT
+from .actions import ACTIONS
 from .actions import flip as flip_action
 from .actions.motion import last_park
 from .actions.weather import first_reading, watch_weather
 from .events import Clock, Cooled, FrameDone, Payload, Slewed, Stop, payload_for
-from .machine import ANSWERS, Action, Ev, NightPlan, Snapshot, describe, resume, start, step
-from .planning import build_plan, night_window, site_longitude
+from .machine import ANSWERS, INSTANT_ACTIONS, Action, Ev, NightPlan, Snapshot, describe, resume, start, step
+from .planning import READOUT_MARGIN_S, build_plan, night_window, site_longitude
 from .rig import Rig
 from .token import Epochs, Token
 
@@ -213,8 +213,6 @@ class NightExecutor:
 
     def next_frame_facts(self) -> tuple[float, bool]:
         """(seconds the next frame takes, the sequence is finished)."""
-        from .planning import READOUT_MARGIN_S
-
         im = self.rig.imaging
         finished = im.progress.finished(self.cfg.master.batches)
         frame = im.progress.next_frame(im.plan) or (im.plan[0] if im.plan else None)
@@ -260,7 +258,7 @@ class NightExecutor:
         token = self.epochs.current
         for action in actions:
             fn = ACTIONS[action.kind]
-            if action.kind in INSTANT:
+            if action.kind in INSTANT_ACTIONS:
                 self._instant(action, fn, token)
             else:
                 self._spawn(action.kind, fn, ANSWERS.get(action.kind), token, **action.args)

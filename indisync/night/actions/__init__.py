@@ -21,4 +21,3 @@ ACTIONS = {
     "flip": flip.flip,
     "finish": None,  # the executor's own: the loop ends
 }
-INSTANT = frozenset({"abort_exposures", "stop_guider", "finish"})  # no answer expected
