@@ -46,11 +46,13 @@ Measure = Callable[[Any], StarMeasurement]
 class FocusProgress:
     """One event of a run, handed to the progress callback (and relayed over MQTT by nodes).
 
-    ``phase``: "sweep" | "extend" | "check" for a measured frame, "done" | "failed" at the end.
+    ``phase``: "sweep" | "extend" | "search" | "check" for a measured frame, "done" | "failed" at
+    the end. Frames are reported once measured, in the order taken (the next one may already be
+    exposing).
     """
 
     phase: str
-    frame: int  # frames taken so far, including this one
+    frame: int  # this frame's number in the run (1-based); at "done"/"failed": frames taken in all
     position: int
     hfr: float | None = None
     stars: int = 0

@@ -14,6 +14,9 @@ Example (all keys optional; these are the defaults)::
       extension_points: 2
       min_points_each_side: 2
       check_tolerance: 0.25
+      max_frames: 30       # every frame of a run, coarse search and check included
+      search_growth: 2.0   # the coarse search's stride grows by this factor per frame
+      search_rise: 0.15    # HFR this fraction over the best so far: the search has passed focus
       timeout: 900
       output_dir: ./focus
       offsets: {L: 0, R: 35, G: 20, B: 60, Ha: -40}
@@ -58,6 +61,16 @@ class FocusSettings:
     min_points_each_side: int = 2
     # The check frame at the chosen position must have an HFR within this fraction of the predicted one.
     check_tolerance: float = 0.25
+    # Frames a run may take in all (sweep, extensions, coarse search, check). A run that would need
+    # more fails (focuser back at the start) rather than wander. 9 + 1 near focus; a start 5 V-curve
+    # widths off takes ~22 (search_growth 2).
+    max_frames: int = 30
+    # When a sweep sees only one flank of the V-curve (no trusted fit, or still at an edge after
+    # max_extensions), the run walks downhill from that edge with strides step·growth, step·growth², ...
+    # until the HFR has risen by more than search_rise over the best frame (or a frame is too blurred to
+    # measure), then sweeps a new V-curve over that bracket. See search.py.
+    search_growth: float = 2.0
+    search_rise: float = 0.15
     # Seconds for the whole run (sweep, extensions, check); past it the run fails and the focuser
     # returns to its start. Each device call has its own timeout in the indi section.
     timeout: float = 900.0
@@ -99,6 +112,12 @@ class FocusSettings:
             raise ConfigValueError("min_points_each_side", "allowed: 1 or more")
         if not 0 < self.check_tolerance < 10:
             raise ConfigValueError("check_tolerance", "allowed: a fraction > 0 (0.25 = within 25 %)")
+        if self.max_frames < self.points + 1:
+            raise ConfigValueError("max_frames", f"allowed: at least points + 1 ({self.points + 1}): the sweep and its check")
+        if not 1.2 <= self.search_growth <= 10:
+            raise ConfigValueError("search_growth", "allowed: 1.2 to 10 (2 doubles the stride each frame)")
+        if not 0.01 <= self.search_rise <= 2:
+            raise ConfigValueError("search_rise", "allowed: a fraction 0.01 to 2 (0.15 = HFR 15 % over the best)")
         if self.timeout <= 0:
             raise ConfigValueError("timeout", "allowed: a positive number of seconds")
         if self.min_offset_move < 0:

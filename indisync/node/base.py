@@ -237,7 +237,7 @@ class NodeBase:
                         reason=(reason or "requested")[:500])
 
         def on_point(p: FocusProgress) -> None:
-            if p.phase in ("sweep", "extend", "check"):
+            if p.phase in ("sweep", "extend", "search", "check"):
                 hfr = p.hfr if p.hfr is not None and p.hfr == p.hfr else None
                 self.link.event("autofocus_point", run_id=run_id, position=p.position, hfr=hfr, stars=p.stars)
                 self.link.update_state(focuser_position=p.position)

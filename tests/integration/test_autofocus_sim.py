@@ -16,7 +16,7 @@ import pytest
 
 from indisync.config import IndiConfig
 from indisync.devices.session import open_devices
-from indisync.sim.indi import set_number
+from indisync.sim.indi import get_numbers, set_number
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +76,24 @@ def test_autofocus_in_clouds_fails_and_returns_to_start(indi_sim, tmp_path):
     assert result["status"] == "failed" and result["reason"]
     assert result["position"] == start
     assert focuser_position(indi_sim) == start
+
+
+@pytest.mark.timeout(280)
+def test_autofocus_from_the_simulator_defaults_far_from_focus(indi_sim, tmp_path):
+    """README's newcomer path: `indisync focus` against untouched simulators. The CCD Simulator's
+    focus (36,700) is 13,300 steps from the focuser's (50,000) on a very shallow curve (SIM_FOCUS_MAX
+    100,000, seeing 3.5): the coarse search must find it, within 0.25 w5 in at most 30 frames.
+    Only the time factor is changed (2 s frames take 0.02 s); the truth is read back, never set."""
+    set_number(indi_sim.host, indi_sim.port, "CCD Simulator", "SIMULATOR_SETTINGS", {"SIM_TIME_FACTOR": 0.01})
+    truth = get_numbers(indi_sim.host, indi_sim.port, "CCD Simulator", "SIM_FOCUSING")
+    start = focuser_position(indi_sim)
+    assert (start, truth["SIM_FOCUS_POSITION"], truth["SIM_FOCUS_MAX"]) == (50000, 36700, 100000)
+    width = truth["SIM_FOCUS_MAX"] / 20 * math.sqrt(0.05 * truth["SIM_SEEING"] / 0.5625)  # w5, ~2,800 steps
+    proc = run_focus(indi_sim, tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["status"] == "ok", result["reason"]
+    assert abs(result["position"] - truth["SIM_FOCUS_POSITION"]) <= 0.25 * width, result
+    assert result["frames"] <= 30 and result["frames"] == len(result["points"]) + 1
+    assert focuser_position(indi_sim) == result["position"]
+    assert " search " in proc.stderr  # it got there by the coarse search
