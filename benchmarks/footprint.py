@@ -116,6 +116,19 @@ def _proc_kb(pid: int, key: str) -> float:
     raise KeyError(key)
 
 
+def _hfr_workers(parent: int) -> list[int]:
+    """Pids of ``parent``'s children running indisync.node.hfr_worker (issue 18)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"indisync.node.hfr_worker" in (entry / "cmdline").read_bytes() \
+                    and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def measure_idle_slave(runs: int, settle: float = 3.0) -> dict:
     import uuid
 
@@ -124,7 +137,7 @@ def measure_idle_slave(runs: int, settle: float = 3.0) -> dict:
     from indisync.protocol.topics import Topics
     from indisync.protocol.transport import MqttTransport
 
-    rss, hwm, after = [], [], []
+    rss, hwm, after, worker_rss, worker_hwm = [], [], [], [], []
     with SimRig(slaves=1, time_factor=0.01, slave_section={"filters": ["Red", "Green"], "exposure": 30.0}) as rig:
         cfg = MqttConfig(host=rig.broker.host, port=rig.broker.port)
         transport = MqttTransport(cfg, f"footprint-{uuid.uuid4().hex[:6]}")
@@ -141,11 +154,19 @@ def measure_idle_slave(runs: int, settle: float = 3.0) -> dict:
                 client.call("slave1", "expose", {"duration": 60, "target": "footprint"}, timeout=60)
                 time.sleep(settle)  # the frame measured after the reply; idle again
                 after.append(_proc_kb(proc.pid, "VmRSS") / 1024)
+                # issue 18: the frame's HFR is measured by the slave's niced worker process (a child)
+                # within slave.measure_after_reply (3 s) of the reply; count it apart
+                time.sleep(settle + 3.0)
+                for pid in _hfr_workers(proc.pid):
+                    worker_rss.append(_proc_kb(pid, "VmRSS") / 1024)
+                    worker_hwm.append(_proc_kb(pid, "VmHWM") / 1024)
                 rig.stop_node("slave1")
         finally:
             client.close()
             transport.stop()
     return {"rss_mb": summary(rss, 1), "peak_rss_mb": summary(hwm, 1), "rss_after_first_frame_mb": summary(after, 1),
+            "hfr_worker_rss_after_first_frame_mb": summary(worker_rss, 1) if worker_rss else None,
+            "hfr_worker_peak_rss_mb": summary(worker_hwm, 1) if worker_hwm else None,
             "note": "rss_mb at rest: devices connected, broker reached, no frame yet. astropy.io.fits, numpy and scipy "
                     "load with the first frame (rss_after_first_frame_mb, 1280x1024 simulator frame) "
                     "and stay loaded"}

@@ -39,8 +39,13 @@ class SlaveNode(NodeBase):
         super().__init__(cfg)
         self.store = StateStore(state_path(cfg))
         self.rotation: FilterRotation | None = None
-        # HFR after the reply: the master's next start never waits for star detection.
+        # HFR after the reply, in a niced worker process: the master's next start never waits for
+        # star detection, and the next command never competes with it for the CPU (issue 18).
         self.measurer = FrameMeasurer(cfg, self._on_measured)
+
+    def start(self) -> None:
+        self.measurer.start()  # the worker process is up (and niced) before the first frame
+        super().start()
 
     def close(self) -> None:
         self.stop()
@@ -141,6 +146,7 @@ class SlaveNode(NodeBase):
         )
 
         def on_start(req: FrameRequest) -> None:
+            self.measurer.exposure_starting(req.start_at)  # the last frame is measured while this one exposes
             start = now_iso(datetime.fromtimestamp(max(time.time(), req.start_at or 0), timezone.utc))
             exposure = {"id": exposure_id, "filter": filter_name, "start": start, "duration": duration}
             self.link.update_state(phase="exposing", exposure=exposure, filter=filter_name)
@@ -173,8 +179,8 @@ class SlaveNode(NodeBase):
                         file=record.path.name[:64] if len(record.path.name) <= 64 else None, **record.event_fields())
         self.link.update_state(phase="idle", exposure=None, frames=self.frames)
         if record.image is not None:  # measured after the reply; hfr/stars follow in frame_measured and the state
-            self.measurer.submit(MeasureJob(record.image, exposure_id, record.path.name, filter_name))
-            record.image = None
+            record.image = None  # the worker reads the frame from its file: the pixels go now
+            self.measurer.submit(MeasureJob(None, exposure_id, record.path.name, filter_name, path=str(record.path)))
         self.publish_preview(record.path)
         return record
 
@@ -182,13 +188,16 @@ class SlaveNode(NodeBase):
         job = result.job
         # Graded here, where the measurement lands: the grade goes with frame_measured into the night
         # log; the slave's FITS header, written before the measurement, is never rewritten for it.
-        grade, _ = self.grade_frame(job.filter_name, result.hfr, result.stars)
+        # A frame the worker could not measure is not graded: no figures are not bad figures.
+        grade = self.grade_frame(job.filter_name, result.hfr, result.stars)[0] if result.error is None else None
         graded = {} if grade is None else {"grade": grade.status, "grade_reason": grade.reason[:500]}
         self.link.event("frame_measured", exposure_id=job.exposure_id, filter=job.filter_name,
                         file=job.file if len(job.file) <= 64 else None, hfr=result.hfr, stars=result.stars,
                         seconds=round(result.seconds, 3), when="before_reply" if result.inline else "after_reply",
-                        **graded)
+                        **graded, **({} if result.error is None else {"error": result.error[:500]}))
         self.link.update_state(hfr=result.hfr, stars=result.stars)
+        if result.error is not None:  # the worker died or hung on it: someone should know
+            self.link.error(f"HFR of {job.file} {result.error}"[:1000])
 
     def _local_start(self, start_at: str | None) -> float | None:
         """The master's scheduled start (a time on the master's clock) as a ``time.time()`` reading on

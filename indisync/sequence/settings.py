@@ -171,6 +171,18 @@ class SlaveSettings:
     # Loose sync: estimated seconds per slave frame beyond the exposure (download/readout + wheel
     # move). A frame starts only if exposure + overhead still fits in the master's exposure.
     frame_overhead: float = 5.0
+    # HFR is measured after the reply by a worker process (indisync.node.hfr_worker) this much nicer
+    # than the node (0..19): when the next expose command arrives, the command path gets the CPU.
+    measure_nice: int = 10
+    # Seconds one frame's measurement may take in that worker (a niced worker on a busy machine is
+    # slow, a hung one never answers): past it the worker is killed and started again, and the
+    # frame is reported as not measured.
+    measure_timeout: float = 300.0
+    # When that worker measures: not in the first measure_after_reply seconds after a frame's reply
+    # (the master's next command is then on its way), unless the next exposure starts sooner: then
+    # from measure_after_start seconds after its shutter opens, while it exposes. 0 and 0: at once.
+    measure_after_reply: float = 3.0
+    measure_after_start: float = 0.5
 
     def validate(self) -> None:
         if not self.filters:
@@ -195,6 +207,13 @@ class SlaveSettings:
             raise ConfigValueError("exposure", f"got {self.exposure}; allowed: seconds > 0")
         if self.frame_overhead < 0:
             raise ConfigValueError("frame_overhead", f"got {self.frame_overhead}; allowed: seconds >= 0")
+        if not 0 <= self.measure_nice <= 19:
+            raise ConfigValueError("measure_nice", f"got {self.measure_nice!r}; allowed: an integer 0..19 (10: default)")
+        if not 1 <= self.measure_timeout <= 3600:
+            raise ConfigValueError("measure_timeout", f"got {self.measure_timeout}; allowed: 1..3600 seconds")
+        for key in ("measure_after_reply", "measure_after_start"):
+            if not 0 <= getattr(self, key) <= 60:
+                raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: 0..60 seconds")
 
     def exposure_for(self, filter_name: str) -> float:
         """Seconds to expose through ``filter_name``."""

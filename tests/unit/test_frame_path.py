@@ -60,7 +60,9 @@ def star_frame(shape=(256, 256)) -> np.ndarray:
 
 @pytest.fixture
 def cfg(tmp_path):
-    return load_config(data={"storage": {"directory": str(tmp_path)}, "node": {"name": "slave1"}})
+    # measure at once: when the HFR worker measures (after a reply, at an exposure's start) is tested in test_hfr_worker
+    return load_config(data={"storage": {"directory": str(tmp_path)}, "node": {"name": "slave1"},
+                             "slave": {"measure_after_reply": 0}})
 
 
 def premove(devices):
