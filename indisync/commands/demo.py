@@ -89,6 +89,7 @@ def run(args, cfg) -> int:
         "images": str(rig.images),
         "logs": str(workdir),
         "report": str(reports[-1]) if reports else None,  # the master writes it at the end of its sequence
+        "shutter": _report_shutter(reports[-1]) if reports else {},
     }
     if args.json:
         print(json.dumps(summary))
@@ -108,7 +109,21 @@ def run(args, cfg) -> int:
               f"max {skews['max_ms']} ms over {skews['pairs']} frames")
     print(f"images: {summary['images']}\nfocus plots, node logs, configs: {summary['logs']}")
     print(f"night report: {summary['report'] or 'not written (see the master log)'}")
+    for node, d in summary["shutter"].items():
+        pct = "-" if d["shutter_open_pct"] is None else f"{d['shutter_open_pct']:.1f} %"
+        print(f"  {node:8s} shutter open {pct} of the window ({d['shutter_open_s']:.1f} s real), "
+              f"EXPTIME total {d['exptime_s']:g} s")
     return 0
+
+
+def _report_shutter(index: Path) -> dict:
+    """Per node, the report's real shutter-open share and its EXPTIME total (report.json beside index.html)."""
+    try:
+        nodes = json.loads((index.parent / "report.json").read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {n: {k: d.get(k) for k in ("shutter_open_pct", "shutter_open_s", "exptime_s")}
+            for n, d in nodes.items() if d.get("frames")}
 
 
 def run_night(args) -> int:

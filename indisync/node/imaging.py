@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +18,7 @@ from ..errors import ExposureAborted
 from ..record.grading import Grade, grade_header_cards
 from ..sequence.headers import apply_frame_header
 from ..sequence.naming import save_frame
+from .hfr_worker import frame_hfr  # stdlib only at import; numpy/scipy load with the first frame
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,16 @@ class FrameRecord:
     focuser_temperature: float | None = None
     ccd_temperature: float | None = None
     guide_rms_arcsec: float | None = None
+    # The real shutter interval on this node's clock (ISO UTC): the camera told to start, the image in.
+    # EXPTIME (``duration``) is nominal: under a simulator time factor the two differ by that factor.
+    shutter_opened: str | None = None
+    image_arrived: str | None = None
 
     def event_fields(self) -> dict:
         """What exposure_done says about the frame, for the night log (indisync.record)."""
         fields = {"start": self.start if self.start and self.start != "None" else None,
                   "duration": self.duration, "hfr": _rounded(self.hfr), "stars": self.stars,
+                  "shutter_opened": self.shutter_opened, "image_arrived": self.image_arrived,
                   "focuser_position": self.focuser_position, "focuser_temperature": _rounded(self.focuser_temperature),
                   "ccd_temperature": _rounded(self.ccd_temperature), "guide_rms_arcsec": _rounded(self.guide_rms_arcsec)}
         if fields["start"] is not None and not fields["start"].endswith("Z"):
@@ -144,7 +150,9 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
     if on_start is not None:
         on_start(request)
     wait_for_start(request.start_at)
+    opened = time.time()
     hdu = devices.camera.expose(request.duration, request.binning, request.frame_type)
+    arrived = time.time()
     if should_abort is not None and should_abort():
         raise ExposureAborted("aborted as the image arrived; the frame is discarded, not written")
     _apply_test_clock_skew(hdu.header, cfg.testing.clock_skew_s)
@@ -175,7 +183,9 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
                        image=hdu.data if measurable and not measure_inline else None, context=context,
                        grade=grade, focuser_position=context.focus_position,
                        focuser_temperature=context.focus_temperature, ccd_temperature=context.ccd_temperature,
-                       guide_rms_arcsec=guide_rms)
+                       guide_rms_arcsec=guide_rms,
+                       shutter_opened=_clock_iso(opened, cfg.testing.clock_skew_s),
+                       image_arrived=_clock_iso(arrived, cfg.testing.clock_skew_s))
 
 
 def _grade(grader: "Grader | None", filter_name, hfr, stars) -> tuple[Grade | None, float | None]:
@@ -210,16 +220,11 @@ def wait_for_start(start_at: float | None) -> None:
 
 
 def measure_hfr(data, cfg: Config) -> tuple[float | None, int | None]:
-    """(median HFR or None, star count) of a light frame; (None, None) if it cannot be measured."""
-    from ..analysis.measure import measure_frame  # numpy/scipy/photutils: loaded by the first frame
-
-    try:
-        measured = measure_frame(data, cfg.analysis)
-    except Exception as exc:  # noqa: BLE001 - a measurement problem must never cost the frame
-        log.warning("could not measure HFR: %s", exc)
-        return None, None
-    stars = measured.star_count
-    hfr = measured.median_hfr if stars and math.isfinite(measured.median_hfr) else None
+    """(median HFR or None, star count) of a light frame; (None, None) if it cannot be measured.
+    A slave's HFR worker process measures with the same ``frame_hfr``."""
+    hfr, stars, problem = frame_hfr(data, cfg.analysis)
+    if problem:
+        log.warning("could not measure HFR: %s", problem)
     return hfr, stars
 
 
@@ -236,6 +241,12 @@ def _annotate(hdu, cfg: Config, request: FrameRequest, context: FrameContext, hf
         stars=stars,
         **context.header_fields(),
     )
+
+
+def _clock_iso(epoch: float, skew_s: float = 0.0) -> str:
+    """A ``time.time()`` reading as this node's clock says it (ISO UTC, ms; testing.clock_skew_s added)."""
+    when = datetime.fromtimestamp(epoch + (skew_s or 0.0), timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _apply_test_clock_skew(header, skew_s: float) -> None:

@@ -133,7 +133,10 @@ EVENTS: dict[str, dict[str, Field]] = {
         "reason": opt(REASON),
         # what the night log and report need of the frame (indisync.record); all optional
         "start": opt(timestamp),
-        "duration": opt(number(0, MAX_EXPOSURE_S)),
+        "duration": opt(number(0, MAX_EXPOSURE_S)),  # EXPTIME: nominal
+        # the real shutter interval on the node's clock: exposure started, image arrived
+        "shutter_opened": opt(timestamp),
+        "image_arrived": opt(timestamp),
         "hfr": opt(HFR),
         "stars": opt(integer(0, 10**7)),
         "fwhm": opt(number(0, 1000)),
@@ -157,6 +160,7 @@ EVENTS: dict[str, dict[str, Field]] = {
         "when": Field(one_of("after_reply", "before_reply"), "after_reply"),
         "grade": opt(one_of("accepted", "rejected")),  # the frame against its node's recent ones (indisync.record)
         "grade_reason": opt(REASON),
+        "error": opt(REASON),  # not measured: the HFR worker died or hung on it, or the node stopped first
     },
     "autofocus_started": {
         "run_id": req(ident),

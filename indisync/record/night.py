@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 # Night states (helper `night`) in which the rig could be collecting light: the usable window.
@@ -38,6 +38,28 @@ def _events(entries, type_: str):
     return [e for e in entries if e.get("kind") == "event" and e.get("type") == type_]
 
 
+def shutter_interval(opened: Any, arrived: Any, start: Any, duration: Any, done_rx: Any) -> dict:
+    """A frame's real shutter interval: ``open_start``/``open_end`` (ISO UTC) and ``open_s``.
+
+    ``measured``: the node's own clock at the exposure's start and at the image's arrival
+    (exposure_done's ``shutter_opened``/``image_arrived``). A log from before those fields gives an
+    ``estimated`` interval: from DATE-OBS for EXPTIME, but never past the moment exposure_done
+    arrived (the image was in by then; under a simulator time factor EXPTIME is far longer than
+    the real exposure). ``None`` when neither says when the frame began.
+    """
+    begin, end = parse_time(opened), parse_time(arrived)
+    source = "measured"
+    if begin is None or end is None or end < begin:
+        begin, source = parse_time(start), "estimated"
+        if begin is None:
+            return {"open_start": None, "open_end": None, "open_s": None, "open_source": None}
+        nominal = begin + timedelta(seconds=float(duration or 0))
+        received = parse_time(done_rx)
+        end = min(nominal, received) if received is not None and received >= begin else nominal
+    return {"open_start": _iso(begin), "open_end": _iso(end), "open_s": round((end - begin).total_seconds(), 3),
+            "open_source": source}
+
+
 def collect_frames(entries: list[dict]) -> list[dict]:
     """One dict per exposure_done, joined with its exposure_started (same node and exposure id)."""
     started: dict[tuple[str, str], dict] = {}
@@ -58,6 +80,8 @@ def collect_frames(entries: list[dict]) -> list[dict]:
             for k in ("hfr", "stars", "fwhm", "focuser_position", "focuser_temperature", "ccd_temperature",
                       "guide_rms_arcsec", "grade", "grade_reason"):
                 frame[k] = p.get(k)
+            frame.update(shutter_interval(p.get("shutter_opened"), p.get("image_arrived"), frame["start"],
+                                          frame["duration"], frame["end_rx"]))
             frames.append(frame)
     # A node that measures after its reply (helper `footprint`'s frame_measured) says HFR, stars and
     # grade in a later event: fill them into its frame.
@@ -165,7 +189,8 @@ def timelines(entries: list[dict], end: datetime | None) -> dict[str, list[dict]
 
 def usable_window(entries: list[dict], frames: list[dict]) -> tuple[datetime | None, datetime | None]:
     """The night's usable window: the time in the night machine's observing states when it reported
-    them; else from the first frame's start to the last frame's end (DATE-OBS + EXPTIME)."""
+    them; else from the first frame's start to the last frame's end (the real shutter intervals of
+    ``shutter_interval``, not DATE-OBS + EXPTIME: under a simulator time factor EXPTIME is nominal)."""
     spans = []
     current = None
     for e in _events(entries, "night_state"):
@@ -177,9 +202,9 @@ def usable_window(entries: list[dict], frames: list[dict]) -> tuple[datetime | N
             current = None
         elif current is None and to in USABLE_NIGHT_STATES:
             current = when
-    ok = [f for f in frames if f["status"] == "ok" and parse_time(f["start"]) and f["duration"] is not None]
-    first = min((parse_time(f["start"]) for f in ok), default=None)
-    last = max((parse_time(f["start"]).timestamp() + f["duration"] for f in ok), default=None)
+    ok = [f for f in frames if f["status"] == "ok" and f.get("open_start")]
+    first = min((parse_time(f["open_start"]) for f in ok), default=None)
+    last = max((parse_time(f["open_end"]).timestamp() for f in ok), default=None)
     if current is not None and last is not None:
         spans.append((current, datetime.fromtimestamp(max(last, current.timestamp()), tz=current.tzinfo)))
     if spans:
@@ -187,6 +212,23 @@ def usable_window(entries: list[dict], frames: list[dict]) -> tuple[datetime | N
     if first is None:
         return None, None
     return first, datetime.fromtimestamp(last, tz=first.tzinfo)
+
+
+def open_seconds(frames: list[dict], start: datetime | None, end: datetime | None) -> float:
+    """Seconds one camera's shutter was really open inside the window [start, end]: the union of its
+    frames' real intervals (one camera exposes one frame at a time; a union never counts a moment
+    twice), each cut to the window. At most the window's length by construction."""
+    if start is None or end is None:
+        return 0.0
+    spans = sorted((max(parse_time(f["open_start"]), start), min(parse_time(f["open_end"]), end))
+                   for f in frames if f.get("open_start") and f.get("open_end"))
+    total, reach = 0.0, start
+    for begin, stop in spans:
+        begin = max(begin, reach)
+        if stop > begin:
+            total += (stop - begin).total_seconds()
+            reach = stop
+    return total
 
 
 def start_skews(frames: list[dict], roles: dict[str, str]) -> dict[str, dict]:
@@ -226,15 +268,23 @@ def summarize(entries: list[dict]) -> dict:
     for name in names:
         mine = [f for f in frames if f["node"] == name]
         ok = [f for f in mine if f["status"] == "ok"]
-        open_s = sum(float(f["duration"] or 0) for f in ok)
+        open_s = open_seconds(ok, start, end)
+        exptime: Counter = Counter()
+        for f in ok:
+            exptime[f["filter"] or "none"] += float(f["duration"] or 0)
         rejected = [f for f in ok if f.get("grade") == "rejected"]
         hfrs = [f["hfr"] for f in ok if f.get("hfr") is not None]
         nodes[name] = {
             "role": roles.get(name),
             "frames": len(ok),
             "frames_by_filter": dict(sorted(Counter(f["filter"] or "none" for f in ok).items())),
+            # real time (exposure start to image arrival, node's clock) inside the usable window
             "shutter_open_s": round(open_s, 3),
             "shutter_open_pct": round(100.0 * open_s / window_s, 1) if window_s > 0 else None,
+            "shutter_estimated": sum(1 for f in ok if f.get("open_source") == "estimated"),  # frames of an old log
+            # nominal: the frames' EXPTIME, summed (integration per filter)
+            "exptime_s": round(sum(exptime.values()), 3),
+            "exptime_by_filter": {k: round(v, 3) for k, v in sorted(exptime.items())},
             "rejected": len(rejected),
             "rejected_frames": [{"file": f["file"], "reason": f["grade_reason"]} for f in rejected],
             "failed": len(mine) - len(ok),

@@ -238,6 +238,28 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _shutter_cell(d: dict) -> str | None:
+    if d["shutter_open_pct"] is None:
+        return None
+    return (f"{d['shutter_open_pct']:.1f} % ({_duration(d['shutter_open_s'])})"
+            + (" (est.)" if d.get("shutter_estimated") else ""))
+
+
+def _exptime_cell(d: dict) -> str:
+    by_filter = d.get("exptime_by_filter") or {}
+    total = _duration(d.get("exptime_s") or 0.0)
+    return total if len(by_filter) < 2 else f"{total}: " + ", ".join(f"{k} {_duration(v)}" for k, v in by_filter.items())
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
 def render_html(data: dict, figures: dict[str, Path]) -> str:
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>indisync night {e(data['night'])}</title>",
@@ -250,13 +272,17 @@ def render_html(data: dict, figures: dict[str, Path]) -> str:
              f"{', %d torn line(s) skipped' % data['skipped_lines'] if data['skipped_lines'] else ''}. "
              f"Log: <code>{e(data['log'])}</code></p>"]
     rows = [[n, d["role"], d["frames"], ", ".join(f"{k} {v}" for k, v in d["frames_by_filter"].items()),
-             d["rejected"], d["failed"], None if d["shutter_open_pct"] is None else f"{d['shutter_open_pct']:.1f} %",
+             d["rejected"], d["failed"], _shutter_cell(d), _exptime_cell(d),
              d["hfr_median"], f"{d['autofocus']['ok']}/{d['autofocus']['runs']}"] for n, d in data["nodes"].items()]
     parts.append("<h2>Nodes</h2>" + _table(["node", "role", "frames", "by filter", "rejected", "failed",
-                                            "shutter open", "median HFR", "autofocus ok"], rows))
-    if any((d["shutter_open_pct"] or 0) > 100 for d in data["nodes"].values()):
-        parts.append("<p><i>Shutter-open time counts each frame's EXPTIME; under a simulator time factor it "
-                     "exceeds the wall-clock window.</i></p>")
+                                            "shutter open (real)", "EXPTIME total", "median HFR", "autofocus ok"], rows))
+    parts.append("<p><small>Shutter open: the real time from each exposure's start to its image's arrival, on "
+                 "the node's clock, as a share of the usable window. EXPTIME total: the frames' nominal "
+                 "exposure times (the integration in the files); under a simulator time factor it is far "
+                 "longer than the real time." +
+                 (" (est.): an older log without the real times; estimated from DATE-OBS, EXPTIME and when "
+                  "each frame was reported." if any(d.get("shutter_estimated") for d in data["nodes"].values())
+                  else "") + "</small></p>")
     for name, title in (("timeline", "Timeline"), ("quality", "HFR and stars per frame (x: rejected)"),
                         ("frames", "Frames per filter"), ("guiding", "Guiding, dithers, start skew"),
                         ("focus_temperature", "Focus position against focuser temperature")):

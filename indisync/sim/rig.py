@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,12 @@ MASTER_DRIVERS = SLAVE_DRIVERS + ("indi_simulator_guide",)
 # V-curve whose critical zone is a few hundred steps wide, like a real small refractor.
 SIM_FOCUS_MAX = 10000
 FOCUSER_START = 50000
+
+
+def night_boundary_far_from_now(now: datetime | None = None) -> int:
+    """A ``record.night_starts_hour`` 12 hours from the local hour now: a night log started now is not
+    cut in two by the night's boundary within the next 11 hours, whatever the time of day."""
+    return ((now or datetime.now().astimezone()).hour + 12) % 24
 
 
 @dataclass
@@ -125,7 +132,9 @@ class SimRig:
                      "dead_after": 5.0, **self.mqtt_section},
             "storage": {"directory": str(self.images / name)},
             "focus": {"output_dir": str(self.workdir / "focus" / name), **self.focus_section},
-            "record": self.record_section,
+            # a night log begun now stays one file: the night's boundary (local hour) 12 h away, not at
+            # noon, where a run that crossed it would split its log and its report (issue 18)
+            "record": {"night_starts_hour": night_boundary_far_from_now(), **self.record_section},
         }
         config.update(self.node_sections)
         if self.acquire_section:

@@ -102,7 +102,10 @@ def set_sim(server, **values):
 
 
 def point(server, ra, dec):
+    """Slew there from a site that puts TARGET an hour east of the meridian now: the goto lands on the
+    pier's west side at any time of day (the simulator's default site is 0 N 0 E)."""
     with open_devices(indi_cfg(server), need=("mount",), want=("mount",)) as dev:
+        set_site_for_hour_angle(dev, -1.0)
         dev.mount.unpark()  # a slew never unparks on its own
         dev.mount.slew_j2000(ra, dec, timeout=120)
         return dev.mount.position_j2000()
@@ -223,6 +226,7 @@ def test_coalignment_through_a_slave_nodes_solve_command(index_dir, tmp_path):
             # the master solves its own frame meanwhile
             settings = AcquireSettings(index_dirs=[str(index_dir)])
             with open_devices(indi_cfg(master), need=("camera", "mount")) as dev:
+                set_site_for_hour_angle(dev, -1.0)  # as the slave's: both west of the pier, at any hour
                 dev.mount.unpark()  # a slew never unparks on its own
                 dev.mount.slew_j2000(*TARGET, timeout=120)
                 ra, dec = dev.mount.position_j2000()

@@ -13,6 +13,7 @@ import pytest
 
 from indisync.config import MqttConfig
 from indisync.protocol.node_link import NodeLink
+from indisync.sim.rig import night_boundary_far_from_now
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.integration
 @pytest.mark.timeout(90)
 def test_record_command_logs_a_node_and_writes_the_report(mosquitto, tmp_path):
     nights = tmp_path / "nights"
-    proc = subprocess.Popen([sys.executable, "-m", "indisync.cli", "record", "--broker",
+    # the night's boundary 12 h from now, not at noon: a run across it would split the log (issue 18)
+    config = tmp_path / "record.yaml"
+    config.write_text(f"record: {{night_starts_hour: {night_boundary_far_from_now()}}}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "indisync.cli", "record", "--config", str(config), "--broker",
                              f"{mosquitto.host}:{mosquitto.port}", "--dir", str(nights), "--report"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     link = None

@@ -36,7 +36,8 @@ def state(node, **fields):
 
 def test_recorder_writes_changes_skips_progress_only_heartbeats_and_keeps_unknown_fields(tmp_path):
     transport = FakeTransport()
-    writer = NightLogWriter(tmp_path)
+    # the night's boundary 12 h from now, not at noon: a test across it would split the log (issue 18)
+    writer = NightLogWriter(tmp_path, starts_hour=(datetime.now().hour + 12) % 24)
     recorder = NightRecorder(transport, T, writer)
     exposure = {"id": "1", "filter": "Red", "start": messages.now_iso(), "duration": 60.0}
     transport.deliver("indisync/ota2/status", b"online", retain=True)
