@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -37,12 +39,41 @@ DRIVERS = {
     "indi_simulator_weather": "Weather Simulator",
     "indi_simulator_dome": "Dome Simulator",
 }
+# Our own drivers (indisync.sim.sky): executable name -> the devices it creates. IndiServer writes the
+# executable into its bin/ (first on the drivers' PATH), bound to this Python and this indisync.
+OWN_DRIVERS = {
+    "indi_sky_sim": ("Sky Mount", "Sky Guider", "Sky Camera"),
+}
+OWN_DRIVER_MODULES = {"indi_sky_sim": "indisync.sim.sky"}
 # What the ``indi_sim`` fixture runs: a camera node's simulators (weather and dome only where asked).
 ALL_SIMULATORS = ("indi_simulator_ccd", "indi_simulator_focus", "indi_simulator_wheel", "indi_simulator_telescope",
                   "indi_simulator_guide")
 
 
+# Under pytest-xdist (PYTEST_XDIST_WORKER "gw0", "gw1", ...) each worker hands out ports from a
+# block of its own below Linux's ephemeral range (32768+): two workers never pick the same port, and
+# no outgoing connection's source port can take one between free_port() and the server's bind.
+_WORKER_PORT_BASE = 20000
+_WORKER_PORT_BLOCK = 500
+_next_port: dict[int, int] = {}
+
+
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the caller binds it soon after)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit() and int(worker[2:]) < 20:
+        first = _WORKER_PORT_BASE + int(worker[2:]) * _WORKER_PORT_BLOCK
+        # Round-robin through the block, so a port handed out but not yet bound is not handed out again.
+        start = _next_port.get(first, first + os.getpid() % _WORKER_PORT_BLOCK)
+        for i in range(_WORKER_PORT_BLOCK):
+            port = first + (start - first + i) % _WORKER_PORT_BLOCK
+            with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _next_port[first] = first + (port - first + 1) % _WORKER_PORT_BLOCK
+            return port
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -50,6 +81,22 @@ def free_port() -> int:
 
 class SimulatorStartError(RuntimeError):
     pass
+
+
+def _devices_of(driver: str) -> tuple[str, ...]:
+    return OWN_DRIVERS[driver] if driver in OWN_DRIVERS else (DRIVERS[driver],)
+
+
+def _write_own_driver(path: Path, module: str) -> None:
+    """The executable indiserver runs for one of our drivers: this interpreter, and the indisync
+    this process imported (a worktree's, a checkout's) first on PYTHONPATH."""
+    import indisync
+
+    root = Path(indisync.__file__).resolve().parents[1]
+    path.write_text("#!/bin/sh\n"
+                    f"PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}} "
+                    f"exec {shlex.quote(sys.executable)} -m {module} \"$@\"\n")
+    path.chmod(0o755)
 
 
 class IndiServer:
@@ -63,9 +110,9 @@ class IndiServer:
         workdir: str | Path | None = None,
         startup_timeout: float = 20.0,
     ):
-        unknown = [d for d in drivers if d not in DRIVERS]
+        unknown = [d for d in drivers if d not in DRIVERS and d not in OWN_DRIVERS]
         if unknown:
-            raise ValueError(f"unknown simulator driver(s) {unknown}; known: {', '.join(DRIVERS)}")
+            raise ValueError(f"unknown simulator driver(s) {unknown}; known: {', '.join([*DRIVERS, *OWN_DRIVERS])}")
         if shutil.which("indiserver") is None:
             raise SimulatorStartError("indiserver is not installed: run ./scripts/setup.sh (Debian package indi-bin)")
         if time_factor is not None and not 0.01 <= time_factor <= 100:
@@ -89,7 +136,7 @@ class IndiServer:
 
     @property
     def devices(self) -> list[str]:
-        return [DRIVERS[d] for d in self.drivers]
+        return [dev for d in self.drivers for dev in _devices_of(d)]
 
     def start(self) -> "IndiServer":
         bindir = self.workdir / "bin"
@@ -98,6 +145,9 @@ class IndiServer:
         gsc = bindir / "gsc"
         shutil.copyfile(GSC_SOURCE, gsc)
         gsc.chmod(0o755)
+        for driver in self.drivers:
+            if driver in OWN_DRIVERS:
+                _write_own_driver(bindir / driver, OWN_DRIVER_MODULES[driver])
         env = dict(os.environ)
         env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
         env["HOME"] = str(self.workdir / "home")
@@ -192,7 +242,7 @@ class IndiServer:
         """Stop one driver through indiserver's FIFO (its device disappears for every client) and
         wait until the server no longer offers its device."""
         self._fifo(f"stop {driver}", driver)
-        device = DRIVERS[driver]
+        device = _devices_of(driver)[0]
         deadline = time.monotonic() + timeout
         while device in list_devices(self.host, self.port, timeout=1.0):
             if time.monotonic() > deadline:
@@ -202,7 +252,7 @@ class IndiServer:
     def start_driver(self, driver: str, timeout: float = 10.0) -> None:
         """Start one driver again (fresh: its device comes back disconnected, with default values)."""
         self._fifo(f"start {driver}", driver)
-        device = DRIVERS[driver]
+        device = _devices_of(driver)[0]
         deadline = time.monotonic() + timeout
         while device not in list_devices(self.host, self.port, timeout=1.0):
             if time.monotonic() > deadline:
@@ -210,8 +260,8 @@ class IndiServer:
             time.sleep(0.1)
 
     def _fifo(self, line: str, driver: str) -> None:
-        if driver not in DRIVERS:
-            raise ValueError(f"unknown simulator driver {driver!r}; known: {', '.join(DRIVERS)}")
+        if driver not in DRIVERS and driver not in OWN_DRIVERS:
+            raise ValueError(f"unknown simulator driver {driver!r}; known: {', '.join([*DRIVERS, *OWN_DRIVERS])}")
         if self.process is None or self.process.poll() is not None:
             raise SimulatorStartError("indiserver is not running")
         # O_NONBLOCK: fails (ENXIO) instead of blocking forever while nobody reads the FIFO; indiserver
