@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Run the whole test suite: unit tests (no servers) and integration tests (each starts its own
 # indiserver with the INDI simulators and its own mosquitto on free ports).
-# Extra arguments go to pytest, e.g. `./scripts/test.sh -m "not integration"` or `-k focus`.
+# The suite runs on TEST_WORKERS pytest-xdist workers (3 by default: the integration tests mostly
+# wait on simulated exposures, so 3 workers fit a 2-core machine), one test file per worker at a time
+# (--dist loadfile: a file's module-scoped rig is started once). Each test owns its ports
+# (indisync.sim.indi.free_port gives every worker a block of its own) and its folders.
+# Extra arguments go to pytest, e.g. `./scripts/test.sh -m "not integration"` or `-k focus`;
+# `-n 0` runs in one process (for -s, --pdb or a debugger).
 # pytest's own exit code is returned as it is: 5 (no tests collected) is a failure here too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q -n "${TEST_WORKERS:-3}" --dist loadfile "$@"
