@@ -17,11 +17,13 @@ import yaml
 # here (``from indisync.config import IndiConfig`` keeps working). None of these imports may pull
 # in numpy, scipy, photutils, astropy, PyIndi or paho: `indisync --help` and `status` load this.
 from .acquire.settings import AcquireSettings
+from .alerts.settings import AlertSettings
 from .analysis.settings import AnalysisSettings
 from .configtypes import ConfigValueError, build
 from .devices.settings import CameraSettings, CoolingSettings, IndiConfig
 from .errors import ConfigError
 from .focus.settings import FocusSettings
+from .guard.settings import GuardSettings
 from .guiding.settings import GuiderSettings
 from .protocol.settings import MqttConfig
 from .protocol.topics import NODE_NAME  # the one node-name rule: names end up in MQTT topics
@@ -51,6 +53,8 @@ class StorageConfig:
     directory: str = "./images"
     # fields: node target filter exposure seq type suffix batch
     filename: str = "{node}_{target}_{filter}_{exposure}s_{seq:04d}"
+    # a frame is refused (with an alarm) when the directory's file system has less free space than this
+    min_free_gb: float = 0.5
 
     def validate(self) -> None:
         sample = dict(node="n", target="t", filter="f", exposure=1, seq=1, type="light", suffix="s", batch=1)
@@ -60,6 +64,8 @@ class StorageConfig:
             raise ConfigValueError(
                 "filename", f"{exc!r} in {self.filename!r}; allowed fields: {', '.join(sample)}"
             ) from None
+        if self.min_free_gb < 0:
+            raise ConfigValueError("min_free_gb", f"got {self.min_free_gb}; allowed: 0 or more (GB; 0: never refuse)")
 
 
 @dataclass
@@ -99,6 +105,8 @@ class Config:
     flip: FlipSettings | None = None
     grading: GradingSettings = field(default_factory=GradingSettings)  # every frame graded on its node
     record: RecordSettings = field(default_factory=RecordSettings)  # the night log and report
+    alerts: AlertSettings = field(default_factory=AlertSettings)  # alarms to a phone (apprise URLs)
+    guard: GuardSettings = field(default_factory=GuardSettings)  # the independent guard (`indisync guard`)
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

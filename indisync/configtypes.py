@@ -10,6 +10,7 @@ saying what is allowed; the loader reports it against the dataclass's key path.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -97,6 +98,8 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
         raise ConfigValueError(path, f"got {value!r}; allowed: an integer")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # YAML's .nan/.inf: "never stale", "never times out" by accident
+                raise ConfigValueError(path, f"got {value!r}; allowed: a finite number (not .nan or .inf)")
             return float(value)
         raise ConfigValueError(path, f"got {value!r}; allowed: a number")
     if tp is str:

@@ -75,3 +75,22 @@ def test_hostport():
 
 def test_config_is_a_plain_dataclass():
     assert isinstance(load_config(data={}), Config)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("safety: {stale_after: .nan}", "safety.stale_after"),
+    ("night: {slew_timeout: .inf}", "night.slew_timeout"),
+    ("focus: {timeout: -.inf}", "focus.timeout"),
+    ("mqtt: {heartbeat: .NaN}", "mqtt.heartbeat"),
+    ("mqtt: {command_expiry: .inf}", "mqtt.command_expiry"),
+    ("alerts: {repeat_s: .inf}", "alerts.repeat_s"),
+    ("guard: {grace: .nan}", "guard.grace"),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(tmp_path, text, key):
+    """YAML's .nan and .inf read as floats; `stale_after: .nan` made weather never go stale (every
+    comparison with NaN is false). Every non-finite number is refused, and the message names its key."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert key in str(err.value) and "finite" in str(err.value)
