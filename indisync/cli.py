@@ -32,6 +32,8 @@ COMMANDS = [
     "record",
     "report",
     "dashboard",
+    "guard",
+    "alert-test",
 ]
 
 

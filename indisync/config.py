@@ -20,6 +20,7 @@ from .acquire.settings import AcquireSettings
 from .alerts.settings import AlertSettings
 from .analysis.settings import AnalysisSettings
 from .configtypes import ConfigValueError, build
+from .dashboard.settings import DashboardSettings
 from .devices.settings import CameraSettings, CoolingSettings, IndiConfig
 from .errors import ConfigError
 from .focus.settings import FocusSettings
@@ -107,6 +108,7 @@ class Config:
     record: RecordSettings = field(default_factory=RecordSettings)  # the night log and report
     alerts: AlertSettings = field(default_factory=AlertSettings)  # alarms to a phone (apprise URLs)
     guard: GuardSettings = field(default_factory=GuardSettings)  # the independent guard (`indisync guard`)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)  # `indisync dashboard`: address, password, limits
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

@@ -12,6 +12,7 @@ import os
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from indisync.sim.collector import MqttCollector  # noqa: F401 - tests import it from here (the benchmarks use it too)
 from indisync.sim.indi import ALL_SIMULATORS, IndiServer
 
 # Property tests draw the same examples on every run, so CI is never red because of a draw nobody
@@ -115,62 +116,6 @@ def mqtt_config(mosquitto):
     from indisync.config import MqttConfig
 
     return MqttConfig(host=mosquitto.host, port=mosquitto.port, keepalive=2, heartbeat=0.5, dead_after=2.0)
-
-
-class MqttCollector:
-    """A real MQTT client recording what arrives on ``filters`` (with arrival times) for assertions."""
-
-    def __init__(self, cfg, *filters, client_id=None):
-        import threading
-        import time
-        import uuid
-
-        from indisync.protocol.transport import MqttTransport
-
-        self._time = time.monotonic
-        self.received = []  # (monotonic time, Incoming)
-        self._cond = threading.Condition()
-        self.transport = MqttTransport(cfg, client_id or f"collector-{uuid.uuid4().hex[:8]}")
-        for topic_filter in filters:
-            self.transport.subscribe(topic_filter, self._add)
-        self.transport.start()
-        assert self.transport.wait_connected(10), "collector could not connect"
-        time.sleep(0.2)  # let the SUBACK come back before the test starts publishing
-
-    def _add(self, msg):
-        with self._cond:
-            self.received.append((self._time(), msg))
-            self._cond.notify_all()
-
-    def messages(self, topic=None):
-        with self._cond:
-            return [m for _, m in self.received if topic is None or m.topic == topic]
-
-    def envelopes(self, kind=None, node=None):
-        """(time, envelope) of every event received, of one type and from one node if given."""
-        from indisync.protocol import messages
-
-        out = []
-        for t, msg in list(self.received):
-            if not msg.topic.endswith("/event"):
-                continue
-            env = messages.decode(msg.payload)
-            if (kind is None or env.type == kind) and (node is None or env.sender == node):
-                out.append((t, env))
-        return out
-
-    def wait_for(self, predicate, timeout):
-        deadline = self._time() + timeout
-        with self._cond:
-            while not predicate():
-                left = deadline - self._time()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
-
-    def close(self):
-        self.transport.stop()
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from ..night.settings import NightSettings, SiteSettings, TargetSettings, parse_end_at
+from ..timezones import local_clock_time, local_zone
 
 log = logging.getLogger(__name__)
 
@@ -161,26 +162,24 @@ def target_interval(site: SiteSettings, target: TargetSettings, min_altitude: fl
     return Interval(interval.start or start, interval.end or within.end)
 
 
-def resolve_end_at(text: str | None, after: datetime) -> datetime | None:
-    """``night.end_at`` as a UTC datetime: an ISO time as given, "HH:MM" the next such local time after ``after``."""
+def resolve_end_at(text: str | None, after: datetime, zone: tzinfo | None = None) -> datetime | None:
+    """``night.end_at`` as a UTC datetime: an ISO time as given, "HH:MM" the next time after ``after``
+    the clock reads it in ``zone`` (the site's, ``SiteSettings.zone``; None: this computer's), with
+    the offset in force at that moment (a night that spans a change of the clocks ends on time)."""
     if text is None:
         return None
     parsed = parse_end_at(text)
     if isinstance(parsed, datetime):
         return parsed
     hour, minute = parsed
-    local = after.astimezone()  # this computer's time zone: the Pi is at the telescope
-    candidate = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if candidate <= local:
-        candidate += timedelta(days=1)
-    return candidate.astimezone(timezone.utc)
+    return local_clock_time(zone if zone is not None else local_zone(), hour, minute, after)
 
 
 def night_windows(site: SiteSettings, night: NightSettings, target: TargetSettings | None,
                   start: datetime) -> NightWindows:
     """Tonight's windows, searching from ``start`` (an aware datetime)."""
     dark = dark_interval(site, night, start)
-    end_at = resolve_end_at(night.end_at, dark.start if dark and dark.start else start)
+    end_at = resolve_end_at(night.end_at, dark.start if dark and dark.start else start, site.zone)
     if dark is None:
         return NightWindows(None, None, None, end_at)
     usable = Interval(dark.start, dark.end)

@@ -23,6 +23,7 @@ def run(args, cfg: Config) -> int:
     from ..record.nightlog import latest_night
     from ..record.report import write_report
     from ..record.service import nights_directory
+    from ..timezones import site_zone
 
     if args.night:
         path = Path(args.night)
@@ -34,7 +35,7 @@ def run(args, cfg: Config) -> int:
         path = latest_night(directory)
         if path is None:
             raise IndisyncError(f"no night log in {directory}; give one as NIGHT.jsonl or set --config")
-    index = write_report(path, args.out)
+    index = write_report(path, args.out, zone=site_zone(cfg), starts_hour=cfg.record.night_starts_hour)
     if args.json:
         print(json.dumps(json.loads((index.parent / "report.json").read_text())["nodes"], indent=1))
     print(f"night report: {index}")

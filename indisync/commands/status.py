@@ -18,10 +18,11 @@ from ..config import Config, parse_hostport
 from ..errors import ProtocolError
 from ..protocol import topics
 from ..protocol.registry import NodeInfo, NodeRegistry
+from ..guard.view import GuardBoard, describe as describe_guard
 from ..dashboard.progress import describe, long_work
 
 HELP = ("show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, "
-        "clock offset to the master, heartbeat age")
+        "free disk, clock offset to the master, heartbeat age")
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -48,6 +49,8 @@ def run(args, cfg: Config) -> int:
     transport = MqttTransport(mqtt_cfg, client_id=f"indisync-status-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     registry = NodeRegistry(mqtt_cfg.dead_after)
     registry.attach(transport, tree)
+    guards = GuardBoard()  # the independent guard(s): one line each under the table
+    guards.attach(transport, tree)
     # The broker sends a subscription's retained messages before it handles our next packet, so once
     # a marker we publish after subscribing comes back, every retained status/state is in: no fixed
     # wait (issue 13: status <= 0.5 s). A broker that denies us the publish: --wait bounds it.
@@ -66,13 +69,13 @@ def run(args, cfg: Config) -> int:
         if args.once:
             nodes = snapshot(registry)
             if args.json:
-                print(json.dumps({"nodes": nodes}, indent=2))
+                print(json.dumps({"nodes": nodes, "guards": guards.rows()}, indent=2))
             else:
-                print(render_table(nodes))
+                print(render_table(nodes, guards.rows()))
             return 0
         clear = "\x1b[H\x1b[J" if sys.stdout.isatty() else ""
         while True:
-            table = render_table(snapshot(registry))
+            table = render_table(snapshot(registry), guards.rows())
             stamp = time.strftime("%H:%M:%S")
             sys.stdout.write(f"{clear}indisync status  {mqtt_cfg.host}:{mqtt_cfg.port}  {stamp}  (Ctrl-C quits)\n{table}\n")
             sys.stdout.flush()
@@ -104,6 +107,7 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "stars": state.get("stars"),
         "focuser_position": state.get("focuser_position"),
         "frames": state.get("frames"),
+        "disk_free_gb": state.get("disk_free_gb"),  # free space of the node's storage.directory
         "version": state.get("version"),
         "seconds_since_heartbeat": round(age, 1) if age is not None else None,
         "last_state": info.state_ts,
@@ -125,7 +129,7 @@ def snapshot(registry: NodeRegistry) -> list[dict]:
     return [node_row(info, registry.dead_after, now) for info in registry.nodes()]
 
 
-_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "CCD", "CLOCK",
+_COLUMNS = ("NODE", "ROLE", "ONLINE", "PHASE", "FILTER", "EXPOSURE", "HFR", "FOCUSER", "FRAMES", "DISK", "CCD", "CLOCK",
             "HEARTBEAT", "WORK")
 
 
@@ -150,6 +154,7 @@ def _cells(row: dict) -> tuple[str, ...]:
         dash(row["hfr"], "{:.2f}"),
         dash(row["focuser_position"]),
         dash(row["frames"]),
+        dash(row.get("disk_free_gb"), "{:.1f}G"),
         _ccd(row),
         _clock_cell(row),
         dash(row["seconds_since_heartbeat"], "{:.1f}s ago"),
@@ -180,15 +185,16 @@ def _ccd(row: dict) -> str:
     return f"{now}→{cooling['setpoint']:g}°C{left}"
 
 
-def render_table(rows: list[dict]) -> str:
+def render_table(rows: list[dict], guards: list[dict] = ()) -> str:
+    guard_lines = [describe_guard(g) for g in guards]  # armed / acting / acted / blind, why and when
     if not rows:
-        return "no nodes seen on this broker (yet)"
+        return "\n".join(["no nodes seen on this broker (yet)", *guard_lines])
     lines = [_COLUMNS] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
     table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
     nights = [night_line(r) for r in rows if r.get("night")]
     acquire = [line for r in rows for line in acquire_lines(r)]
-    return "\n".join([table, *nights, *acquire])
+    return "\n".join([table, *nights, *acquire, *guard_lines])
 
 
 def acquire_lines(row: dict) -> list[str]:

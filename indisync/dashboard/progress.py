@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from . import timefmt
+
 NIGHT_WAITS = {
     "waiting_dark": "waiting for dark",
     "cooling": "cooling the cameras",
@@ -25,15 +27,8 @@ NIGHT_WAITS = {
 
 
 def _seconds_until(text, now: datetime) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    when = timefmt.parse(text) if isinstance(text, str) else None
+    return None if when is None else max(0.0, (when - now).total_seconds())
 
 
 def long_work(state: dict | None, exposure_progress: float | None = None, focus_points: int | None = None,

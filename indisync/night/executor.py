@@ -29,6 +29,7 @@ from .actions import ACTIONS
 from .actions import flip as flip_action
 from .actions.motion import last_park
 from .actions.weather import first_reading, watch_weather
+from .alarms import ended_early
 from .events import Clock, Cooled, FrameDone, Payload, Slewed, Stop, payload_for
 from .machine import ANSWERS, INSTANT_ACTIONS, Action, Ev, NightPlan, Snapshot, describe, resume, start, step
 from .planning import READOUT_MARGIN_S, build_plan, night_window, site_longitude
@@ -236,8 +237,17 @@ class NightExecutor:
             before = previous.state if previous is not None else None
             self.timeline.append({"at": self.clock(), "from": before, "to": new.state, "reason": new.reason})
             self._say("event", "night_state", **{"from": before, "to": new.state, "reason": clean(new.reason)})
+            self._alarm_if_ended_early(previous, new)
             until = f" until {stamp(new.until)}" if new.until is not None else ""
             log.info("night: %s -> %s%s: %s", before or "(start)", new.state, until, new.reason)
+
+    def _alarm_if_ended_early(self, previous: Snapshot | None, new: Snapshot) -> None:
+        try:
+            alarm = ended_early(previous, new, self.clock(), self.stopping.is_set())
+            if alarm is not None:
+                self.rig.alarm(alarm)  # queued for the alerter's worker: the park is not held up
+        except Exception:  # noqa: BLE001 - an alarm must never stand in the night's way
+            log.exception("night: could not raise the ended-early alarm")
 
     def _save(self, snap: Snapshot) -> None:
         try:

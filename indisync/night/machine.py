@@ -299,7 +299,7 @@ def _decide_centered(snap, state, data, now, plan) -> _Move | None:
     if data.ok:
         error = data.error_arcsec
         what = f"centred: {error:.1f}\" from the target{tried}" if error is not None else \
-            f"centred ({data.reason or 'no acquisition configured'})"
+            f"centring skipped: {data.reason or 'no acquisition configured'}"
         return _Move(S.STARTING_GUIDER, what)
     why = f"centring failed{tried}: {data.reason or 'no reason given'}"
     if plan.center_on_failure == "stop":

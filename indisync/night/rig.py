@@ -11,6 +11,7 @@ service and MQTT link) and in unit and model-based tests (over stand-in devices)
   indiserver reconnect, so always asked for anew);
 - ``guiding()``: the current guider cycle, or None; only indisync.night.actions.guide starts or stops it;
 - ``store``, ``report``: the state on disk, and what the rig says on MQTT;
+- ``alarm``: alarms to a phone (park or close failed, the night ended early), sent from a worker;
 - ``arbiter``: the one owner of mount and dome motion (indisync.night.arbiter).
 """
 
@@ -95,6 +96,8 @@ class Rig:
     device_lock: Any
     arbiter: MotionArbiter = field(default_factory=MotionArbiter)
     frames: Callable[[], int] = lambda: 0  # frames the master has taken (for the log)
+    # raise an alarm (indisync.alerts.Alarm) through the master's alerter: never blocks, never raises
+    alarm: Callable[[Any], bool] = lambda alarm: False
 
 
 def each(participants: list, fn: Callable[[Any], Outcome], timeout: float, what: str) -> dict[str, Outcome]:

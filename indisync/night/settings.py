@@ -1,11 +1,12 @@
 """The ``site:``, ``night:`` and ``safety:`` config sections, and the target's coordinates.
 
-    site: {latitude: 48.14, longitude: 11.58, elevation: 520}   # degrees (east positive), metres
+    site: {latitude: 48.14, longitude: 11.58, elevation: 520,   # degrees (east positive), metres
+           timezone: Europe/Berlin}                            # IANA name; null: this computer's zone
     night:
       start_sun_altitude: -12    # imaging starts once the sun is below this
       end_sun_altitude: -12      # no frame is started that would end after the sun rises past this
       min_altitude: 30           # nor one that would end with the target below this (degrees)
-      end_at: null               # optional "HH:MM" (local time of this computer) or ISO-8601 UTC
+      end_at: null               # optional "HH:MM" (the site's local time: site.timezone) or ISO-8601 UTC
       park_at_end: true
       warm_at_end: true
       cool: true                 # cool every node (its own camera.cooling) before unparking
@@ -19,9 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 
 from ..configtypes import ConfigValueError
+from ..timezones import local_zone, zone_named
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\Z")
 
@@ -31,14 +33,27 @@ class SiteSettings:
     latitude: float = 0.0  # degrees, north positive
     longitude: float = 0.0  # degrees, east positive (-180..360; INDI's 0..360 E is accepted)
     elevation: float = 0.0  # metres above sea level
+    # IANA name ("Europe/Berlin"): night.end_at "HH:MM", the night log's date and the report's night
+    # are this zone's wall clock, with its changes of the clocks. null: this computer's zone.
+    timezone: str | None = None
 
     def validate(self) -> None:
+        if self.timezone is not None:
+            try:
+                zone_named(self.timezone)
+            except ValueError as exc:
+                raise ConfigValueError("timezone", str(exc)) from None
         if not -90 <= self.latitude <= 90:
             raise ConfigValueError("latitude", f"got {self.latitude}; allowed: -90..90 degrees")
         if not -180 <= self.longitude <= 360:
             raise ConfigValueError("longitude", f"got {self.longitude}; allowed: -180..360 degrees east")
         if not -500 <= self.elevation <= 10_000:
             raise ConfigValueError("elevation", f"got {self.elevation}; allowed: -500..10000 metres")
+
+    @property
+    def zone(self) -> tzinfo:
+        """The site's time zone (``timezone``, else this computer's)."""
+        return zone_named(self.timezone) if self.timezone else local_zone()
 
     @property
     def longitude_east(self) -> float:
@@ -51,7 +66,7 @@ class NightSettings:
     start_sun_altitude: float = -12.0  # degrees: imaging starts once the sun is below this
     end_sun_altitude: float = -12.0  # degrees: no frame may end after the sun has risen past this
     min_altitude: float = 30.0  # degrees: no frame may end with the target below this
-    end_at: str | None = None  # "HH:MM" (this computer's local time) or ISO-8601 UTC: stop by then anyway
+    end_at: str | None = None  # "HH:MM" (the site's local time, site.timezone) or ISO-8601 UTC: stop by then anyway
     park_at_end: bool = True
     warm_at_end: bool = True
     cool: bool = True  # send `cool` to every node and wait (camera.cooling.timeout) before unparking
@@ -79,8 +94,8 @@ def parse_end_at(text: str) -> tuple[int, int] | datetime:
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigValueError("end_at", f"got {text!r}; allowed: null, \"HH:MM\" (local time) or an ISO-8601 "
-                                         "UTC time such as 2026-12-03T05:30:00Z") from None
+        raise ConfigValueError("end_at", f"got {text!r}; allowed: null, \"HH:MM\" (the site's local time, "
+                                         "site.timezone) or an ISO-8601 UTC time such as 2026-12-03T05:30:00Z") from None
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 

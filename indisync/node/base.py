@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from ..alerts import Alarm, Alerter
+from ..alerts import causes as alarms
 from ..config import Config
 from ..contracts import (AbortArgs, AbortResult, AutofocusArgs, AutofocusResult, CoolArgs, CoolResult, SolveArgs,
                          SolveResult, SyncWaitArgs, SyncWaitResult, WarmArgs, WarmResult)
@@ -22,10 +24,13 @@ from ..protocol.clock import NodeClock
 from ..protocol.node_link import NodeLink
 from .abort_gate import AbortGate
 from .cooling import CoolingMonitor, CoolingStatus
+from .disk import DiskSpaceLow, check_free_space, free_gb
 from ..record.grading import FrameGrader
 from .supervisor import DeviceSupervisor
 
 log = logging.getLogger(__name__)
+
+DISK_STATE_EVERY_S = 30.0  # the state's disk_free_gb is refreshed this often between frames (and before each)
 
 
 class NodeBase:
@@ -56,15 +61,20 @@ class NodeBase:
         self._temperature_watch: threading.Thread | None = None
         self.grader = FrameGrader(cfg.grading)  # this node's frames against its recent ones, per filter
         self._preview_busy = threading.Lock()  # one frame preview (HA image entity) at a time
+        # Alarms to a phone (alerts.urls) and as MQTT "alarm" events, sent from the alerter's worker.
+        self.alerter = Alerter(cfg.alerts, self.name, publish=self._publish_alarm)
+        self._disk_checked = 0.0  # time.monotonic() of the last free-space reading in the state
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        self.alerter.start()
         devices = self.supervisor.start()
         self.prepare(devices)
         if not self.link.start(wait=10.0):
             log.warning("MQTT broker at %s:%s not reachable yet; retrying in the background",
                         self.cfg.mqtt.host, self.cfg.mqtt.port)
-        self.publish_device_state(devices, phase="idle")
+        free = _gb(free_gb(self.cfg.storage.directory))
+        self.publish_device_state(devices, phase="idle", disk_free_gb=free)
         self._temperature_watch = threading.Thread(target=self._watch_temperature, name="temperature", daemon=True)
         self._temperature_watch.start()
         log.info("%s %s up: INDI %s:%s, MQTT %s:%s", self.role, self.name, self.cfg.indi.host, self.cfg.indi.port,
@@ -83,8 +93,39 @@ class NodeBase:
 
     def close(self) -> None:
         self.stop()
+        # What is still queued (the night's summary) gets one service timeout, while the link is up.
+        self.alerter.close(timeout=self.cfg.alerts.send_timeout_s + 2.0)
         self.link.close()
         self.supervisor.close()
+
+    # ---- alarms -------------------------------------------------------------------------------
+    def raise_alarm(self, alarm: Alarm) -> bool:
+        """Hand an alarm to the alerter: never blocks, never raises."""
+        return self.alerter.raise_alarm(alarm)
+
+    def _publish_alarm(self, alarm: Alarm) -> None:
+        self.link.event("alarm", **alarm.event_payload())
+
+    def check_disk(self) -> float | None:
+        """Before each exposure: the free space of storage.directory into the state; below
+        storage.min_free_gb the frame is refused (DiskSpaceLow, with the reason and the fix) and an
+        alarm raised."""
+        try:
+            free = check_free_space(self.cfg.storage)
+        except DiskSpaceLow as exc:
+            self._disk_state(exc.free_gb)
+            log.error("frame refused: %s", exc)
+            self.raise_alarm(alarms.disk_low(self.name, exc.free_gb, exc.directory, exc.min_free_gb))
+            raise
+        self._disk_state(free)
+        return free
+
+    def _disk_state(self, free: float | None) -> None:
+        self._disk_checked = time.monotonic()
+        try:
+            self.link.update_state(disk_free_gb=_gb(free))
+        except Exception:  # noqa: BLE001 - the state is a report; the check itself stands
+            log.exception("could not publish the free disk space")
 
     # ---- commands --------------------------------------------------------------------------------
     def command_handlers(self) -> dict[str, Callable]:
@@ -183,6 +224,8 @@ class NodeBase:
         while not self.stop_event.wait(period):
             try:
                 self._publish_cooling(*self.cooling.sample())
+                if time.monotonic() - self._disk_checked >= DISK_STATE_EVERY_S:  # between frames too
+                    self._disk_state(free_gb(self.cfg.storage.directory))
             except Exception:  # noqa: BLE001 - a bad reading must not end the watch
                 log.exception("temperature watch")
 
@@ -296,6 +339,10 @@ class NodeBase:
                 self.link.error(f"lost indiserver at {self.cfg.indi.host}:{self.cfg.indi.port}: {why}")
         except Exception:  # noqa: BLE001 - reporting must not break the supervisor
             log.exception("could not report the INDI connection change")
+
+
+def _gb(value: float | None) -> float | None:
+    return None if value is None else round(max(0.0, value), 2)
 
 
 def _publish_vcurve(link, plot: str | None) -> None:

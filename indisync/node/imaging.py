@@ -18,6 +18,7 @@ from ..errors import ExposureAborted
 from ..record.grading import Grade, grade_header_cards
 from ..sequence.headers import apply_frame_header
 from ..sequence.naming import save_frame
+from .disk import check_free_space
 from .hfr_worker import frame_hfr  # stdlib only at import; numpy/scipy load with the first frame
 
 log = logging.getLogger(__name__)
@@ -133,14 +134,17 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
                on_start: Callable[[FrameRequest], None] | None = None,
                on_exposed: Callable[[], None] | None = None,
                should_abort: Callable[[], bool] | None = None,
-               measure_inline: bool = True, grader: "Grader | None" = None) -> FrameRecord:
+               measure_inline: bool = True, grader: "Grader | None" = None,
+               check_space: Callable[[], object] | None = None) -> FrameRecord:
     """``on_start`` runs with the wheel in place just before the shutter opens; ``on_exposed`` as
     soon as the image is in and its context captured, before it is measured and written (a slave
     moves its wheel then). ``should_abort`` true before the shutter opens or once the image is in:
     ExposureAborted, nothing written (an abort that raced the image's arrival must not leave a frame
     either). ``measure_inline=False``: the frame is written without HFR/NSTARS and the record
     carries the pixels in ``image`` for the caller to measure after replying. ``grader`` grades a frame
-    measured here (GRADE / GRADERSN in its header)."""
+    measured here (GRADE / GRADERSN in its header). ``check_space`` (default: check_free_space of
+    storage) runs first: below storage.min_free_gb it raises DiskSpaceLow and nothing moves or is written."""
+    (check_space or (lambda: check_free_space(cfg.storage)))()
     if request.filter_name is not None and devices.filter_wheel is not None:
         devices.filter_wheel.select(request.filter_name)
     # Read now: once on_exposed has started the next wheel move, the wheel no longer says it.

@@ -25,11 +25,13 @@ from ..sequence.state_store import StateStore, load_master_progress, save_master
 from ..sequence.triggers import RefocusTriggers
 from ..protocol.messages import now_iso
 from ..record.service import NightRecording
+from .alarm_watch import MasterAlarmWatch
 from .base import NodeBase
 from .frame_guiding import FrameGuideRms
 from .guiding import MasterGuiding
 from .imaging import FrameRequest, take_frame
 from .locking import bounded
+from .master_rig_state import RigStatePublisher, RigStateReader
 from .slave import state_path
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class MasterNode(NodeBase):
         self.recording: NightRecording | None = None  # the rig's night log (record: section)
         self._retaken: tuple | None = None  # (batch, frame index) last taken again after a rejection
         self.last_frame_error: str | None = None  # why the master's last frame was not taken (not aborted)
+        self.alarm_watch: MasterAlarmWatch | None = None  # nodes offline, clocks, a night standing still
 
     def prepare(self, devices) -> None:
         wanted = sorted({f.filter for f in self.plan if f.filter})
@@ -120,8 +123,20 @@ class MasterNode(NodeBase):
         self.registry = self.link.registry()
         self.registry.start_sweeper()
         self.client = self.link.command_client()
+        self.alarm_watch = MasterAlarmWatch(
+            self.cfg, self.raise_alarm, self.registry, frames=lambda: self.frames,
+            night=lambda: self.night.snapshot if self.night is not None else None).start()
+        self._start_rig_state()
+
+    def _start_rig_state(self) -> None:
+        """The ``rig`` state field (weather, mount, dome) for the dashboard, from cached INDI values."""
+        publisher = RigStatePublisher(RigStateReader(self.cfg, self.supervisor.get),
+                                      lambda rig: self.link.update_state(rig=rig), self.stop_event)
+        threading.Thread(target=publisher.run, name="rig-state", daemon=True).start()
 
     def close(self) -> None:
+        if self.alarm_watch is not None:
+            self.alarm_watch.stop()
         if self.recording is not None:
             self.recording.close()
         if self.guiding is not None:
@@ -171,6 +186,29 @@ class MasterNode(NodeBase):
         log.info("sequence finished: %d frames, batch %d", self.frames, self.progress.batch)
         if self.recording is not None and not self.stop_event.is_set():
             self.recording.write_report()  # logged; never raises
+        if not self.stop_event.is_set():
+            self._night_summary()
+
+    def _night_summary(self) -> None:
+        """The end-of-night alarm (level info): frames per node and filter, shutter-open %, autofocus
+        runs, failures and the report's path, from the report's data; never raises."""
+        import json
+
+        from ..alerts import causes as alarms
+
+        try:
+            path = self.recording.report_path if self.recording is not None else None
+            data = {}
+            if path is not None:
+                data = json.loads((path.parent / "report.json").read_text())
+            window = data.get("window") or {}
+            night = data.get("night") or datetime.now(timezone.utc).strftime("%Y-%m-%d")
+            self.raise_alarm(alarms.night_summary(
+                night, data.get("nodes") or {}, len(data.get("failures") or []), str(path) if path else None,
+                frames_total=self.frames,
+                window=f"{window['start']} to {window['end']}" if window.get("start") and window.get("end") else None))
+        except Exception:  # noqa: BLE001 - the summary is a courtesy: the night has ended either way
+            log.exception("could not send the night's summary")
 
     def synced_exposure(self, frame: PlannedFrame):
         devices = self.supervisor.get()
@@ -215,7 +253,8 @@ class MasterNode(NodeBase):
                 if frame.filter and devices.filter_wheel is not None:
                     devices.filter_wheel.select(frame.filter)
                 self.focus_for(devices, frame.filter)  # before the slaves are told to start
-                record = take_frame(devices, self.cfg, request, on_start, grader=self.grade_frame)
+                record = take_frame(devices, self.cfg, request, on_start, grader=self.grade_frame,
+                                    check_space=self.check_disk)
                 self.frames += 1
                 self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=record.filter_name,
                                 file=record.path.name if len(record.path.name) <= 64 else None,

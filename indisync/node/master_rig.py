@@ -145,4 +145,4 @@ def build_rig(master) -> Rig:
     return Rig(name=master.name, cfg=master.cfg, devices=master.supervisor.get, participants=participants,
                imaging=MasterImaging(master), guiding=lambda: master.guiding, store=master.store,
                report=master.link, stop_event=master.stop_event, device_lock=master.device_lock,
-               frames=lambda: master.frames)
+               frames=lambda: master.frames, alarm=master.raise_alarm)

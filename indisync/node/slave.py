@@ -159,7 +159,8 @@ class SlaveNode(NodeBase):
         premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name), daemon=True)
         try:
             record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start,
-                                should_abort=self.abort_event.is_set, measure_inline=False)
+                                should_abort=self.abort_event.is_set, measure_inline=False,
+                                check_space=self.check_disk)
         except ExposureAborted as exc:
             # Nothing was written and the rotation stays: the next frame uses this filter again.
             self.link.event("exposure_done", exposure_id=exposure_id, status="aborted", filter=filter_name,

@@ -116,3 +116,34 @@ def discovery_messages(topic_tree: topics.Topics, node: str, role: str, version:
 # image entity -> (display name, content type); the node publishes them on Topics.image(node, entity)
 IMAGES: dict[str, tuple[str, str]] = {"vcurve": ("Latest V-curve", "image/png"),
                                       "frame": ("Latest frame", "image/jpeg")}
+
+
+def guard_discovery_messages(topic_tree: topics.Topics, guard: str, version: str) -> list[tuple[str, str]]:
+    """The guard's one entity: binary_sensor "Rig safe" (device class ``safety``).
+
+    Home Assistant's safety class means "on" = UNSAFE, so the guard's ``rig_safe`` false is "on" and
+    true is "off"; null (the guard cannot tell) renders "None", which Home Assistant shows as unknown.
+    """
+    device = {
+        "identifiers": [f"indisync_guard_{guard}"],
+        "name": f"indisync guard {guard}",
+        "manufacturer": "indisync",
+        "model": "guard",
+        "sw_version": version,
+    }
+    config = {
+        "name": "Rig safe",
+        "unique_id": f"indisync_guard_{guard}_rig_safe",
+        "object_id": f"indisync_guard_{guard}_rig_safe",
+        "state_topic": topic_tree.guard(guard, topics.STATE),
+        "value_template": ("{% set s = value_json.payload.rig_safe %}"
+                           "{{ 'None' if s is none else ('true' if s else 'false') }}"),
+        "payload_on": "false",  # rig_safe false: unsafe, which the safety class shows as "on"
+        "payload_off": "true",
+        "device_class": "safety",
+        "device": device,
+        "availability_topic": topic_tree.guard(guard, topics.STATUS),
+        "payload_available": topics.ONLINE,
+        "payload_not_available": topics.OFFLINE,
+    }
+    return [(topic_tree.ha_config("binary_sensor", guard, "rig_safe"), json.dumps(config, separators=(",", ":")))]

@@ -116,6 +116,19 @@ STATE.update({
     # each slave OTA against the master's field, after the master centred (node name -> record)
     "coalign": opt(mapping(node_name, obj(_COALIGN), 64)),
 })
+# Free space of storage.directory in GB (indisync.node checks it before each exposure); null: unknown.
+STATE["disk_free_gb"] = opt(number(0, 1e9))
+
+# The master's rig as it last read it (indisync.node.master_rig_state: cached INDI values, never a
+# wait): what the dashboard's rig panel shows. RA/Dec JNow; times ISO-8601 UTC; site_tz an IANA name.
+RIG_WEATHER = {"safe": opt(boolean), "since": opt(timestamp), "detail": opt(REASON)}
+RIG_MOUNT = {"parked": opt(boolean), "tracking": opt(boolean), "slewing": opt(boolean),
+             "pier_side": opt(one_of("east", "west")), "ra_deg": opt(number(0, 360)), "dec_deg": opt(number(-90, 90)),
+             "alt_deg": opt(number(-90, 90)), "az_deg": opt(number(0, 360))}
+RIG_DOME = {"shutter": req(one_of("open", "closed", "moving", "unknown")), "parked": opt(boolean)}
+RIG = {"weather": opt(obj(RIG_WEATHER)), "mount": opt(obj(RIG_MOUNT)), "dome": opt(obj(RIG_DOME)),
+       "site_tz": opt(text(64))}
+STATE["rig"] = opt(obj(RIG))
 
 EVENTS: dict[str, dict[str, Field]] = {
     "exposure_started": {
@@ -215,6 +228,13 @@ EVENTS: dict[str, dict[str, Field]] = {
     "center_done": {"ok": req(boolean), "attempts": req(integer(0, 100)), "error_arcsec": opt(number(0, 1e7)),
                     "seconds": opt(number(0, 86_400)), "reason": opt(REASON)},
     "coalignment": {"ota": req(node_name), **_COALIGN},
+    # an alarm (indisync.alerts.Alarm), published by whoever raised it; cause is its dedupe key
+    "alarm": {
+        "cause": req(text(128)),  # "park_failed", "node_offline:ota2", "disk_low:ota2", ...
+        "level": req(one_of("info", "warning", "critical")),
+        "title": req(text(200)),
+        "body": req(text(4000)),
+    },
 }
 
 REPLY = {
@@ -239,6 +259,24 @@ CLOCK_MESSAGES: dict[str, dict[str, Field]] = {
     "time_reply": {"request_id": req(ident), "to": req(node_name), "t1": req(_POSIX), "t2": req(_POSIX)},
 }
 SCHEMAS.update({name: (topics.CLOCK, obj(schema)) for name, schema in CLOCK_MESSAGES.items()})
+
+# The independent guard's state (indisync.guard), retained on {prefix}/guard/{name}/state.
+GUARD_STATES = ("armed", "acting", "acted", "blind")  # blind: it cannot read the devices it needs
+GUARD_STATE = {
+    "state": req(one_of(*GUARD_STATES)),
+    "since": req(timestamp),  # when ``state`` last changed
+    "reason": opt(REASON),  # why acting / acted / blind
+    "rig_safe": opt(boolean),  # mount parked (or none) and dome closed (or none); null: unknown
+    "unsafe": req(boolean),  # the conditions (weather, stale, sun, master gone) call for a closed rig now
+    "weather": opt(obj({"safe": opt(boolean), "age_s": opt(number(0, 1e9))})),  # null: no weather device
+    "mount": opt(obj({"parked": opt(boolean)})),  # null: no mount
+    "dome": opt(obj({"closed": opt(boolean)})),  # null: no dome
+    "sun_alt_deg": opt(number(-90, 90)),
+    "master_online": opt(boolean),  # null: not known (yet)
+    "last_action": opt(obj({"at": req(timestamp), "why": req(REASON), "parked": opt(boolean),
+                            "closed": opt(boolean)})),
+}
+SCHEMAS["guard_state"] = (topics.STATE, obj(GUARD_STATE))
 
 
 # -- the envelope ------------------------------------------------------------------------

@@ -185,7 +185,9 @@ class NodeLink:
         return None
 
     def _on_clock_estimate(self, estimate: ClockEstimate, master: str) -> None:
-        self.update_state(clock_offset_s=round(estimate.offset_s, 4), clock_rtt_s=round(estimate.rtt_s, 4))
+        # + 0.0: an offset that rounds to zero from below is -0.0, which JSON, Home Assistant, status
+        # and CLKOFFS would show as "-0.0"; -0.0 + 0.0 is 0.0, every other value is unchanged.
+        self.update_state(clock_offset_s=round(estimate.offset_s, 4) + 0.0, clock_rtt_s=round(estimate.rtt_s, 4) + 0.0)
         # A sample's offset is wrong by at most half its round trip (all the delay on one side), so
         # warn only when the offset is past the limit by more than that: a slow first sample on a
         # busy node (its request stuck behind a flood) must not raise a false alarm.

@@ -103,6 +103,9 @@ class NodeRegistry:
             except ProtocolError as exc:
                 log.warning("ignored a malformed state from %s: %s", ref.node, exc)
                 return
+            if env.type != "state":  # a guard_state travels on a state-kind topic too, never a node's
+                log.warning("ignored a %r message on %s's state topic", env.type, ref.node)
+                return
             if env.sender != ref.node:
                 log.warning("ignored a state for %s sent by %s", ref.node, env.sender)
                 return

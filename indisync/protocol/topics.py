@@ -8,6 +8,13 @@
     {prefix}/{node}/clock    clock offset round trips: a slave's time_request, the master's time_reply
     {discovery}/status       Home Assistant's birth/will ("online" asks for rediscovery)
 
+The independent guard (`indisync guard`) has a branch of its own, three levels under the prefix, so
+``parse`` (and every node's ``+/state`` subscription) ignores it:
+
+    {prefix}/guard/{name}/status   "online" / "offline", retained; "offline" is its Last Will
+    {prefix}/guard/{name}/state    retained ``guard_state`` envelope, on every change and every few s
+    {prefix}/guard/{name}/event    its ``alarm`` envelopes
+
 Pure: no paho here, so the topic rules are tested with plain strings.
 """
 
@@ -88,6 +95,32 @@ class Topics:
             return None
         parts = topic[len(head):].split("/")
         if len(parts) != 2 or parts[1] not in KINDS or not NODE_NAME.match(parts[0]):
+            return None
+        return TopicRef(parts[0], parts[1])
+
+    # -- the guard's branch -------------------------------------------------------------------------
+    GUARD_KINDS = (STATUS, STATE, EVENT)
+
+    def guard(self, name: str, kind: str) -> str:
+        if kind not in self.GUARD_KINDS:
+            raise ValueError(f"unknown guard topic kind {kind!r}; allowed: {', '.join(self.GUARD_KINDS)}")
+        if not NODE_NAME.match(name):
+            raise ValueError(f"guard name {name!r} is not allowed in a topic: use [a-z0-9-]")
+        return f"{self.prefix}/guard/{name}/{kind}"
+
+    def guard_every(self, kind: str) -> str:
+        """The subscription filter for ``kind`` of every guard, e.g. ``indisync/guard/+/state``."""
+        if kind not in self.GUARD_KINDS:
+            raise ValueError(f"unknown guard topic kind {kind!r}; allowed: {', '.join(self.GUARD_KINDS)}")
+        return f"{self.prefix}/guard/+/{kind}"
+
+    def parse_guard(self, topic: str) -> TopicRef | None:
+        """``indisync/guard/guard/state`` -> TopicRef('guard', 'state'); None for anything else."""
+        head = self.prefix + "/guard/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head):].split("/")
+        if len(parts) != 2 or parts[1] not in self.GUARD_KINDS or not NODE_NAME.match(parts[0]):
             return None
         return TopicRef(parts[0], parts[1])
 

@@ -2,10 +2,17 @@
 the figures the report shows (efficiency, learned focus-temperature slope, start skew).
 
 Pure: a list of night-log entries in, plain dicts and lists out (``summarize``). No matplotlib.
+
+A log is read as it is: one event with a value of the wrong kind (an HFR of "2.1", null, a nested
+object where a number belongs, a payload that is not a mapping) must not cost the whole report.
+Every field the report computes with is checked where it is read (``_Cleaner``): a value that is
+not a finite number, or not a string where text belongs, is left out and listed in
+``skipped_values`` (event, node, field, value), which the report shows.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -38,6 +45,67 @@ def _events(entries, type_: str):
     return [e for e in entries if e.get("kind") == "event" and e.get("type") == type_]
 
 
+# The fields the report computes with, per message, and what they must be. Others pass as they are
+# (ids are used through str(); free text is only shown, escaped).
+FRAME_NUMBERS = ("duration", "hfr", "stars", "fwhm", "focuser_position", "focuser_temperature", "ccd_temperature",
+                 "guide_rms_arcsec")
+FRAME_TEXTS = ("status", "filter", "file", "start", "reason", "grade", "grade_reason", "shutter_opened",
+               "image_arrived")
+AUTOFOCUS_NUMBERS = ("position", "hfr", "stars", "temperature")
+AUTOFOCUS_TEXTS = ("filter", "status", "reason")
+DITHER_NUMBERS = ("seconds",)
+CENTERING_NUMBERS = ("error_arcsec", "attempts")
+COALIGNMENT_NUMBERS = ("offset_east_arcmin", "offset_north_arcmin", "rotation_diff_deg", "overlap_pct")
+STATE_TEXTS = ("role", "phase")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class _Cleaner:
+    """Reads payload fields as the report needs them; what does not fit is left out and noted."""
+
+    def __init__(self, skipped: list | None = None):
+        self.skipped = skipped if skipped is not None else []
+
+    def note(self, entry: dict, field: str, value: Any, wanted: str) -> None:
+        self.skipped.append({"time": entry.get("rx"), "node": entry.get("node"), "kind": entry.get("kind"),
+                             "event": entry.get("type"), "field": field, "value": _short(value), "wanted": wanted})
+
+    def payload(self, entry: dict, numbers=(), texts=()) -> dict:
+        """A copy of the entry's payload with ``numbers`` finite numbers (or None) and ``texts`` strings (or None)."""
+        raw = entry.get("payload")
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.note(entry, "payload", raw, "a mapping")
+            return {}
+        out = dict(raw)
+        for key in numbers:
+            if key in out:
+                out[key] = self.number(entry, key, out[key])
+        for key in texts:
+            if key in out:
+                out[key] = self.text(entry, key, out[key])
+        return out
+
+    def number(self, entry: dict, field: str, value: Any):
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return value
+        self.note(entry, field, value, "a number")
+        return None
+
+    def text(self, entry: dict, field: str, value: Any):
+        if value is None or isinstance(value, str):
+            return value
+        self.note(entry, field, value, "text")
+        return None
+
+
 def shutter_interval(opened: Any, arrived: Any, start: Any, duration: Any, done_rx: Any) -> dict:
     """A frame's real shutter interval: ``open_start``/``open_end`` (ISO UTC) and ``open_s``.
 
@@ -60,14 +128,16 @@ def shutter_interval(opened: Any, arrived: Any, start: Any, duration: Any, done_
             "open_source": source}
 
 
-def collect_frames(entries: list[dict]) -> list[dict]:
-    """One dict per exposure_done, joined with its exposure_started (same node and exposure id)."""
+def collect_frames(entries: list[dict], skipped: list | None = None) -> list[dict]:
+    """One dict per exposure_done, joined with its exposure_started (same node and exposure id).
+    Values of the wrong kind are left out and appended to ``skipped`` (see ``_Cleaner``)."""
+    clean = _Cleaner(skipped)
     started: dict[tuple[str, str], dict] = {}
     frames = []
     for e in entries:
-        if e.get("kind") != "event":
+        if e.get("kind") != "event" or e.get("type") not in ("exposure_started", "exposure_done"):
             continue
-        p = e.get("payload") or {}
+        p = clean.payload(e, FRAME_NUMBERS, FRAME_TEXTS)
         key = (e.get("node"), str(p.get("exposure_id")))
         if e.get("type") == "exposure_started":
             started[key] = p
@@ -88,7 +158,7 @@ def collect_frames(entries: list[dict]) -> list[dict]:
     by_key = {(f["node"], str(f["exposure_id"])): f for f in frames}
     for e in entries:
         if e.get("kind") == "event" and e.get("type") == "frame_measured":
-            p = e.get("payload") or {}
+            p = clean.payload(e, FRAME_NUMBERS, FRAME_TEXTS)
             frame = by_key.get((e.get("node"), str(p.get("exposure_id"))))
             if frame is not None:
                 for k in ("hfr", "stars", "fwhm", "grade", "grade_reason"):
@@ -98,12 +168,13 @@ def collect_frames(entries: list[dict]) -> list[dict]:
     return frames
 
 
-def collect_autofocus(entries: list[dict]) -> list[dict]:
+def collect_autofocus(entries: list[dict], skipped: list | None = None) -> list[dict]:
+    clean = _Cleaner(skipped)
     runs: dict[str, dict] = {}
     for e in entries:
         if e.get("kind") != "event" or not str(e.get("type", "")).startswith("autofocus_"):
             continue
-        p = e.get("payload") or {}
+        p = clean.payload(e, AUTOFOCUS_NUMBERS, AUTOFOCUS_TEXTS)
         run = runs.setdefault(str(p.get("run_id")), {"run_id": p.get("run_id"), "node": e.get("node"), "points": [],
                                                     "start": e.get("rx"), "status": None})
         if e["type"] == "autofocus_started":
@@ -116,8 +187,10 @@ def collect_autofocus(entries: list[dict]) -> list[dict]:
                        failure=p.get("reason"), temperature=p.get("temperature"))
     # The fitted model comes with the node's reply to the master's autofocus command.
     for e in entries:
-        if e.get("kind") == "reply" and (e.get("payload") or {}).get("command") == "autofocus":
-            result = (e["payload"].get("result") or {})
+        if e.get("kind") == "reply" and isinstance(e.get("payload"), dict) and e["payload"].get("command") == "autofocus":
+            result = e["payload"].get("result")
+            if not isinstance(result, dict):
+                continue
             for run in runs.values():
                 if run["node"] == e.get("node") and run.get("position") == result.get("position") and "model" not in run:
                     run["model"] = result.get("model")
@@ -158,15 +231,16 @@ def focus_temperature(runs: list[dict]) -> dict[str, dict[str, dict]]:
     return out
 
 
-def timelines(entries: list[dict], end: datetime | None) -> dict[str, list[dict]]:
+def timelines(entries: list[dict], end: datetime | None, skipped: list | None = None) -> dict[str, list[dict]]:
     """Per node: segments {start, end, activity} from its phase changes, offline periods and (on the
     master) the night's unsafe / flipping states."""
+    clean = _Cleaner(skipped)
     changes: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for e in entries:
         node, when = e.get("node"), parse_time(e.get("rx"))
         if node is None or when is None:
             continue
-        p = e.get("payload") or {}
+        p = clean.payload(e, texts=STATE_TEXTS) if e.get("kind") == "state" else _mapping(e.get("payload"))
         if e.get("kind") == "state" and p.get("phase"):
             night = (p.get("night") or {}).get("state") if isinstance(p.get("night"), dict) else None
             activity = night if night in ("unsafe", "flipping", "waiting_dark", "cooling", "parked") and \
@@ -194,7 +268,7 @@ def usable_window(entries: list[dict], frames: list[dict]) -> tuple[datetime | N
     spans = []
     current = None
     for e in _events(entries, "night_state"):
-        to, when = (e.get("payload") or {}).get("to"), parse_time(e.get("rx"))
+        to, when = _mapping(e.get("payload")).get("to"), parse_time(e.get("rx"))
         if when is None:
             continue
         if current is not None and to not in USABLE_NIGHT_STATES:
@@ -252,14 +326,21 @@ def start_skews(frames: list[dict], roles: dict[str, str]) -> dict[str, dict]:
     return out
 
 
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def summarize(entries: list[dict]) -> dict:
-    """Everything the report shows, as JSON-ready data."""
+    """Everything the report shows, as JSON-ready data; ``skipped_values`` lists the values left out."""
+    skipped: list[dict] = []
+    clean = _Cleaner(skipped)
     roles: dict[str, str] = {}
     for e in entries:
-        if e.get("kind") == "state" and (e.get("payload") or {}).get("role"):
-            roles[e["node"]] = e["payload"]["role"]
-    frames = collect_frames(entries)
-    runs = collect_autofocus(entries)
+        role = _mapping(e.get("payload")).get("role") if e.get("kind") == "state" else None
+        if role and isinstance(role, str):  # one of another kind is noted by timelines()
+            roles[e["node"]] = role
+    frames = collect_frames(entries, skipped)
+    runs = collect_autofocus(entries, skipped)
     start, end = usable_window(entries, frames)
     window_s = (end - start).total_seconds() if start and end else 0.0
     last_rx = max((parse_time(e.get("rx")) for e in entries if parse_time(e.get("rx"))), default=None)
@@ -292,28 +373,30 @@ def summarize(entries: list[dict]) -> dict:
             "autofocus": {"runs": sum(1 for r in runs if r["node"] == name),
                           "ok": sum(1 for r in runs if r["node"] == name and r["status"] == "ok")},
         }
-    failures = [{"time": e.get("rx"), "node": e.get("node"), "what": "error", "why": (e.get("payload") or {}).get("message")}
+    failures = [{"time": e.get("rx"), "node": e.get("node"), "what": "error", "why": _mapping(e.get("payload")).get("message")}
                 for e in _events(entries, "error")]
     failures += [{"time": f["end_rx"], "node": f["node"], "what": f"exposure {f['exposure_id']} {f['status']}",
                   "why": f["reason"]} for f in frames if f["status"] != "ok"]
     failures += [{"time": r.get("end"), "node": r["node"], "what": f"autofocus {r['run_id']} failed", "why": r.get("failure")}
                  for r in runs if r["status"] == "failed"]
     failures += [{"time": e.get("rx"), "node": e.get("node"), "what": "dither did not settle",
-                  "why": (e.get("payload") or {}).get("reason")}
-                 for e in _events(entries, "dither_settled") if (e.get("payload") or {}).get("status") != "ok"]
-    failures.sort(key=lambda x: x["time"] or "")
+                  "why": _mapping(e.get("payload")).get("reason")}
+                 for e in _events(entries, "dither_settled") if _mapping(e.get("payload")).get("status") != "ok"]
+    failures.sort(key=lambda x: str(x["time"] or ""))
     guiding = []
     for e in entries:
-        g = (e.get("payload") or {}).get("guiding") if e.get("kind") == "state" else None
+        g = _mapping(e.get("payload")).get("guiding") if e.get("kind") == "state" else None
         if isinstance(g, dict) and g.get("rms_arcsec") is not None:
-            guiding.append({"time": e.get("rx"), "node": e.get("node"), "rms_arcsec": g["rms_arcsec"], "state": g.get("state")})
-    dithers = [{"time": e.get("rx"), "node": e.get("node"), "status": (e.get("payload") or {}).get("status"),
-                "seconds": (e.get("payload") or {}).get("seconds")} for e in _events(entries, "dither_settled")]
-    night_states = [{"time": e.get("rx"), **(e.get("payload") or {})} for e in _events(entries, "night_state")]
+            rms = clean.number(e, "guiding.rms_arcsec", g["rms_arcsec"])
+            if rms is not None:
+                guiding.append({"time": e.get("rx"), "node": e.get("node"), "rms_arcsec": rms, "state": g.get("state")})
+    dithers = [{"time": e.get("rx"), "node": e.get("node"), "status": p.get("status"), "seconds": p.get("seconds")}
+               for e in _events(entries, "dither_settled") for p in (clean.payload(e, DITHER_NUMBERS),)]
+    night_states = [{"time": e.get("rx"), **clean.payload(e)} for e in _events(entries, "night_state")]
     # the master's centrings (center_done) and each OTA's co-alignment after them (indisync.acquire)
-    centerings = [{"time": e.get("rx"), "node": e.get("node"), **(e.get("payload") or {})}
+    centerings = [{"time": e.get("rx"), "node": e.get("node"), **clean.payload(e, CENTERING_NUMBERS)}
                   for e in _events(entries, "center_done")]
-    coalignment = [{"time": e.get("rx"), "node": e.get("node"), **(e.get("payload") or {})}
+    coalignment = [{"time": e.get("rx"), "node": e.get("node"), **clean.payload(e, COALIGNMENT_NUMBERS)}
                    for e in _events(entries, "coalignment")]
     return {
         "window": {"start": _iso(start), "end": _iso(end), "seconds": round(window_s, 3)},
@@ -324,9 +407,10 @@ def summarize(entries: list[dict]) -> dict:
         "guiding": guiding,
         "dithers": dithers,
         "start_skew": start_skews(frames, roles),
-        "timelines": timelines(entries, end if end and last_rx and end > last_rx else last_rx),
+        "timelines": timelines(entries, end if end and last_rx and end > last_rx else last_rx, skipped),
         "night_states": night_states,
         "centering": centerings,
         "coalignment": coalignment,
         "failures": failures,
+        "skipped_values": skipped,
     }

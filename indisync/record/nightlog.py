@@ -1,5 +1,5 @@
 """The night log: one JSON object per line, one file per night (``YYYY-MM-DD.jsonl``, the date at
-dusk), appended as messages arrive.
+dusk in the site's time zone, ``site.timezone``), appended as messages arrive.
 
 Each line is written whole; ``append`` flushes and fsyncs every line, ``append_many`` once per
 batch (the recorder's writer thread: at most ``BATCH`` lines or what arrived meanwhile). A torn last line (power cut mid-write) is skipped by the reader, and the writer
@@ -18,17 +18,20 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Iterator
+
+from ..timezones import local_zone
 
 log = logging.getLogger(__name__)
 
 
-def night_of(when: datetime, starts_hour: int = 12) -> date:
-    """The night a moment belongs to: the local date at dusk (``starts_hour`` local to the next day's)."""
-    local = when.astimezone() if when.tzinfo is not None else when
-    return (local - timedelta(hours=starts_hour)).date()
+def night_of(when: datetime, starts_hour: int = 12, zone: tzinfo | None = None) -> date:
+    """The night a moment belongs to: the date at dusk on the clock of ``zone`` (the site's; None:
+    this computer's), from ``starts_hour`` to the next day's. A naive ``when`` is already local."""
+    local = when.astimezone(zone if zone is not None else local_zone()) if when.tzinfo is not None else when
+    return (local.replace(tzinfo=None) - timedelta(hours=starts_hour)).date()
 
 
 def night_path(directory: str | Path, night: date) -> Path:
@@ -38,9 +41,10 @@ def night_path(directory: str | Path, night: date) -> Path:
 class NightLogWriter:
     """Appends entries to the night's file; a new file when the night changes. Thread-safe."""
 
-    def __init__(self, directory: str | Path, starts_hour: int = 12, fsync: bool = True):
+    def __init__(self, directory: str | Path, starts_hour: int = 12, fsync: bool = True, zone: tzinfo | None = None):
         self.directory = Path(directory)
         self.starts_hour = starts_hour
+        self.zone = zone  # the site's (site.timezone); None: this computer's
         self.fsync = fsync
         self.lines = 0
         self._lock = threading.Lock()
@@ -52,7 +56,7 @@ class NightLogWriter:
         return self._path
 
     def path_for(self, when: datetime) -> Path:
-        return night_path(self.directory, night_of(when, self.starts_hour))
+        return night_path(self.directory, night_of(when, self.starts_hour, self.zone))
 
     def append(self, entry: dict, when: datetime | None = None) -> Path:
         when = when or datetime.now(timezone.utc)

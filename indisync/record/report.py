@@ -2,6 +2,11 @@
 page: figures embedded as data URIs), ``report.json`` (the same data) and each figure as a PNG.
 
 matplotlib (Agg) is imported only here, inside the functions that draw.
+
+The night is the site's (``site.timezone``; None: this computer's zone): the log's date when its name
+is one (the writer named it so), else the date at dusk of its first entry; the usable window is
+shown on the site's clock next to UTC. Values of the wrong kind in the log are left out and listed
+("Values left out"), never the cause of a lost report.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ import base64
 import html
 import json
 import logging
-from datetime import datetime, timezone
+import re
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 
+from ..timezones import local_zone, zone_name
 from .night import parse_time, summarize
-from .nightlog import read_night
+from .nightlog import night_of, read_night
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +33,47 @@ ACTIVITY_COLOURS = {"exposing": "#2ca02c", "focusing": "#1f77b4", "dithering": "
                     "parked": "#7f7f7f"}
 
 
-def build(log_path: str | Path) -> dict:
+MAX_SKIPPED_SHOWN = 50  # lines of "Values left out" on the page (report.json has them all)
+
+
+def night_name(log_path: str | Path, entries: list[dict], zone: tzinfo, starts_hour: int = 12) -> str:
+    """The night a log covers: its name when that is a date (YYYY-MM-DD.jsonl, as the writer names
+    it), else the date at dusk, on the site's clock, of its first entry with a receive time."""
+    stem = Path(log_path).stem
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", stem):
+        try:
+            return date.fromisoformat(stem).isoformat()
+        except ValueError:
+            pass
+    first = next((t for t in (parse_time(e.get("rx")) for e in entries) if t is not None), None)
+    return night_of(first, starts_hour, zone).isoformat() if first is not None else stem
+
+
+def _local(text: str | None, zone: tzinfo) -> str | None:
+    when = parse_time(text)
+    return None if when is None else when.astimezone(zone).isoformat(timespec="seconds")
+
+
+def build(log_path: str | Path, zone: tzinfo | None = None, starts_hour: int = 12) -> dict:
+    """The report's data; ``zone``: the site's (None: this computer's), ``starts_hour``: record.night_starts_hour."""
+    zone = zone if zone is not None else local_zone()
     result = read_night(log_path)
     data = summarize(result.entries)
-    data.update(night=Path(log_path).stem, log=str(Path(log_path).resolve()), entries=len(result.entries),
-                skipped_lines=result.skipped,
+    data["window"].update(start_local=_local(data["window"]["start"], zone), end_local=_local(data["window"]["end"], zone))
+    data.update(night=night_name(log_path, result.entries, zone, starts_hour), timezone=zone_name(zone),
+                log=str(Path(log_path).resolve()), entries=len(result.entries), skipped_lines=result.skipped,
                 generated=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"))
     return data
 
 
-def write_report(log_path: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Write the report of one night log; returns the path of index.html."""
+def write_report(log_path: str | Path, out_dir: str | Path | None = None, zone: tzinfo | None = None,
+                 starts_hour: int = 12) -> Path:
+    """Write the report of one night log; returns the path of index.html. ``zone``: the site's
+    (``timezones.site_zone(cfg)``; None: this computer's)."""
     log_path = Path(log_path)
     out = Path(out_dir) if out_dir is not None else log_path.parent / f"report-{log_path.stem}"
     out.mkdir(parents=True, exist_ok=True)
-    data = build(log_path)
+    data = build(log_path, zone, starts_hour)
     figures = draw_figures(data, out)
     data["figures"] = {name: path.name for name, path in figures.items()}
     _atomic_write(out / "report.json", json.dumps(data, indent=1, default=str))
@@ -260,6 +293,27 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+def _window_line(data: dict) -> str:
+    w = data["window"]
+    if w.get("start_local") and w.get("end_local"):
+        return (f"{w['start_local'][:16].replace('T', ' ')} to {w['end_local'][:16].replace('T', ' ')} "
+                f"{data.get('timezone') or ''} ({w['start']} to {w['end']})")
+    return f"{w['start']} to {w['end']}"
+
+
+def _skipped_html(skipped: list[dict]) -> str:
+    if not skipped:
+        return ""
+    e = html.escape
+    lines = [f"<li>{e(str(s.get('event') or s.get('kind')))} from {e(str(s.get('node')))} at {e(str(s.get('time')))}: "
+             f"<code>{e(str(s.get('field')))}</code> = <code>{e(str(s.get('value')))}</code> is not {e(str(s.get('wanted')))}"
+             "; left out</li>" for s in skipped[:MAX_SKIPPED_SHOWN]]
+    more = len(skipped) - MAX_SKIPPED_SHOWN
+    return (f"<h2>Values left out ({len(skipped)})</h2><p>These values in the night log were not of the kind the "
+            "report needs; the report was made without them.</p><ul>" + "".join(lines) +
+            (f"<li>… and {more} more (report.json: skipped_values)</li>" if more > 0 else "") + "</ul>")
+
+
 def render_html(data: dict, figures: dict[str, Path]) -> str:
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>indisync night {e(data['night'])}</title>",
@@ -267,7 +321,7 @@ def render_html(data: dict, figures: dict[str, Path]) -> str:
              "margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}th{background:#eee}"
              ".thumbs img{margin:2px}</style></head><body>",
              f"<h1>Night of {e(data['night'])}</h1>",
-             f"<p>usable window {e(str(data['window']['start']))} to {e(str(data['window']['end']))} "
+             f"<p>usable window {e(_window_line(data))} "
              f"({data['window']['seconds'] / 3600:.2f} h); {data['entries']} log entries"
              f"{', %d torn line(s) skipped' % data['skipped_lines'] if data['skipped_lines'] else ''}. "
              f"Log: <code>{e(data['log'])}</code></p>"]
@@ -314,5 +368,6 @@ def render_html(data: dict, figures: dict[str, Path]) -> str:
         parts.append("<h2>Rejected frames (kept on disk)</h2>" + _table(["node", "file", "why"], rejected))
     parts.append("<h2>What failed and why</h2>" + (_table(["time", "node", "what", "why"],
                  [[f["time"], f["node"], f["what"], f["why"]] for f in data["failures"]]) if data["failures"] else "<p>nothing</p>"))
+    parts.append(_skipped_html(data.get("skipped_values") or []))
     parts.append(f"<p><small>generated {e(data['generated'])} by indisync; the same data: report.json</small></p></body></html>")
     return "".join(parts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..timezones import site_zone
 from .nightlog import NightLogWriter
 from .recorder import NightRecorder
 
@@ -19,7 +20,9 @@ def nights_directory(cfg) -> Path:
 class NightRecording:
     def __init__(self, cfg, transport, topic_tree):
         self.cfg = cfg
-        self.writer = NightLogWriter(nights_directory(cfg), cfg.record.night_starts_hour)
+        # the night's date on the site's clock (site.timezone), not the container's
+        self.zone = site_zone(cfg)
+        self.writer = NightLogWriter(nights_directory(cfg), cfg.record.night_starts_hour, zone=self.zone)
         self.recorder = NightRecorder(transport, topic_tree, self.writer)
         self.report_path: Path | None = None
 
@@ -37,7 +40,8 @@ class NightRecording:
         from .report import write_report
 
         try:
-            self.report_path = write_report(self.writer.path)
+            self.report_path = write_report(self.writer.path, zone=self.zone,
+                                            starts_hour=self.cfg.record.night_starts_hour)
         except Exception:  # noqa: BLE001 - a report problem must not break the end of the night
             log.exception("could not write the night report of %s", self.writer.path)
             return None

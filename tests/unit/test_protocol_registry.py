@@ -105,3 +105,12 @@ def test_discovery_uses_state_and_status_topics_as_they_are():
     assert phase["value_template"] == "{{ value_json.payload.phase }}"
     assert len({c["unique_id"] for c in by_topic.values()}) == len(by_topic)
     assert {c["device"]["identifiers"][0] for c in by_topic.values()} == {"indisync_ota2"}
+
+
+def test_a_guard_state_on_a_node_state_topic_is_not_a_node():
+    """guard_state shares the state kind (it travels on {prefix}/guard/{name}/state); posted on a
+    node's own state topic it must not make that node 'live' with the guard's payload as its state."""
+    reg = NodeRegistry(dead_after=8.0, clock=Clock())
+    guard = messages.make("guard_state", "ota2", {"state": "armed", "since": messages.now_iso(), "unsafe": False})
+    reg.feed(T, "indisync/ota2/state", guard.encode(), retained=False)
+    assert reg.live() == [] and reg.get("ota2") is None

@@ -48,7 +48,7 @@ def center(ctx) -> Centered | None:
 
     rig, cfg, token = ctx.rig, ctx.rig.cfg, ctx.token
     if not ctx.plan.center:
-        return Centered(ok=True, reason="no acquisition configured (night.center is off)")
+        return Centered(ok=True, reason="night.center is off")
     settings = cfg.acquire
     coords = cfg.master.target_coords
     devices = rig.devices()

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 
+from ...alerts import causes as alarms
 from ..events import Parked, ParkFailed, Slewed
 from ..planning import COMMAND_TIMEOUT_S, slew_timeout
 
@@ -58,7 +59,11 @@ def park(ctx):
 def secure(rig, why: str) -> list[str]:
     """Close the dome and park the mount through the arbiter (pre-empting any motion); what failed."""
     started = time.monotonic()
-    devices = rig.devices()  # raises when there are none (indiserver gone): a failed park, tried again
+    try:
+        devices = rig.devices()  # raises when there are none (indiserver gone): a failed park, tried again
+    except Exception as exc:
+        _alarm(rig, why, [f"no devices: {exc}"], [])
+        raise
     mount, dome = devices.mount, getattr(devices, "dome", None)
     ordered = bool(getattr(getattr(rig.cfg, "dome", None), "requires_mount_parked", False))
 
@@ -90,9 +95,22 @@ def secure(rig, why: str) -> list[str]:
     problems = rig.arbiter.secure(why, run)
     if problems:
         log.error("%s: %s", why, "; ".join(problems))
+        dome_problems = [p for p in problems if p.startswith("dome")]
+        _alarm(rig, why, [p for p in problems if p not in dome_problems], dome_problems)
     else:
         log.info("parked%s in %.1f s", " and closed" if dome is not None else "", time.monotonic() - started)
     return problems
+
+
+def _alarm(rig, why: str, mount_problems: list[str], dome_problems: list[str]) -> None:
+    """Park or close failed: an alarm each (the alerter sends it from its worker; never blocks)."""
+    try:
+        if mount_problems:
+            rig.alarm(alarms.park_failed(mount_problems, why))
+        if dome_problems:
+            rig.alarm(alarms.close_failed(dome_problems, why))
+    except Exception:  # noqa: BLE001 - an alarm must never stand in the park's way
+        log.exception("could not raise the park alarm")
 
 
 def _park_mount(mount) -> str | None:
