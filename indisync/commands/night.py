@@ -38,7 +38,9 @@ def run(args, cfg) -> int:
                           "target_name": cfg.master.target, "min_altitude": night.min_altitude, **windows.to_dict()},
                          indent=2))
         return 0
-    print(render(windows, site, where, cfg.master.target, target is not None, night))
+    from ..timezones import site_zone
+
+    print(render(windows, site, where, cfg.master.target, target is not None, night, site_zone(cfg)))
     return 0
 
 
@@ -63,10 +65,16 @@ def site_for(cfg):
     return SiteSettings(latitude=lat, longitude=((lon + 180.0) % 360.0) - 180.0, elevation=elev), "mount"
 
 
-def _fmt(when) -> str:
+def _fmt(when, zone=None) -> str:
+    """UTC, and the site's wall clock beside it (site.timezone, else this computer's zone)."""
     if when is None:
         return "(beyond the search)"
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if zone is not None:
+        local = when.astimezone(zone)
+        if local.utcoffset() or local.tzname() not in ("UTC", "GMT"):
+            text += local.strftime(" (%H:%M %Z)")
+    return text
 
 
 def _span(seconds) -> str:
@@ -76,25 +84,26 @@ def _span(seconds) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def render(windows, site, where, name, has_coords, night) -> str:
+def render(windows, site, where, name, has_coords, night, zone=None) -> str:
+    fmt = lambda when: _fmt(when, zone)  # noqa: E731
     lines = [f"site     {site.latitude:.4f}, {site.longitude_east:.4f} E, {site.elevation:g} m (from the {where})"]
     if windows.dark is None:
         lines.append(f"dark     none: the sun stays above {night.start_sun_altitude:g}° (no night to image)")
     else:
-        lines.append(f"dark     {_fmt(windows.dark.start)} – {_fmt(windows.dark.end)}  "
+        lines.append(f"dark     {fmt(windows.dark.start)} – {fmt(windows.dark.end)}  "
                      f"(sun below {night.start_sun_altitude:g}°/{night.end_sun_altitude:g}°)")
     if not has_coords:
         lines.append(f"target   {name}: no coordinates (master.target {{name, ra, dec}}), altitude not checked")
     elif windows.target is None:
         lines.append(f"target   {name} never above {night.min_altitude:g}° while it is dark")
     else:
-        lines.append(f"target   {name} above {night.min_altitude:g}°: {_fmt(windows.target.start)} – "
-                     f"{_fmt(windows.target.end)}")
+        lines.append(f"target   {name} above {night.min_altitude:g}°: {fmt(windows.target.start)} – "
+                     f"{fmt(windows.target.end)}")
     if windows.end_at is not None:
-        lines.append(f"end_at   {_fmt(windows.end_at)}")
+        lines.append(f"end_at   {fmt(windows.end_at)}")
     if windows.usable is None:
         lines.append("usable   none tonight")
     else:
-        lines.append(f"usable   {_fmt(windows.usable.start)} – {_fmt(windows.usable.end)}  "
+        lines.append(f"usable   {fmt(windows.usable.start)} – {fmt(windows.usable.end)}  "
                      f"({_span(windows.usable.seconds)})")
     return "\n".join(lines)

@@ -169,7 +169,8 @@ def _clock_cell(row: dict) -> str:
     offset = row.get("clock_offset_s")
     if offset is None:
         return "-"
-    return f"{offset * 1000:+.0f}ms" + ("!" if abs(offset) > 0.1 else "")
+    ms = round(offset * 1000)  # an int, so under half a millisecond is "+0ms", never "-0ms" as :+.0f gave
+    return f"{ms:+d}ms" + ("!" if abs(offset) > 0.1 else "")
 
 
 def _ccd(row: dict) -> str:

@@ -198,3 +198,19 @@ def test_tzdata_is_available():
 
     assert ZoneInfo("Europe/Berlin").utcoffset(datetime(2026, 7, 1)).total_seconds() == 7200
     assert importlib.util.find_spec("tzdata") is not None, "pip install tzdata (a dependency in pyproject.toml)"
+
+
+def test_indisync_night_prints_the_site_wall_clock_beside_utc():
+    """`indisync night` printed its windows in UTC only; the site's local time now stands beside it."""
+    from types import SimpleNamespace
+
+    from indisync.commands.night import render
+
+    span = SimpleNamespace(start=datetime(2026, 12, 5, 17, 12, tzinfo=timezone.utc),
+                           end=datetime(2026, 12, 6, 5, 40, tzinfo=timezone.utc), seconds=12.47 * 3600)
+    windows = SimpleNamespace(dark=span, target=span, end_at=None, usable=span)
+    text = render(windows, SiteSettings(latitude=48.0, longitude=11.0), "config", "M42", True, NightSettings(),
+                  ZoneInfo("Europe/Berlin"))
+    assert "dark     2026-12-05 17:12 UTC (18:12 CET) – 2026-12-06 05:40 UTC (06:40 CET)" in text, text
+    utc = render(windows, SiteSettings(), "config", "M42", True, NightSettings(), ZoneInfo("UTC"))
+    assert "17:12 UTC –" in utc and "(17:12" not in utc, utc

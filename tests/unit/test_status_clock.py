@@ -20,3 +20,9 @@ def test_status_has_a_clock_column_in_ms_with_a_mark_past_100ms():
     col = header.index("CLOCK")
     cells = {line.split()[0]: line.split()[col] for line in lines[1:]}
     assert cells == {"master": "ref", "slave1": "+251ms!", "slave2": "-4ms", "slave3": "-"}
+
+
+def test_a_clock_offset_under_half_a_millisecond_is_plus_zero_not_minus_zero():
+    lines = render_table([row("slave1", "slave", -0.0001, 0.002), row("slave2", "slave", 0.0004, 0.002)]).splitlines()
+    col = lines[0].split().index("CLOCK")
+    assert [line.split()[col] for line in lines[1:]] == ["+0ms", "+0ms"]
