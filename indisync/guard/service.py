@@ -25,6 +25,7 @@ from ..errors import ProtocolError
 from ..protocol import messages, topics
 from ..protocol.discovery import guard_discovery_messages
 from ..protocol.registry import NodeRegistry
+from ..protocol.schema import fit_text
 from ..protocol.transport import Incoming, MqttTransport, Will
 from ..timezones import site_zone
 from .decide import Decision, Limits, Memory, Reading, decide, end_at_passed, weather_safe
@@ -227,7 +228,7 @@ class Guard:
                               closed=False if self.rig.names["dome"] else None, problems=[f"{exc}"])
         with self._lock:
             self._attempt_ended = self._clock()
-            self._last_action = {"at": iso(self._wall()), "why": why[:500],
+            self._last_action = {"at": iso(self._wall()), "why": fit_text(why),
                                  "parked": outcome.parked, "closed": outcome.closed}
         aborted = f"; aborted the exposure of {', '.join(outcome.aborted)}" if outcome.aborted else ""
         if outcome.problems:
@@ -262,7 +263,7 @@ class Guard:
         return {
             "state": decision.state,
             "since": iso(self._since),
-            "reason": decision.reason[:500] if decision.reason else None,
+            "reason": fit_text(decision.reason) if decision.reason else None,
             "rig_safe": decision.rig_safe,
             "unsafe": decision.unsafe,
             "weather": weather,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 
 from ..errors import ActionCancelled
 from ..protocol import messages
+from ..protocol.schema import fit_text
 from .actions import ACTIONS
 from .actions import flip as flip_action
 from .actions.motion import last_park
@@ -40,13 +40,9 @@ log = logging.getLogger(__name__)
 
 NIGHT_SECTION = "night"
 TICK_S = 1.0  # a clock event at least this often
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-def clean(text: str | None, limit: int = 500) -> str:
-    """A reason fit for MQTT and the log: no control characters (a driver's message may hold tabs
-    or newlines, which the state schema refuses), at most ``limit`` characters."""
-    return _CONTROL.sub(" ", text or "").strip()[:limit]
+clean = fit_text  # a reason fit for MQTT and the log (protocol.schema)
 
 
 def iso(epoch: float | None) -> str | None:

@@ -23,6 +23,7 @@ from typing import Callable
 
 from ..devices.weather import age_s
 from ..protocol import messages
+from ..protocol.schema import fit_text
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class RigStateReader:
         if safe != self._safe:
             self._safe, self._since = safe, self._wall()
         since = messages.now_iso(datetime.fromtimestamp(self._since, timezone.utc)) if self._since else None
-        return {"safe": safe, "since": since, "detail": None if detail is None else messages_clean(detail)}
+        return {"safe": safe, "since": since, "detail": None if detail is None else fit_text(detail)}
 
     # ---- mount ------------------------------------------------------------------------------------
     def _mount(self, devices) -> dict | None:
@@ -173,11 +174,6 @@ class RigStateReader:
             is_open = dome.shutter_open
             shutter = {True: "open", False: "closed"}.get(is_open, "unknown")
         return {"shutter": shutter, "parked": dome.parked}
-
-
-def messages_clean(text: str, limit: int = 500) -> str:
-    """A reason fit for the state schema: no control characters, bounded."""
-    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text).strip()[:limit]
 
 
 def _discrete(rig: dict) -> dict:

@@ -33,6 +33,13 @@ IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+-]{0,63}\Z")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|\+00:00)\Z")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def fit_text(text: str | None, limit: int = 500) -> str:
+    """Text fit for a ``text(limit)`` field (a reason, a driver's message): each run of control
+    characters (a driver's newline or tab, which the schema refuses) a space, at most ``limit`` characters."""
+    return _CONTROL_RUN.sub(" ", text or "").strip()[:limit]
 
 
 def show(value: Any) -> str:

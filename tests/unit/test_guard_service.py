@@ -259,3 +259,20 @@ def test_status_shows_each_guard_armed_or_acted_with_why_and_when():
     from indisync.commands.status import render_table
 
     assert render_table([], board.rows()).splitlines()[1].startswith("guard (guard): ACTED")
+
+
+def test_a_driver_message_with_control_characters_still_makes_a_valid_guard_state():
+    """A weather driver's detail or an INDI error can hold a newline or a tab; the state schema refuses
+    control characters, so the guard's state must be cleaned like the night's, or it is never published
+    (the dashboard would show the guard silent while it acts)."""
+    guard, rig, alarms, clock = make_guard()
+    rig.weather = lambda now: WeatherReading("alert", 1.0, "WEATHER_STATUS Alert:\nWEATHER_RAIN_HOUR\t(driver)")
+    guard.step()
+    clock.t += 10.5
+    decision = guard.step()
+    settle(guard)
+    assert decision.state == "acting"
+    payload = guard.payload(guard.reading(), decision)
+    env = messages.make("guard_state", guard.name, payload)  # raised ProtocolError before
+    assert "\n" not in env.payload["reason"] and "WEATHER_RAIN_HOUR (driver)" in env.payload["reason"]
+    assert "\n" not in env.payload["last_action"]["why"]
