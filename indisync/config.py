@@ -31,6 +31,7 @@ from .protocol.topics import NODE_NAME  # the one node-name rule: names end up i
 from .night.meridian import FlipSettings
 from .night.settings import DomeSettings, NightSettings, SafetySettings, SiteSettings
 from .record.settings import GradingSettings, RecordSettings
+from .season.settings import SchedulerSettings
 from .sequence.settings import MasterSettings, SlaveSettings
 
 __all__ = [
@@ -109,6 +110,9 @@ class Config:
     alerts: AlertSettings = field(default_factory=AlertSettings)  # alarms to a phone (apprise URLs)
     guard: GuardSettings = field(default_factory=GuardSettings)  # the independent guard (`indisync guard`)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)  # `indisync dashboard`: address, password, limits
+    # The season (indisync.season): with this section the master images the targets of
+    # {storage.directory}/indisync.db as the scheduler picks them, not master.target/sequence.
+    scheduler: SchedulerSettings | None = None
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

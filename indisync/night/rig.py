@@ -12,7 +12,9 @@ service and MQTT link) and in unit and model-based tests (over stand-in devices)
 - ``guiding()``: the current guider cycle, or None; only indisync.night.actions.guide starts or stops it;
 - ``store``, ``report``: the state on disk, and what the rig says on MQTT;
 - ``alarm``: alarms to a phone (park or close failed, the night ended early), sent from a worker;
-- ``arbiter``: the one owner of mount and dome motion (indisync.night.arbiter).
+- ``arbiter``: the one owner of mount and dome motion (indisync.night.arbiter);
+- ``target()``: where the night points now (``Aim``): master.target, or the season's current target
+  (indisync.season.runtime) when the config has a scheduler: section; None: nowhere to point.
 """
 
 from __future__ import annotations
@@ -23,6 +25,23 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from .arbiter import MotionArbiter
+
+
+@dataclass(frozen=True)
+class Aim:
+    """Where the night points: a name (OBJECT, file names), J2000 degrees and an optional position
+    angle (degrees east of north) for the OTAs' rotators."""
+
+    name: str
+    ra: float
+    dec: float
+    pa: float | None = None
+
+
+def config_aim(cfg) -> Aim | None:
+    """master.target as an Aim (None without coordinates)."""
+    coords = cfg.master.target_coords
+    return None if coords is None else Aim(cfg.master.target, coords.ra, coords.dec)
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,12 @@ class Rig:
     frames: Callable[[], int] = lambda: 0  # frames the master has taken (for the log)
     # raise an alarm (indisync.alerts.Alarm) through the master's alerter: never blocks, never raises
     alarm: Callable[[Any], bool] = lambda alarm: False
+    # where to point now; None (the default): master.target from the config (config_aim)
+    target: Callable[[], Aim | None] | None = None
+    season: Any = None  # indisync.season.runtime.SeasonRuntime when the config has a scheduler: section
+
+    def aim(self) -> Aim | None:
+        return self.target() if self.target is not None else config_aim(self.cfg)
 
 
 def each(participants: list, fn: Callable[[Any], Outcome], timeout: float, what: str) -> dict[str, Outcome]:

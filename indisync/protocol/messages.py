@@ -130,6 +130,25 @@ RIG = {"weather": opt(obj(RIG_WEATHER)), "mount": opt(obj(RIG_MOUNT)), "dome": o
        "site_tz": opt(text(64))}
 STATE["rig"] = opt(obj(RIG))
 
+# The season (indisync.season, the master with a scheduler: section): the target being imaged, why,
+# and its counts per OTA and filter ({node: {filter or "none": {desired, accepted, rejected, pending,
+# surplus}}}); ``next`` is the scheduler's last decision, ``candidates`` its scores.
+_COUNT = integer(0, 10**7)
+SEASON_COUNT = {"desired": req(_COUNT), "accepted": req(_COUNT), "rejected": req(_COUNT), "pending": req(_COUNT),
+                "surplus": req(_COUNT)}
+SEASON = {
+    "target": opt(safe_name),  # null: no target now (a gap, or the season is complete)
+    "project": opt(text(128)),
+    "since": opt(timestamp),
+    "reason": opt(REASON),  # why this target (the scheduler's words)
+    "complete": opt(boolean),  # every OTA's plan of this target is met
+    "progress": opt(mapping(node_name, mapping(text(64), obj(SEASON_COUNT), 64), 64)),
+    "candidates": opt(list_of(obj({"target": req(safe_name), "score": opt(number(-1e9, 1e9)),
+                                   "excluded_by": opt(REASON)}), 50)),
+}
+STATE["wheel"] = opt(list_of(text(64), 64))  # this node's filter wheel's FILTER_NAME names, in slot order
+STATE["season"] = opt(obj(SEASON))
+
 EVENTS: dict[str, dict[str, Field]] = {
     "exposure_started": {
         "exposure_id": req(ident),
