@@ -26,6 +26,8 @@ COMMANDS = [
     "status",
     "guide",
     "night",
+    "targets",
+    "plan",
     "stop",
     "solve",
     "center",

@@ -128,6 +128,12 @@ class ExposeArgs(CommandArgs):
     # strict: one slave frame per master frame; loose: as many as fit in ``duration``
     sync: str = optional(s.one_of("strict", "loose"), "strict")
     start_at: str | None = optional(s.timestamp)  # open the shutter at this UTC time (master.start_lead); None: at once
+    # The season (a scheduler: section on the master): this node's plan lines that need frames now,
+    # (filter, exposure s, binning) in plan order; the node rotates through these only (its rotation
+    # kept on disk). None: no season, the node's own slave.filters rotation; (): nothing to take (idle).
+    plan: tuple[tuple[str | None, float, int], ...] | None = optional(
+        s.list_of(s.array(s.nullable(s.safe_name), s.number(0, s.MAX_EXPOSURE_S, lo_open=True), s.integer(1, 8)),
+                  64))
 
     def reply_timeout(self) -> float:
         return self.duration + self.MARGIN_S
@@ -425,3 +431,60 @@ def parse_reply(command: str, reply: Mapping | None) -> Reply:
         return Reply(command, "failed", reason=f"answered done with a result that does not fit {result_type.__name__}: "
                                                f"{exc}; is the node running another indisync version?")
     return Reply(command, "done", result=result, progress=progress)
+
+
+# -- rotate (appended: the registry above is extended below) -------------------------------------
+def _plus_or_minus_one(value: Any, where: str) -> int:
+    """+1 or -1."""
+    if isinstance(value, bool) or value not in (1, -1) or not isinstance(value, int):
+        raise ProtocolError(f"{where}: {s.show(value)} is not allowed; allowed: 1, -1")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotateArgs(CommandArgs):
+    """Turn this node's rotator (indi.rotator) until its solved field's position angle is within
+    acquire.pa_tolerance_deg of ``pa`` (degrees east of north, astrometry.net's orientation); ra/dec: a
+    J2000 position hint for a node without a mount. The node bounds it by its acquire.rotate_attempts,
+    indi.move_timeout and solve settings; a sender that knows those waits what
+    indisync.night.actions.center.rotate_wait says, else TIMEOUT_S (the defaults' bound)."""
+
+    command = "rotate"
+    # the defaults: 3 moves of up to 120 s (indi.move_timeout), 4 solves of a 5 s frame in 60 s, margins
+    TIMEOUT_S = 3 * (120.0 + 1.0) + 4 * (2 * 5.0 + 60.0 + 60.0) + 30.0
+
+    pa: float = required(s.number(-360, 360))
+    ra: float | None = optional(s.number(0, 360))
+    dec: float | None = optional(s.number(-90, 90))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotateResult(CommandResult):
+    """A finished rotation, ok or not: a failure is data (``status`` failed, ``reason``), never a
+    failed reply, so it never blocks the night. ``no_rotator``: the node has none (indi.rotator null
+    or not found); nothing was done. ra..parity: the last solved field (for the co-alignment)."""
+
+    command = "rotate"
+
+    status: str = required(s.one_of("ok", "failed", "no_rotator"))
+    reason: str | None = optional(s.REASON)
+    target_pa: float = required(s.number(0, 360))
+    pa: float | None = optional(s.number(-360, 360))  # the last solved PA
+    error_deg: float | None = optional(s.number(-180, 180))  # target minus solved
+    angle: float | None = optional(s.number(-360, 720))  # the rotator's angle at the end
+    moves: int = optional(s.integer(0, 100), 0)
+    solves: int = optional(s.integer(0, 100), 0)
+    sign: int | None = optional(_plus_or_minus_one)  # +1: the field's PA grows with the rotator's angle, -1: against it
+    seconds: float = optional(s.number(0, 86_400), 0.0)
+    ra: float | None = optional(s.number(0, 360))
+    dec: float | None = optional(s.number(-90, 90))
+    field_w_arcmin: float | None = optional(_ARCMIN)
+    field_h_arcmin: float | None = optional(_ARCMIN)
+    parity: int | None = optional(s.integer(-1, 1))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+CONTRACTS[RotateArgs.command] = (RotateArgs, RotateResult)

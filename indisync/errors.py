@@ -84,3 +84,8 @@ class NoIndexError(SolveError):
 
 class SolveTimeout(SolveError):
     """astrometry.net found no solution within acquire.solve_timeout and was stopped."""
+
+
+class SeasonError(IndisyncError):
+    """The season's targets or database: a bad target, plan or YAML file, an unknown node or filter, or a
+    database that is newer, foreign or damaged; the message names the target or file, the path and the fix."""

@@ -16,9 +16,11 @@ Example (all keys optional; these are the defaults)::
       attempts: 4              # slew-solve-correct rounds before centring gives up
       correction: offset       # offset: re-aim the goto by the measured error; sync: sync the mount, re-slew
       on_failure: continue     # what the night does when centring fails: continue (image off-centre) | stop
-      settle: 1.0              # s to wait after a slew ends before the solve frame starts
+      settle: 1.0              # s to wait after a slew (or a rotator move) ends before the solve frame starts
       slew_timeout: 180        # s for one goto to end (Ok) before it is aborted
       min_overlap_pct: 80      # co-alignment: warn when an OTA's field overlaps the master's less
+      pa_tolerance_deg: 1.0    # rotators (indi.rotator): turned when the solved PA is farther than this from the target's
+      rotate_attempts: 3       # rotator moves (each checked by a new solve) before rotating gives up
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class AcquireSettings:
     slew_timeout: float = 180.0
     min_overlap_pct: float = 80.0
     min_stars: int = 10  # fewer sources than this in a frame: "no stars" rather than "no solution"
+    # A target's position angle (degrees E of N): an OTA with a rotator turns until its solved PA is
+    # this close, in at most rotate_attempts moves (indisync.acquire.rotation).
+    pa_tolerance_deg: float = 1.0
+    rotate_attempts: int = 3
 
     def validate(self) -> None:
         for key in ("exposure", "solve_timeout", "tolerance_arcsec", "slew_timeout"):
@@ -76,3 +82,7 @@ class AcquireSettings:
             raise ConfigValueError("min_overlap_pct", f"got {self.min_overlap_pct}; allowed: 0..100")
         if self.min_stars < 1:
             raise ConfigValueError("min_stars", f"got {self.min_stars}; allowed: 1 or more")
+        if not 0 < self.pa_tolerance_deg <= 45:
+            raise ConfigValueError("pa_tolerance_deg", f"got {self.pa_tolerance_deg}; allowed: 0 < x <= 45 (degrees)")
+        if not 1 <= self.rotate_attempts <= 20:
+            raise ConfigValueError("rotate_attempts", f"got {self.rotate_attempts}; allowed: 1..20")

@@ -22,6 +22,7 @@ def run(args, cfg: Config) -> int:
 
     from ..record.nightlog import latest_night
     from ..record.report import write_report
+    from ..record.season import season_db
     from ..record.service import nights_directory
     from ..timezones import site_zone
 
@@ -35,7 +36,8 @@ def run(args, cfg: Config) -> int:
         path = latest_night(directory)
         if path is None:
             raise IndisyncError(f"no night log in {directory}; give one as NIGHT.jsonl or set --config")
-    index = write_report(path, args.out, zone=site_zone(cfg), starts_hour=cfg.record.night_starts_hour)
+    index = write_report(path, args.out, zone=site_zone(cfg), starts_hour=cfg.record.night_starts_hour,
+                         season_db=season_db(cfg))
     if args.json:
         print(json.dumps(json.loads((index.parent / "report.json").read_text())["nodes"], indent=1))
     print(f"night report: {index}")

@@ -20,9 +20,11 @@ from ..protocol import topics
 from ..protocol.registry import NodeInfo, NodeRegistry
 from ..guard.view import GuardBoard, describe as describe_guard
 from ..dashboard.progress import describe, long_work
+from ..dashboard.seasonview import status_lines as season_lines
 
 HELP = ("show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, "
-        "free disk, clock offset to the master, heartbeat age")
+        "free disk, clock offset to the master, heartbeat age; the master's season target and its progress per OTA "
+        "and filter")
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -121,6 +123,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "cooling": state.get("cooling"),
         "centering": state.get("centering"),  # the master's last centring: {ok, error_arcsec, attempts, at, reason}
         "coalign": state.get("coalign"),  # each OTA against the master's field: {node: {offset_..., overlap_pct}}
+        # the master's season (scheduler:): {target, project, since, reason, complete, progress: {node: {filter: counts}}}
+        "season": state.get("season"),
     }
 
 
@@ -195,7 +199,8 @@ def render_table(rows: list[dict], guards: list[dict] = ()) -> str:
     table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
     nights = [night_line(r) for r in rows if r.get("night")]
     acquire = [line for r in rows for line in acquire_lines(r)]
-    return "\n".join([table, *nights, *acquire, *guard_lines])
+    seasons = [line for r in rows if r.get("season") for line in season_lines(r["name"], r["season"])]
+    return "\n".join([table, *nights, *seasons, *acquire, *guard_lines])
 
 
 def acquire_lines(row: dict) -> list[str]:

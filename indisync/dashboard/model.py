@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from ..errors import ProtocolError
 from ..protocol import messages, topics
 from ..protocol.schema import Field
-from . import rigview, timefmt
+from . import rigview, seasonview, timefmt
 from .progress import long_work
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,22 @@ class LiveModel:
             guards = [self._guard(g, now, wall, tz) for g in sorted(self._guards.values(), key=lambda g: g.name)]
             master_row = next((r for r in rows if master is not None and r["name"] == master.name), None)
             rig = self._rig(master, rig_state, guards, wall, tz, tz_label, master_row)
-            return {"nodes": rows, "night": night, "rig": rig, "version": self.version}
+            season = self._season(master, wall, tz)
+            return {"nodes": rows, "night": night, "rig": rig, "season": season, "version": self.version}
+
+    @staticmethod
+    def _season(master, wall, tz) -> dict | None:
+        """The master's season (state.season, already checked field by field); None: no scheduler:."""
+        if master is None:
+            return None
+        try:
+            view = seasonview.season_view(master.state.get("season"), wall, tz)
+            if view is None and "season" in master.problems:  # the whole field failed its schema: say so
+                view = seasonview.blank(f"the master's season state was ignored: {master.problems['season']}")
+            return view
+        except Exception as exc:  # noqa: BLE001 - the season panel must not take the page with it
+            log.exception("dashboard: season panel")
+            return seasonview.blank(f"the season panel could not be built: {exc}")
 
     @staticmethod
     def _guard(g: GuardView, now: float, wall, tz) -> dict:

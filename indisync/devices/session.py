@@ -14,6 +14,7 @@ from .client import IndiClient
 from .dome import Dome
 from .focuser import Focuser
 from .mount import Mount
+from .rotator import Rotator
 from .weather import Weather
 from .wheel import FilterWheel
 
@@ -27,6 +28,7 @@ ROLES = {  # config key -> device class
     "guide_camera": Camera,
     "weather": Weather,
     "dome": Dome,
+    "rotator": Rotator,
 }
 
 
@@ -40,6 +42,7 @@ class Devices:
     guide_camera: Camera | None = None
     weather: Weather | None = None
     dome: Dome | None = None
+    rotator: Rotator | None = None
 
     @property
     def wheel(self) -> FilterWheel | None:

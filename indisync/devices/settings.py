@@ -21,6 +21,7 @@ class IndiConfig:
     guide_camera: str | None = "Guide Simulator"
     weather: str | None = None  # e.g. "Weather Simulator": its WEATHER_STATUS decides if it is safe to image
     dome: str | None = None  # e.g. "Dome Simulator": shutter opened for the night, closed when unsafe
+    rotator: str | None = None  # e.g. "Rotator Simulator": turns this OTA's camera to a target's position angle
     connect_timeout: float = 10.0  # seconds to reach the server and see a device
     property_timeout: float = 10.0  # seconds for a property to appear or a setting to reach OK
     move_timeout: float = 120.0  # seconds for a focuser move or filter change to finish

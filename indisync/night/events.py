@@ -25,7 +25,7 @@ class Ev(str, Enum):
     SLEW_FAILED = "slew_failed"  # data: {reason}
     CENTERED = "centered"  # data: {ok, reason, error_arcsec, attempts}
     GUIDER_STARTED = "guider_started"  # data: {ok}
-    FRAME_DONE = "frame_done"  # data: {ok, aborted, refocus: reason|None, dither: bool, finished, next_duration}
+    FRAME_DONE = "frame_done"  # data: {ok, aborted, refocus: reason|None, dither: bool, finished, next_duration, switch}
     DITHERED = "dithered"
     FLIPPED = "flipped"  # data: {pier_side, ha_hours, ha_at}: the pier side changed
     FLIP_FAILED = "flip_failed"  # data: {reason}: it did not (or the slew failed)
@@ -117,6 +117,9 @@ class FrameDone(Payload):
     dither: bool = False
     finished: bool | None = None  # the sequence has no frame left (None: unchanged)
     next_duration: float | None = None  # seconds the next frame takes
+    # the season (indisync.season.runtime) moves on to another target: why, in words (None: stay).
+    # The night slews, centres, guides and images there (stop_guider first).
+    switch: str | None = None
 
 
 @dataclass(frozen=True)

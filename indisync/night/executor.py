@@ -62,6 +62,7 @@ class Memo:
     flip_report: dict | None = None  # the flip just done, reported with the first frame after it
     last_frame_end: float | None = None  # epoch s: the end of the last frame (the flip's duration)
     flips: list[dict] = field(default_factory=list)  # every flip done: durations, for the benchmark and tests
+    aimed: str | None = None  # the aim's name the mount was last slewed to (the season: a switch is pending)
 
 
 @dataclass
@@ -126,14 +127,17 @@ class NightExecutor:
         devices = self._devices_when_ready()
         if devices is None:
             return  # stopped while the rig was unreachable
-        self.plan = build_plan(self.cfg, devices, rig.imaging.plan, rig.guiding() is not None)
+        season = getattr(rig, "season", None)
+        self.plan = build_plan(self.cfg, devices, rig.imaging.plan, rig.guiding() is not None, **(
+            {"season": True, "longest": season.longest_exposure()} if season is not None else {}))
         if self.plan.flip:
             self.memo.longitude = site_longitude(self.cfg, devices)
             if self.memo.longitude is None:
                 log.error("flip: no site longitude (no site: section, no GEOGRAPHIC_COORD): the night will not flip")
                 rig.report.error("flip: no site longitude (add site: {latitude, longitude}); the night will not flip")
         now = self.clock()
-        start_at, end_at, note = night_window(self.cfg, devices, now, rig.report)
+        start_at, end_at, note = night_window(self.cfg, devices, now, rig.report, **(
+            {"season": season} if season is not None else {}))
         duration, finished = self.next_frame_facts()
         saved = self._saved()
         weather = first_reading(rig, self.cfg) if self.plan.weather else None
@@ -209,8 +213,13 @@ class NightExecutor:
         self.post(Stop(abort=abort))
 
     def next_frame_facts(self) -> tuple[float, bool]:
-        """(seconds the next frame takes, the sequence is finished)."""
+        """(seconds the next frame takes, the sequence is finished). The season: the next frame of
+        the master's season batch; finished: nothing left to image tonight."""
         im = self.rig.imaging
+        season = getattr(self.rig, "season", None)
+        if season is not None:
+            now = self.clock()
+            return im.season_next_duration(now) + READOUT_MARGIN_S, season.finished(now)
         finished = im.progress.finished(self.cfg.master.batches)
         frame = im.progress.next_frame(im.plan) or (im.plan[0] if im.plan else None)
         if frame is None:

@@ -34,6 +34,11 @@ the executor holds until the flip is possible). A flipped night re-centres (cent
 again; a flip that left the pier side unchanged parks and ends the night. A refocus due at flip
 time is done after the flip.
 
+The season (indisync.season.runtime, a scheduler: section): a ``frame_done`` with ``switch`` (why,
+in words) moves the night to the next target: stop_guider, then slewing -> centering -> (rotate) ->
+starting_guider -> imaging, as after the start; a refocus due with it is done once there. The
+scheduler decides; the machine only follows the frame's answer.
+
 Entering a state whose step is not configured (no cooling, no slew, no guider, no parking)
 passes straight on to the next one (``_enter``), so a config without ``night:`` still images at once.
 
@@ -69,7 +74,7 @@ TRANSITIONS: dict[tuple[State, Ev], str] = {
     (S.SLEWING, E.SLEW_FAILED): "<failed: park>",    # never a hang: park and stop the night
     (S.CENTERING, E.CENTERED): "<centered?>",        # -> starting_guider | parking (acquire.on_failure: stop)
     (S.STARTING_GUIDER, E.GUIDER_STARTED): S.IMAGING,
-    (S.IMAGING, E.FRAME_DONE): "<after frame>",      # -> imaging (next frame) | dithering | refocusing | parking
+    (S.IMAGING, E.FRAME_DONE): "<after frame>",      # -> imaging | dithering | refocusing | slewing (a switch) | parking
     (S.IMAGING, E.CLOCK): "<retry frame?>",          # a frame not taken (outage): the same slot again after frame_retry
     (S.DITHERING, E.DITHERED): "<next frame>",
     (S.REFOCUSING, E.REFOCUSED): "<next frame>",
@@ -282,9 +287,17 @@ def _decide_after_frame(snap, state, data, now, plan) -> _Move | None:
         snap.reason = (f"frame not taken ({data.reason or 'no reason given'}); the same slot again in "
                        f"{plan.frame_retry:g} s")[:500]
         return None
+    if data.switch and not snap.stop_requested and not snap.finished:
+        # The season moves on: stop guiding, slew, centre, guide, image there. No flip for the old
+        # target, no dither; a refocus due now is done once there.
+        snap.pending_refocus = data.refocus or snap.pending_refocus
+        if snap.pending_refocus:
+            snap.refocus_held_for = "the slew to the next target"
+        return _Move(S.SLEWING, f"next target: {data.switch}"[:500], [Action("stop_guider")])
     flip = None if snap.stop_requested or snap.finished else _flip_due(snap, now, plan)
     if flip is not None:  # the flip first; a refocus due now waits for it, a dither is pointless
         snap.pending_refocus = data.refocus or snap.pending_refocus
+        snap.refocus_held_for = "the meridian flip"
         return flip
     if data.refocus and not snap.stop_requested:  # after the last batch too (MaxIm's "... (focus)")
         return _Move(S.REFOCUSING, f"refocus: {data.refocus}")
@@ -321,7 +334,8 @@ def _decide_next_frame(snap, state, data, now, plan) -> _Move | None:
         return flip
     if snap.pending_refocus:
         reason, snap.pending_refocus = snap.pending_refocus, None
-        return _Move(S.REFOCUSING, f"refocus (held for the meridian flip): {reason}")
+        held_for, snap.refocus_held_for = snap.refocus_held_for, "the meridian flip"
+        return _Move(S.REFOCUSING, f"refocus (held for {held_for}): {reason}")
     return _Move(S.IMAGING, "next frame", [Action("expose")])
 
 

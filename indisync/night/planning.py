@@ -55,8 +55,12 @@ def slew_timeout(cfg) -> float:
     return cfg.night.slew_timeout if cfg.night else COMMAND_TIMEOUT_S
 
 
-def build_plan(cfg, devices, frames: list, has_guider: bool) -> NightPlan:
-    """Tonight's plan: ``frames`` is the batch (PlannedFrame list), ``has_guider`` whether a guider exists."""
+def build_plan(cfg, devices, frames: list, has_guider: bool, season: bool = False,
+               longest: float | None = None) -> NightPlan:
+    """Tonight's plan: ``frames`` is the batch (PlannedFrame list), ``has_guider`` whether a guider exists.
+    ``season``: the targets come from the season (a scheduler: section), so there is something to
+    point at whatever master.target says; ``longest``: the longest frame (s) when ``frames`` does not
+    tell (the season's plan lines)."""
     from .actions.center import centering_timeout
 
     night = cfg.night
@@ -67,16 +71,18 @@ def build_plan(cfg, devices, frames: list, has_guider: bool) -> NightPlan:
     timeouts[State.COOLING.value] = cool_timeout(cfg) + 2 * COOL_MARGIN_S
     if night is not None:
         timeouts[State.SLEWING.value] = night.slew_timeout + COMMAND_TIMEOUT_S
-    slew = bool(cfg.master.target_coords is not None and has_mount)
+    aims = cfg.master.target_coords is not None or season
+    slew = bool(aims and has_mount)
     center = bool(slew and night is not None and night.center)
     if night is not None and night.center and not slew:
-        log.warning("night.center is on, but centring needs master.target with ra/dec and a mount: "
-                    "the night will not centre")
+        log.warning("night.center is on, but centring needs master.target with ra/dec (or a scheduler: section) "
+                    "and a mount: the night will not centre")
     if center:
         timeouts[State.CENTERING.value] = centering_timeout(cfg.acquire)
-    flip = cfg.flip is not None and cfg.master.target_coords is not None and has_mount
+    flip = cfg.flip is not None and aims and has_mount
     if flip:  # the hold for the flip (at most the longest frame) + the slew + the pier side's check
-        longest = max((f.delay_before + f.exposure + READOUT_MARGIN_S for f in frames), default=0.0)
+        longest = max((f.delay_before + f.exposure + READOUT_MARGIN_S for f in frames), default=0.0) \
+            if longest is None else longest + READOUT_MARGIN_S
         timeouts[State.FLIPPING.value] = longest + slew_timeout(cfg) + COMMAND_TIMEOUT_S + PIER_SIDE_WAIT_S
     return NightPlan(
         cool=bool(night and night.cool),
@@ -98,8 +104,11 @@ def build_plan(cfg, devices, frames: list, has_guider: bool) -> NightPlan:
     )
 
 
-def night_window(cfg, devices, now: float, report=None) -> tuple[float | None, float | None, str | None]:
-    """(start, end, note) of the usable window, epoch seconds; (None, None, None) without night:."""
+def night_window(cfg, devices, now: float, report=None,
+                 season=None) -> tuple[float | None, float | None, str | None]:
+    """(start, end, note) of the usable window, epoch seconds; (None, None, None) without night:.
+    ``season`` (indisync.season.runtime.SeasonRuntime): the window is the dark one from the first
+    time some target of the season is eligible (master.target is not looked at)."""
     if cfg.night is None:
         return None, None, None
     from ..astro.site import compare_sites, night_windows
@@ -124,11 +133,19 @@ def night_window(cfg, devices, now: float, report=None) -> tuple[float | None, f
     else:
         raise IndisyncError("night: needs a site: no site: section and no GEOGRAPHIC_COORD from the mount; add "
                             "site: {latitude: .., longitude: .., elevation: ..}")
-    windows = night_windows(site, cfg.night, cfg.master.target_coords, datetime.fromtimestamp(now, timezone.utc))
+    target = None if season is not None else cfg.master.target_coords
+    windows = night_windows(site, cfg.night, target, datetime.fromtimestamp(now, timezone.utc))
     log.info("tonight: %s", windows.to_dict())
     if windows.usable is None:
         return now, now, "no usable window tonight (dark, target altitude and end_at do not overlap)"
     start_at = windows.usable.start.timestamp() if windows.usable.start else now
+    if season is not None:
+        eligible = season.window(max(now, start_at))
+        if eligible is None:
+            return now, now, "no target of the season is observable tonight (indisync plan says why)"
+        start_at = max(start_at, eligible[0])
+        if windows.usable.end is not None and start_at >= windows.usable.end.timestamp():
+            return now, now, "no target of the season is observable inside tonight's dark window"
     # Already open: the search began at ``now``, but datetime keeps microseconds and rounds, so the
     # round trip may land a hair after ``now`` (a needless second in waiting_dark).
     start_at = min(start_at, now) if start_at - now < 1.0 else start_at

@@ -5,7 +5,7 @@ executor runs on the real rig (indisync.node.master_rig builds it from the maste
 service and MQTT link) and in unit and model-based tests (over stand-in devices).
 
 - ``participants``: every camera node: the master's own camera (local) and each live slave (remote,
-  over MQTT); each answers cool / warm / abort / solve with an ``Outcome``;
+  over MQTT); each answers cool / warm / abort / solve / rotate with an ``Outcome``;
 - ``imaging``: the master's synchronised frames and the sequence (which frame is next, refocus);
 - ``devices()``: the current mount, dome and weather station (rebuilt by the supervisor after an
   indiserver reconnect, so always asked for anew);
@@ -44,6 +44,12 @@ def config_aim(cfg) -> Aim | None:
     return None if coords is None else Aim(cfg.master.target, coords.ra, coords.dec)
 
 
+def aim_of(rig) -> Aim | None:
+    """Where ``rig`` points now: ``rig.aim()``; a stand-in without one (a test's namespace): master.target."""
+    aim = getattr(rig, "aim", None)
+    return aim() if callable(aim) else config_aim(rig.cfg)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One node's answer to a command: ok, its result (the command's result fields), or why not."""
@@ -65,6 +71,10 @@ class Participant(Protocol):
     def abort(self, reason: str) -> None: ...
 
     def solve(self, hint: dict, timeout: float) -> Outcome: ...
+
+    # turn its rotator to ``pa`` (degrees E of N), solving to check (the `rotate` command,
+    # contracts.RotateResult: status ok / failed / no_rotator); ``cancel`` (is_set()) ends it early
+    def rotate(self, pa: float, hint: dict, timeout: float, cancel=None) -> Outcome: ...
 
 
 class Imaging(Protocol):

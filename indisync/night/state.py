@@ -109,7 +109,8 @@ class Snapshot:
     ha_at: float | None = None  # ...at this time (epoch s); carried on at the sidereal rate
     pier_side: str | None = None  # "east" | "west" (INDI's TELESCOPE_PIER_SIDE) as last read
     flip_at: float | None = None  # when the flip under way (or held for) slews
-    pending_refocus: str | None = None  # a refocus that came due with the flip: done after it
+    pending_refocus: str | None = None  # a refocus that came due with the flip (or a target switch): done after it
+    refocus_held_for: str = "the meridian flip"  # what the pending refocus waits for (the log's words)
     secured: bool = False  # the night knows the mount parked and the dome closed (a park answered parked)
     must_park: bool = False  # the night ends on a failure, the window's end or rain: park whatever park_at_end says
 

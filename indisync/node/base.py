@@ -1,5 +1,5 @@
 """What every node does, master or slave: devices under supervision, its MQTT link, state and
-events, and the `autofocus`, `abort`, `sync_wait`, `solve`, `cool` and `warm` commands (each reads
+events, and the `autofocus`, `abort`, `sync_wait`, `solve`, `rotate`, `cool` and `warm` commands (each reads
 its typed args and answers its result dataclass, indisync.contracts)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Callable
 from ..alerts import Alarm, Alerter
 from ..alerts import causes as alarms
 from ..config import Config
-from ..contracts import (AbortArgs, AbortResult, AutofocusArgs, AutofocusResult, CoolArgs, CoolResult, SolveArgs,
-                         SolveResult, SyncWaitArgs, SyncWaitResult, WarmArgs, WarmResult)
+from ..contracts import (AbortArgs, AbortResult, AutofocusArgs, AutofocusResult, CoolArgs, CoolResult, RotateResult,
+                         SolveArgs, SolveResult, SyncWaitArgs, SyncWaitResult, WarmArgs, WarmResult)
 from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
@@ -25,6 +25,7 @@ from ..protocol.node_link import NodeLink
 from .abort_gate import AbortGate
 from .cooling import CoolingMonitor, CoolingStatus
 from .disk import DiskSpaceLow, check_free_space, free_gb
+from .rotating import rotate_node
 from ..record.grading import FrameGrader
 from .supervisor import DeviceSupervisor
 
@@ -130,7 +131,12 @@ class NodeBase:
     # ---- commands --------------------------------------------------------------------------------
     def command_handlers(self) -> dict[str, Callable]:
         return {"autofocus": self.cmd_autofocus, "abort": self.cmd_abort, "sync_wait": self.cmd_sync_wait,
-                "cool": self.cmd_cool, "warm": self.cmd_warm, "solve": self.cmd_solve}
+                "cool": self.cmd_cool, "warm": self.cmd_warm, "solve": self.cmd_solve, "rotate": self.cmd_rotate}
+
+    def cmd_rotate(self, command, progress) -> RotateResult:
+        """Turn this node's rotator to the target's position angle, solving to check
+        (indisync.node.rotating); a node without a rotator answers status no_rotator."""
+        return rotate_node(self, command, progress)
 
     def cmd_solve(self, command, progress) -> SolveResult:
         """Take one frame and plate-solve it. The frame is taken under the device lock; the solve
@@ -325,6 +331,7 @@ class NodeBase:
     def publish_device_state(self, devices, **fields) -> None:
         if devices.filter_wheel is not None:
             fields.setdefault("filter", devices.filter_wheel.current)
+            fields.setdefault("wheel", wheel_names(devices.filter_wheel))  # the season's store notes it
         if devices.focuser is not None:
             fields.setdefault("focuser_position", devices.focuser.position)
         fields.setdefault("frames", self.frames)
@@ -339,6 +346,15 @@ class NodeBase:
                 self.link.error(f"lost indiserver at {self.cfg.indi.host}:{self.cfg.indi.port}: {why}")
         except Exception:  # noqa: BLE001 - reporting must not break the supervisor
             log.exception("could not report the INDI connection change")
+
+
+def wheel_names(wheel) -> list[str] | None:
+    """The wheel's FILTER_NAME names in slot order, as the state's ``wheel`` field (None: unreadable)."""
+    try:
+        return [str(name)[:64] for name in wheel.names][:64]
+    except Exception as exc:  # noqa: BLE001 - a report, never a reason to fail the start
+        log.warning("could not read the wheel's filter names: %s", exc)
+        return None
 
 
 def _gb(value: float | None) -> float | None:

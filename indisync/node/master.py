@@ -5,6 +5,11 @@ Progress (batch, next frame) is on disk after every frame, so a restarted master
 next frame of its batch. A slave that dies is dropped from the registry and no longer waited for;
 one that comes back is taken up again at the next exposure. A failed or missing autofocus is
 reported and never blocks the night.
+
+With a scheduler: section the master runs the season instead of master.target / master.sequence
+(indisync.season.runtime, node/season_master.py): the scheduler picks the target, the master's batch
+is its own plan lines for it, each slave gets its own lines with each exposure, and every frame is
+recorded in ``{storage.directory}/indisync.db``.
 """
 
 from __future__ import annotations
@@ -67,8 +72,34 @@ class MasterNode(NodeBase):
         self._retaken: tuple | None = None  # (batch, frame index) last taken again after a rejection
         self.last_frame_error: str | None = None  # why the master's last frame was not taken (not aborted)
         self.alarm_watch: MasterAlarmWatch | None = None  # nodes offline, clocks, a night standing still
+        self.season = None  # indisync.season.runtime.SeasonRuntime with a scheduler: section
+        self.season_master = None  # its wiring here (node/season_master.py)
+        if cfg.scheduler is not None:
+            self._open_season(cfg)
+
+    def _open_season(self, cfg) -> None:
+        from ..season.runtime import SeasonRuntime
+        from ..season.store import SeasonStore, db_path
+        from .season_master import SeasonMaster
+
+        if cfg.site is None:
+            raise IndisyncError("scheduler: needs a site: section (latitude, longitude) to know when each target "
+                                "is observable; add site: {latitude: .., longitude: .., elevation: ..}")
+        store = SeasonStore(db_path(cfg))
+        self.season = SeasonRuntime(store, cfg.scheduler, cfg.site, master=self.name, grading=cfg.grading.enabled,
+                                    on_change=lambda state: self.link.update_state(season=state),
+                                    live=lambda: set(self.registry.live("slave")) if self.registry is not None
+                                    else set())
+        self.season_master = SeasonMaster(self, self.season, store)
+        self.plan = []  # the season's batches are built per target (SeasonMaster.next_frame)
+        log.info("season: targets from %s (scheduler: section); master.target and master.sequence are not used",
+                 store.path)
 
     def prepare(self, devices) -> None:
+        if self.season_master is not None and devices.filter_wheel is not None:
+            from .base import wheel_names
+
+            self.season_master.note(self.name, self.role, wheel_names(devices.filter_wheel) or [])
         wanted = sorted({f.filter for f in self.plan if f.filter})
         if wanted and devices.filter_wheel is None:
             raise IndisyncError(f"the sequence uses filters {wanted} but this node has no filter wheel "
@@ -123,6 +154,9 @@ class MasterNode(NodeBase):
         self.registry = self.link.registry()
         self.registry.start_sweeper()
         self.client = self.link.command_client()
+        if self.season_master is not None:
+            self.season_master.attach(self.link)
+            self.registry.add_listener(lambda node, what: self.season_master.note_wheels())
         self.alarm_watch = MasterAlarmWatch(
             self.cfg, self.raise_alarm, self.registry, frames=lambda: self.frames,
             night=lambda: self.night.snapshot if self.night is not None else None).start()
@@ -154,6 +188,8 @@ class MasterNode(NodeBase):
             self.client.close()
         if self.registry is not None:
             self.registry.stop()
+        if self.season is not None:
+            self.season.store.close()
         super().close()
 
     # ---- the night --------------------------------------------------------------------------
@@ -177,10 +213,12 @@ class MasterNode(NodeBase):
 
         # Retained states arrive right after subscribing; give live slaves a heartbeat to show up.
         self.stop_event.wait(self.cfg.mqtt.heartbeat * 1.5)
-        if self.progress.align_with(self.plan):
+        if self.season is None and self.progress.align_with(self.plan):
             log.warning("the sequence changed since the last run: batch %d starts again", self.progress.batch)
         save_master_progress(self.store, self.progress)
         self.night = NightExecutor(build_rig(self))
+        if self.season is not None:
+            self.link.update_state(season=self.season.state())
         self.night.run()
         self.link.update_state(phase="idle", exposure=None)
         log.info("sequence finished: %d frames, batch %d", self.frames, self.progress.batch)
@@ -215,13 +253,17 @@ class MasterNode(NodeBase):
         exposure_id = str(self.progress.new_exposure_id())
         save_master_progress(self.store, self.progress)
         slaves = self.registry.live("slave")
+        season = self.season_master
+        target = frame.target if season is not None else self.cfg.master.target
         args = ExposeArgs(duration=frame.exposure, frame_type=frame.type, binning=frame.binning,
-                          target=self.cfg.master.target, batch=self.progress.batch, exposure_id=exposure_id,
+                          target=target, batch=self.progress.batch, exposure_id=exposure_id,
                           sync=self.cfg.master.sync)
+        # the season: each slave rotates through its own lines that still need frames (none: idle)
+        plans = season.slave_plans(slaves, time.time()) if season is not None else {}
         barrier = Barrier(slaves, self.registry)
         request = FrameRequest(
             duration=frame.exposure, filter_name=frame.filter, frame_type=frame.type, binning=frame.binning,
-            target=self.cfg.master.target, suffix=frame.suffix or frame.filter, batch=self.progress.batch,
+            target=target, suffix=frame.suffix or frame.filter, batch=self.progress.batch,
             seq_index=frame.index + 1, exposure_id=int(exposure_id),
             clock_offset_s=self.link.clock_offset,  # 0: the master's clock is the reference
         )
@@ -239,7 +281,8 @@ class MasterNode(NodeBase):
                 start = now_iso(datetime.fromtimestamp(req.start_at, timezone.utc))
                 args = dataclasses.replace(args, start_at=start)
             for node in barrier.expected:
-                pending = self.client.send(node, args.command, args.to_wire())
+                mine = args if node not in plans else dataclasses.replace(args, plan=plans[node].wire())
+                pending = self.client.send(node, args.command, mine.to_wire())
                 pending.add_done_callback(lambda p: barrier.arrive(p.node, p.last))
                 pendings.append(pending)
             self.link.update_state(phase="exposing", filter=req.filter_name, exposure={
@@ -247,6 +290,48 @@ class MasterNode(NodeBase):
             self.link.event("exposure_started", exposure_id=exposure_id, filter=req.filter_name,
                             duration=req.duration, frame_type=req.frame_type, start=start)
 
+        record = None
+        if getattr(frame, "idle", False):  # the season: nothing of the master's plan needs a frame now
+            record = self._idle_slot(request, on_start, exposure_id)
+        else:
+            record = self._own_frame(devices, frame, request, on_start, exposure_id, bool(slaves))
+        if season is not None and record is not None:
+            season.record_master(frame, record, exposure_id)
+        if slaves:
+            result = barrier.wait(args.reply_timeout())
+            for pending in pendings:
+                self.client.forget(pending)
+            replies = {node: parse_reply(args.command, answer) for node, answer in result.answered.items()}
+            if season is not None:
+                season.record_slaves(target, replies, plans, exposure_id)
+            failed = {node: reply.reason for node, reply in replies.items() if not reply.ok}
+            if result.missing or failed:
+                log.warning("exposure %s: no frame from %s%s", exposure_id, result.missing or "",
+                            f"; failed: {failed}" if failed else "")
+                # Said on MQTT too: a slave frame lost in silence is a hole found only at dawn.
+                self._report_lost_slave_frames(exposure_id, list(result.missing), failed)
+            self.link.update_state(phase="idle")
+        return record
+
+    def _idle_slot(self, request: FrameRequest, on_start, exposure_id: str):
+        """The season, the master's plan met (when_ota_done: idle) or not allowed now: the slaves
+        expose, the master times the exposure without a frame of its own. None: aborted."""
+        from .season_master import IdleRecord
+
+        with bounded(self.device_lock, DEVICE_LOCK_WAIT_S, "time the idle master slot"):
+            on_start(request)
+            log.info("exposure %s: the master idles for %g s (its plan needs nothing now)", exposure_id,
+                     request.duration)
+            if self.abort_event.wait(request.duration):
+                self.last_frame_error = None
+                self.link.event("exposure_done", exposure_id=exposure_id, status="aborted", filter=None,
+                                reason="aborted during the master's idle slot")
+                self.link.update_state(phase="idle", exposure=None)
+                return None
+            self.link.update_state(phase="waiting", exposure=None)
+        return IdleRecord(duration=request.duration)
+
+    def _own_frame(self, devices, frame, request: FrameRequest, on_start, exposure_id: str, slaves: bool):
         record = None
         with bounded(self.device_lock, DEVICE_LOCK_WAIT_S, "take the master frame"):
             try:
@@ -269,18 +354,6 @@ class MasterNode(NodeBase):
                 self.link.event("exposure_done", exposure_id=exposure_id, status="aborted" if aborted else "failed",
                                 filter=frame.filter, reason=str(exc)[:500])
                 self.link.update_state(phase="idle", exposure=None)
-        if slaves:
-            result = barrier.wait(args.reply_timeout())
-            for pending in pendings:
-                self.client.forget(pending)
-            replies = {node: parse_reply(args.command, answer) for node, answer in result.answered.items()}
-            failed = {node: reply.reason for node, reply in replies.items() if not reply.ok}
-            if result.missing or failed:
-                log.warning("exposure %s: no frame from %s%s", exposure_id, result.missing or "",
-                            f"; failed: {failed}" if failed else "")
-                # Said on MQTT too: a slave frame lost in silence is a hole found only at dawn.
-                self._report_lost_slave_frames(exposure_id, list(result.missing), failed)
-            self.link.update_state(phase="idle")
         return record
 
     def _report_lost_slave_frames(self, exposure_id: str, missing: list, failed: dict) -> None:

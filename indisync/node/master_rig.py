@@ -6,9 +6,10 @@ never the MasterNode."""
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 
-from ..contracts import AbortArgs, CoolArgs, SolveArgs, WarmArgs, parse_reply
+from ..contracts import AbortArgs, CoolArgs, RotateArgs, SolveArgs, WarmArgs, parse_reply
 from ..errors import IndisyncError
 from ..night.rig import Outcome, Rig
 from ..protocol import messages
@@ -58,6 +59,25 @@ class LocalParticipant:
     def solve(self, hint: dict, timeout: float) -> Outcome:
         return Outcome(False, reason="the master's own field comes from its centring")
 
+    def rotate(self, pa: float, hint: dict, timeout: float, cancel=None) -> Outcome:
+        """Its own rotator, in this thread (bounded by the node's own settings); ``cancel`` set
+        meanwhile aborts it as the master's abort would."""
+        if cancel is None:
+            return self._run(self.master.cmd_rotate, RotateArgs(pa=pa, **hint))
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.2):
+                if cancel.is_set():  # again each time: the rotation clears the flag as it begins
+                    self.master.abort_event.set()
+
+        watcher = threading.Thread(target=watch, name="rotate-cancel", daemon=True)
+        watcher.start()
+        try:
+            return self._run(self.master.cmd_rotate, RotateArgs(pa=pa, **hint))
+        finally:
+            done.set()
+
 
 class RemoteParticipant:
     """A live slave, over MQTT: each call sends the typed command and reads the reply through its
@@ -95,6 +115,29 @@ class RemoteParticipant:
     def solve(self, hint: dict, timeout: float) -> Outcome:
         return self._call(SolveArgs(**hint), timeout)
 
+    def rotate(self, pa: float, hint: dict, timeout: float, cancel=None) -> Outcome:
+        """The slave's `rotate` command; ``cancel`` set meanwhile sends it an `abort` (its rotator
+        stops, the answer says cancelled), once."""
+        if cancel is None:
+            return self._call(RotateArgs(pa=pa, **hint), timeout)
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.2):
+                if cancel.is_set():
+                    try:
+                        self.abort("the night left centering: rotation cancelled")
+                    except IndisyncError as exc:  # the link is down: the rotation's own bound still holds
+                        log.warning("could not abort %s's rotation: %s", self.name, exc)
+                    return
+
+        watcher = threading.Thread(target=watch, name=f"rotate-cancel-{self.name}", daemon=True)
+        watcher.start()
+        try:
+            return self._call(RotateArgs(pa=pa, **hint), timeout)
+        finally:
+            done.set()
+
 
 class MasterImaging:
     """The master's frames and sequence, as the night's expose and refocus actions see them."""
@@ -129,6 +172,13 @@ class MasterImaging:
     def save_progress(self) -> None:
         save_master_progress(self.master.store, self.master.progress)
 
+    def season_frame(self, now: float):
+        """The season: the master's next frame for the current target (node/season_master.py)."""
+        return self.master.season_master.next_frame(now)
+
+    def season_next_duration(self, now: float) -> float:
+        return self.master.season_master.next_duration(now)
+
     def guider_rebuilt(self) -> bool:
         rebuilt = self.master._guiding_rebuilt
         if rebuilt.is_set():
@@ -138,6 +188,8 @@ class MasterImaging:
 
 
 def build_rig(master) -> Rig:
+    season = getattr(master, "season", None)
+
     def participants() -> list:
         return [LocalParticipant(master)] + [RemoteParticipant(master.client, master.registry, node)
                                              for node in master.registry.live("slave")]
@@ -145,4 +197,6 @@ def build_rig(master) -> Rig:
     return Rig(name=master.name, cfg=master.cfg, devices=master.supervisor.get, participants=participants,
                imaging=MasterImaging(master), guiding=lambda: master.guiding, store=master.store,
                report=master.link, stop_event=master.stop_event, device_lock=master.device_lock,
-               frames=lambda: master.frames, alarm=master.raise_alarm)
+               frames=lambda: master.frames, alarm=master.raise_alarm,
+               # the season (a scheduler: section): its current target is where the night points
+               target=season.aim if season is not None else None, season=season)

@@ -3,6 +3,11 @@
 The rotation (the checked filters of ``slave.filters``, looping) is kept on disk, so it goes on
 across refocus cycles and restarts. After each frame the wheel moves to the next filter at once,
 so the master's next start is not held up by the wheel.
+
+In the season (the master has a scheduler: section) each expose command carries this node's plan
+lines that still need frames for the target (``ExposeArgs.plan``): the slave rotates through those
+filters only, with each line's exposure and binning (``PlanRotation``, kept on disk beside the
+checked rotation); an empty plan means nothing to take: it answers at once with no frame.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from ..contracts import ExposeArgs, ExposeResult
 from ..errors import ExposureAborted, IndisyncError
 from ..sequence.loose import fits as fits_in_time
 from ..sequence.loose import plan_loose
-from ..sequence.rotation import FilterRotation, exposure_for, validate_checked_filters
+from ..sequence.rotation import FilterRotation, PlanRotation, exposure_for, validate_checked_filters
 from ..sequence.state_store import StateStore
 from ..protocol.messages import now_iso
 from .base import NodeBase
@@ -39,6 +44,7 @@ class SlaveNode(NodeBase):
         super().__init__(cfg)
         self.store = StateStore(state_path(cfg))
         self.rotation: FilterRotation | None = None
+        self.plan_rotation = PlanRotation(self.store)  # the season's (ExposeArgs.plan)
         # HFR after the reply, in a niced worker process: the master's next start never waits for
         # star detection, and the next command never competes with it for the CPU (issue 18).
         self.measurer = FrameMeasurer(cfg, self._on_measured)
@@ -77,6 +83,9 @@ class SlaveNode(NodeBase):
             master_duration = args.duration
             loose = args.sync == "loose"
             deadline = time.monotonic() + master_duration
+            if args.plan is not None:
+                saved = self._expose_plan(devices, args, deadline)
+                return _result(saved)
             if loose and self.rotation is not None:
                 plan = plan_loose(master_duration, self.rotation.upcoming(),
                                   lambda f: exposure_for(self.cfg.slave, f), self.cfg.slave.frame_overhead)
@@ -105,8 +114,43 @@ class SlaveNode(NodeBase):
             raise
         finally:
             self.device_lock.release()
-        return ExposeResult(files=[r.path.name for r in saved], filters=[r.filter_name for r in saved],
-                            starts=[r.start for r in saved], durations=[r.duration for r in saved])
+        return _result(saved)
+
+    def _expose_plan(self, devices, args: ExposeArgs, deadline: float) -> list:
+        """The season's frames for one master exposure: through the plan's filters only (strict: one
+        frame, the next line whose exposure fits the master's; loose: as many as fit)."""
+        lines: dict = {}
+        for filter_name, seconds, binning in args.plan:
+            lines.setdefault(filter_name, (float(seconds), int(binning)))
+        allowed = list(lines)
+        if not allowed:
+            log.info("exposure %s: nothing of this node's plan needs a frame now: idle", args.exposure_id)
+            return []
+        loose, master_duration = args.sync == "loose", args.duration
+        fitting = [f for f in allowed if lines[f][0] <= master_duration + 1e-6]
+        if loose:
+            count = plan_loose(master_duration, self.plan_rotation.upcoming(allowed), lambda f: lines[f][0],
+                               self.cfg.slave.frame_overhead).count
+        else:
+            count = 1
+        if not fitting or count == 0:
+            listed = ", ".join(f"{f or 'unfiltered'} {lines[f][0]:g} s" for f in allowed)
+            raise IndisyncError(
+                f"the plan's exposures ({listed}) are "
+                f"all longer than the master's {master_duration:g} s exposure, so no frame was taken; give this "
+                "node's plan lines exposures no longer than the master's (indisync targets), or use master.sync: loose")
+        saved = []
+        for n in range(count):
+            choice = allowed if loose else fitting
+            filter_name = self.plan_rotation.peek(choice)
+            seconds, binning = lines[filter_name]
+            if loose and n > 0 and not fits_in_time(deadline - time.monotonic(), seconds,
+                                                    self.cfg.slave.frame_overhead):
+                break
+            if self.abort_event.is_set():
+                break
+            saved.append(self._one_frame(devices, args, filter_name, seconds, n, binning=binning, plan=choice))
+        return saved
 
     def _refuse_loose_misfit(self, master_duration: float) -> None:
         """Loose sync, and the rotation's next filter does not fit in this master exposure: nothing
@@ -131,13 +175,16 @@ class SlaveNode(NodeBase):
         exposure = self.cfg.slave.exposure
         return float(exposure) if not isinstance(exposure, dict) else float(min(exposure.values()))
 
-    def _one_frame(self, devices, args: ExposeArgs, filter_name, duration, n):
+    def _one_frame(self, devices, args: ExposeArgs, filter_name, duration, n, binning: int | None = None,
+                   plan: list | None = None):
+        """One frame; ``plan``: the season's filters this frame was chosen among (PlanRotation),
+        None: the checked rotation."""
         exposure_id = args.exposure_id or f"{args.batch or 0}-{self.frames + 1}"
         if n:
             exposure_id = f"{exposure_id}.{n + 1}"
         request = FrameRequest(
             duration=duration, filter_name=filter_name, frame_type=args.frame_type,
-            binning=args.binning, target=args.target, suffix=filter_name,
+            binning=args.binning if binning is None else binning, target=args.target, suffix=filter_name,
             batch=args.batch, seq_index=self.frames + 1,
             exposure_id=_numeric_id(args.exposure_id),
             # the master's scheduled start; loose mode's later frames start when the previous one ends
@@ -156,7 +203,9 @@ class SlaveNode(NodeBase):
         # The wheel starts for the next filter as soon as the image is in, while this frame is
         # measured and written; the reply waits for both, so the master's next start (which
         # follows our reply in strict mode) never finds the wheel moving.
-        premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name), daemon=True)
+        following = self.plan_rotation.after(filter_name, plan) if plan is not None else None
+        premove = threading.Thread(target=self._move_to_next_filter, args=(devices, filter_name, following),
+                                   daemon=True)
         try:
             record = take_frame(devices, self.cfg, request, on_start, on_exposed=premove.start,
                                 should_abort=self.abort_event.is_set, measure_inline=False,
@@ -173,7 +222,9 @@ class SlaveNode(NodeBase):
         finally:
             if premove.is_alive() or premove.ident is not None:
                 premove.join(self.cfg.indi.move_timeout + 5)
-        if self.rotation is not None:
+        if plan is not None:
+            self.plan_rotation.advance(filter_name, plan)  # only after the frame is safely on disk
+        elif self.rotation is not None:
             self.rotation.advance()  # only after the frame is safely on disk
         self.frames += 1
         self.link.event("exposure_done", exposure_id=exposure_id, status="ok", filter=filter_name,
@@ -211,11 +262,13 @@ class SlaveNode(NodeBase):
         skew = self.link.clock.time() - time.time()  # testing.clock_skew_s only; 0 on a real rig
         return at + offset - skew
 
-    def _move_to_next_filter(self, devices, current: str | None) -> None:
-        """Move the wheel to the filter after ``current`` in the rotation (not yet advanced), and the
-        focuser to that filter's offset."""
+    def _move_to_next_filter(self, devices, current: str | None, following: str | None = None) -> None:
+        """Move the wheel to the filter after ``current`` in the rotation (not yet advanced), or to
+        ``following`` (the season's plan rotation), and the focuser to that filter's offset."""
         target = current
-        if self.rotation is not None and devices.filter_wheel is not None:
+        if following is not None and devices.filter_wheel is not None:
+            target = following
+        elif self.rotation is not None and devices.filter_wheel is not None:
             upcoming = self.rotation.upcoming()
             next(upcoming)  # the filter just exposed
             target = next(upcoming)
@@ -227,6 +280,11 @@ class SlaveNode(NodeBase):
             self.focus_for(devices, target)  # filter offset, or a temperature change since the last frame
         except Exception as exc:  # noqa: BLE001 - the next exposure selects its filter again anyway
             log.warning("could not move the wheel to %s: %s", target, exc)
+
+
+def _result(saved: list) -> ExposeResult:
+    return ExposeResult(files=[r.path.name for r in saved], filters=[r.filter_name for r in saved],
+                        starts=[r.start for r in saved], durations=[r.duration for r in saved])
 
 
 def _epoch(iso: str | None) -> float | None:

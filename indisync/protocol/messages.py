@@ -116,6 +116,20 @@ STATE.update({
     # each slave OTA against the master's field, after the master centred (node name -> record)
     "coalign": opt(mapping(node_name, obj(_COALIGN), 64)),
 })
+# Each OTA's rotator turned to the aim's position angle after the master centred (node name -> record;
+# indisync.night.actions.center.rotate_rig): also one ``rotation`` event per OTA.
+_ROTATION = {
+    "status": req(one_of("ok", "failed", "no_rotator")),
+    "target_pa": opt(number(0, 360)),  # degrees E of N
+    "pa": opt(number(-360, 360)),  # the last solved
+    "error_deg": opt(number(-180, 180)),  # target minus solved
+    "moves": opt(integer(0, 100)),
+    "sign": opt(integer(-1, 1)),  # +1: the field's PA grows with the rotator's angle
+    "angle": opt(number(-360, 720)),  # the rotator's, at the end
+    "seconds": opt(number(0, 86_400)),
+    "reason": opt(REASON),
+}
+STATE["rotation"] = opt(mapping(node_name, obj(_ROTATION), 64))
 # Free space of storage.directory in GB (indisync.node checks it before each exposure); null: unknown.
 STATE["disk_free_gb"] = opt(number(0, 1e9))
 
@@ -255,6 +269,7 @@ EVENTS: dict[str, dict[str, Field]] = {
         "body": req(text(4000)),
     },
 }
+EVENTS["rotation"] = {"ota": req(node_name), **_ROTATION}
 
 REPLY = {
     "command_id": req(ident),

@@ -6,7 +6,8 @@ matplotlib (Agg) is imported only here, inside the functions that draw.
 The night is the site's (``site.timezone``; None: this computer's zone): the log's date when its name
 is one (the writer named it so), else the date at dusk of its first entry; the usable window is
 shown on the site's clock next to UTC. Values of the wrong kind in the log are left out and listed
-("Values left out"), never the cause of a lost report.
+("Values left out"), never the cause of a lost report. With a season (a ``scheduler:`` section), a
+"Season" section shows each target imaged tonight from the master's database (record/season.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from ..timezones import local_zone, zone_name
 from .night import parse_time, summarize
 from .nightlog import night_of, read_night
+from .season import night_bounds, season_section
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,11 @@ def _local(text: str | None, zone: tzinfo) -> str | None:
     return None if when is None else when.astimezone(zone).isoformat(timespec="seconds")
 
 
-def build(log_path: str | Path, zone: tzinfo | None = None, starts_hour: int = 12) -> dict:
-    """The report's data; ``zone``: the site's (None: this computer's), ``starts_hour``: record.night_starts_hour."""
+def build(log_path: str | Path, zone: tzinfo | None = None, starts_hour: int = 12,
+          season_db: str | Path | None = None) -> dict:
+    """The report's data; ``zone``: the site's (None: this computer's), ``starts_hour``: record.night_starts_hour,
+    ``season_db``: the master's season database (``season.store.db_path(cfg)`` when cfg.scheduler is set; None:
+    no Season section)."""
     zone = zone if zone is not None else local_zone()
     result = read_night(log_path)
     data = summarize(result.entries)
@@ -63,17 +68,19 @@ def build(log_path: str | Path, zone: tzinfo | None = None, starts_hour: int = 1
     data.update(night=night_name(log_path, result.entries, zone, starts_hour), timezone=zone_name(zone),
                 log=str(Path(log_path).resolve()), entries=len(result.entries), skipped_lines=result.skipped,
                 generated=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"))
+    bounds = night_bounds(data["night"], zone, starts_hour)
+    data["season"] = season_section(season_db, *bounds) if bounds is not None else None
     return data
 
 
 def write_report(log_path: str | Path, out_dir: str | Path | None = None, zone: tzinfo | None = None,
-                 starts_hour: int = 12) -> Path:
+                 starts_hour: int = 12, season_db: str | Path | None = None) -> Path:
     """Write the report of one night log; returns the path of index.html. ``zone``: the site's
-    (``timezones.site_zone(cfg)``; None: this computer's)."""
+    (``timezones.site_zone(cfg)``; None: this computer's); ``season_db``: see ``build``."""
     log_path = Path(log_path)
     out = Path(out_dir) if out_dir is not None else log_path.parent / f"report-{log_path.stem}"
     out.mkdir(parents=True, exist_ok=True)
-    data = build(log_path, zone, starts_hour)
+    data = build(log_path, zone, starts_hour, season_db)
     figures = draw_figures(data, out)
     data["figures"] = {name: path.name for name, path in figures.items()}
     _atomic_write(out / "report.json", json.dumps(data, indent=1, default=str))
@@ -314,6 +321,39 @@ def _skipped_html(skipped: list[dict]) -> str:
             (f"<li>… and {more} more (report.json: skipped_values)</li>" if more > 0 else "") + "</ul>")
 
 
+def _tonight_cell(row: dict) -> str:
+    return f"{row['tonight']}" + (f" ({row['tonight_rejected']} rejected)" if row.get("tonight_rejected") else "")
+
+
+def _season_html(season: dict | None) -> str:
+    """Per season target imaged tonight, per OTA and filter: tonight's frames, accepted so far of the
+    desired count, rejected so far (pending and surplus when any)."""
+    if not season:
+        return ""
+    e = html.escape
+    if season.get("error"):
+        return (f"<h2>Season</h2><p>The season database <code>{e(season['db'])}</code> could not be read: "
+                f"{e(season['error'])}. The rest of the report is complete.</p>")
+    head = "<h2>Season</h2>"
+    if not season["targets"]:
+        return head + (f"<p>No season target was imaged tonight ({season.get('targets_in_db', 0)} target(s) in "
+                       f"<code>{e(season['db'])}</code>).</p>")
+    parts = [head, f"<p>Targets imaged tonight ({e(season['night_start'])} to {e(season['night_end'])}), from "
+                   f"<code>{e(season['db'])}</code>. <i>Accepted / desired</i> and <i>rejected</i> are totals so far "
+                   "(every night); rejected frames never count toward the goal.</p>"]
+    for t in season["targets"]:
+        title = t["name"] + (f" ({t['project']})" if t.get("project") else "")
+        note = " — complete" if t["complete"] else ("" if t["in_db"] else " — no longer in the database")
+        extra = [k for k in ("pending", "surplus") if any(r[k] for r in t["rows"])]
+        rows = [[r["node"], r["filter"], _tonight_cell(r),
+                 (f"{r['accepted']} / {r['desired']}" + (" met" if r["met"] else "")) if r["in_plan"]
+                 else ("-" if not t["in_db"] else f"{r['accepted']} (not in the plan)"),
+                 r["rejected"] if t["in_db"] else "-", *(r[k] or "" for k in extra)] for r in t["rows"]]
+        parts.append(f"<h3>{e(title)}{e(note)}: {t['frames_tonight']} frame(s) tonight</h3>" +
+                     _table(["OTA", "filter", "tonight", "accepted / desired", "rejected", *extra], rows))
+    return "".join(parts)
+
+
 def render_html(data: dict, figures: dict[str, Path]) -> str:
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>indisync night {e(data['night'])}</title>",
@@ -337,6 +377,7 @@ def render_html(data: dict, figures: dict[str, Path]) -> str:
                  (" (est.): an older log without the real times; estimated from DATE-OBS, EXPTIME and when "
                   "each frame was reported." if any(d.get("shutter_estimated") for d in data["nodes"].values())
                   else "") + "</small></p>")
+    parts.append(_season_html(data.get("season")))
     for name, title in (("timeline", "Timeline"), ("quality", "HFR and stars per frame (x: rejected)"),
                         ("frames", "Frames per filter"), ("guiding", "Guiding, dithers, start skew"),
                         ("focus_temperature", "Focus position against focuser temperature")):

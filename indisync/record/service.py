@@ -38,10 +38,12 @@ class NightRecording:
         if self.writer.path is None:
             return None
         from .report import write_report
+        from .season import season_db
 
         try:
             self.report_path = write_report(self.writer.path, zone=self.zone,
-                                            starts_hour=self.cfg.record.night_starts_hour)
+                                            starts_hour=self.cfg.record.night_starts_hour,
+                                            season_db=season_db(self.cfg))
         except Exception:  # noqa: BLE001 - a report problem must not break the end of the night
             log.exception("could not write the night report of %s", self.writer.path)
             return None

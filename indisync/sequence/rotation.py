@@ -5,6 +5,10 @@ the filter after the last one it took. Use ``peek()`` for the filter of the comi
 ``advance()`` once that frame is written, so a frame lost to a crash is taken again through the
 same filter; ``next()`` does both at once.
 
+The season (ExposeArgs.plan): ``PlanRotation`` rotates through the filters the master says still
+need frames for this target, in plan order, continuing after the last filter taken (kept on disk):
+a filter whose goal is met drops out, the others keep their turn.
+
 If the checked list changed between runs, the rotation continues after the last filter taken if
 it is still checked, otherwise it starts at the first one; either way it logs what it did.
 """
@@ -18,6 +22,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from ..errors import UnknownFilter
 from .settings import SlaveSettings
 from .state_store import ROTATION_SECTION, StateStore
+
+PLAN_ROTATION_SECTION = "plan_rotation"
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +129,72 @@ class FilterRotation:
                 saved_filters, self.filters, last, self.peek(),
             )
         self._save()
+
+
+def merge_order(order: Sequence[str | None], names: Sequence[str | None]) -> list[str | None]:
+    """``order`` with the names it lacks from ``names`` inserted where ``names`` puts them (after the
+    name before them in ``names``, else first): the rotation order of every filter seen so far."""
+    out = list(order)
+    for i, name in enumerate(names):
+        if name in out:
+            continue
+        before = [j for j in range(i - 1, -1, -1) if names[j] in out]
+        out.insert(out.index(names[before[0]]) + 1 if before else 0, name)
+    return out
+
+
+def next_through(order: Sequence[str | None], last: str | None, allowed: Sequence[str | None]) -> str | None:
+    """The first of ``allowed`` after ``last`` in the cyclic ``order`` (``allowed``'s first when
+    ``last`` is unknown). ValueError when ``allowed`` is empty."""
+    if not allowed:
+        raise ValueError("no filter to rotate through")
+    order = merge_order(order, allowed)
+    if last not in order:
+        return allowed[0]
+    start = order.index(last) + 1
+    for k in range(len(order)):
+        name = order[(start + k) % len(order)]
+        if name in allowed:
+            return name
+    return allowed[0]  # unreachable: every allowed name is in order
+
+
+class PlanRotation:
+    """A slave's rotation in the season: through the plan lines the master sends with each exposure
+    (``ExposeArgs.plan``), in plan order, after the last filter taken. The order seen and the last
+    filter are kept in ``store`` (section ``key``) across frames, targets and restarts."""
+
+    def __init__(self, store: StateStore | None = None, key: str = PLAN_ROTATION_SECTION):
+        self._store, self._key = store, key
+        saved = (store.get(key) if store is not None else None) or {}
+        order = saved.get("order")
+        self.order: list[str | None] = list(order) if isinstance(order, list) else []
+        self.last: str | None = saved.get("last") if saved.get("last") in self.order else None
+        taken = saved.get("taken", 0)
+        self.taken = taken if isinstance(taken, int) and taken >= 0 else 0
+
+    def peek(self, allowed: Sequence[str | None]) -> str | None:
+        """The filter of the next frame among ``allowed`` (plan order)."""
+        return next_through(self.order, self.last, list(allowed))
+
+    def upcoming(self, allowed: Sequence[str | None]) -> Iterator[str | None]:
+        """``allowed`` from the next filter on, looping forever (loose sync's planning)."""
+        allowed = list(allowed)
+        first = self.peek(allowed)
+        ordered = [name for name in merge_order(self.order, allowed) if name in allowed]
+        i = ordered.index(first)
+        return itertools.islice(itertools.cycle(ordered), i, None)
+
+    def after(self, taken: str | None, allowed: Sequence[str | None]) -> str | None:
+        """The filter that would follow ``taken`` among ``allowed`` (the wheel's pre-move)."""
+        return next_through(merge_order(self.order, allowed), taken, list(allowed))
+
+    def advance(self, taken: str | None, allowed: Sequence[str | None]) -> None:
+        """The frame through ``taken`` is on disk: remember it (and the order) on disk."""
+        self.order = merge_order(self.order, list(allowed))
+        if taken not in self.order:
+            self.order.append(taken)
+        self.last = taken
+        self.taken += 1
+        if self._store is not None:
+            self._store.put(self._key, {"order": self.order, "last": self.last, "taken": self.taken})

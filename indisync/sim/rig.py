@@ -3,7 +3,8 @@ INDI simulators and its own port and socket), a config file per node, and the no
 
 Used by `indisync demo`, the end-to-end tests and the sync benchmark. The simulator's true focus
 (``SIM_FOCUSING``) is set here, near each node's focuser, so that autofocus has something to find;
-the nodes themselves only ever see images.
+the nodes themselves only ever see images. Likewise, with ``rotators=True`` each node's CCD Simulator
+follows its Rotator Simulator (``SIM_ROTATION``, indisync.sim.indi.RotatorCoupling).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from .broker import Mosquitto
-from .indi import IndiServer, set_number
+from .indi import IndiServer, RotatorCoupling, set_number
 from .mounts import set_tracking_error
 from .netproxy import DelayProxy, NetProfile
 
@@ -89,6 +90,12 @@ class SimRig:
     # given: each node reaches the broker through its own DelayProxy (self.proxies[name]), a Wi-Fi link
     network: NetProfile | None = None
     proxies: dict[str, DelayProxy] = field(default_factory=dict)
+    # True: every node has a Rotator Simulator (indi.rotator) whose angle its CCD Simulator follows
+    # (SIM_ROTATION, through a RotatorCoupling each: self.couplings[name]); rotator_sign -1 stands for a
+    # rotator mounted the other way round (the field's PA then falls as the rotator's angle grows)
+    rotators: bool = False
+    rotator_sign: int = 1
+    couplings: dict[str, RotatorCoupling] = field(default_factory=dict)
 
     def __post_init__(self):
         self._own_workdir = self.workdir is None
@@ -114,8 +121,13 @@ class SimRig:
         return self
 
     def _add_node(self, name: str, role: str, drivers) -> None:
+        if self.rotators:
+            drivers = (*drivers, "indi_simulator_rotator")
         indi = IndiServer(drivers=drivers, time_factor=self.time_factor, workdir=self.workdir / f"indi-{name}")
         indi.start()
+        if self.rotators:
+            # as SIM_FOCUSING for autofocus: the simulator's truth, set beside the node, never by it
+            self.couplings[name] = RotatorCoupling(indi.host, indi.port, sign=self.rotator_sign).start()
         offset = self._rng.randint(*self.focus_offset) * self._rng.choice((-1, 1))
         true_focus = FOCUSER_START + offset
         self._set_true_focus(indi, true_focus)
@@ -136,6 +148,8 @@ class SimRig:
             # noon, where a run that crossed it would split its log and its report (issue 18)
             "record": {"night_starts_hour": night_boundary_far_from_now(), **self.record_section},
         }
+        if self.rotators:
+            config["indi"]["rotator"] = "Rotator Simulator"
         config.update(self.node_sections)
         if self.acquire_section:
             config["acquire"] = self.acquire_section
@@ -296,6 +310,8 @@ class SimRig:
                 self.stop_node(name, timeout=10)
             except Exception:  # noqa: BLE001 - stop everything we can
                 pass
+        for coupling in self.couplings.values():
+            coupling.close()
         for node in self.nodes.values():
             node.indi.cleanup()
         for proxy in self.proxies.values():

@@ -144,6 +144,10 @@ class FakeParticipant:
     def solve(self, hint, timeout):
         return Outcome(False, reason="no solver here")
 
+    def rotate(self, pa, hint, timeout, cancel=None):
+        return Outcome(True, {"status": "no_rotator", "reason": "no rotator (indi.rotator is null)",
+                              "target_pa": pa % 360.0})
+
 
 class FakeImaging:
     """The sequence of ``cfg.master.sequence``; a frame takes its exposure in real seconds."""

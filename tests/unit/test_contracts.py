@@ -15,20 +15,22 @@ from hypothesis import strategies as st
 
 from indisync import contracts
 from indisync.contracts import (CONTRACTS, AbortArgs, AbortResult, AutofocusArgs, AutofocusResult, CoolArgs,
-                                CoolResult, ExposeArgs, ExposeResult, PingArgs, PingResult, SolveArgs, SolveResult,
-                                StopArgs, StopResult, SyncWaitArgs, SyncWaitResult, WarmArgs, WarmResult, parse_reply)
+                                CoolResult, ExposeArgs, ExposeResult, PingArgs, PingResult, RotateArgs, RotateResult,
+                                SolveArgs, SolveResult, StopArgs, StopResult, SyncWaitArgs, SyncWaitResult, WarmArgs,
+                                WarmResult, parse_reply)
 from indisync.errors import ProtocolError
 from indisync.protocol import messages
 from indisync.protocol.commands import CommandServer, PendingCommand
-from indisync.protocol.schema import (FRAME_TYPES, MAX_EXPOSURE_S, Field, boolean, ident, integer, number, obj,
-                                      one_of, opt, req, safe_name, text, timestamp)
+from indisync.protocol.schema import (FRAME_TYPES, MAX_EXPOSURE_S, Field, array, boolean, ident, integer, list_of,
+                                      nullable, number, obj, one_of, opt, req, safe_name, text, timestamp)
 
 TS = "2024-05-01T22:10:03.123Z"
 
 # One full instance of each side of each command (every field away from its default where it has one).
 EXAMPLES = {
     "expose": (ExposeArgs(duration=300, frame_type="flat", filter="Ha", binning=2, target="M42", suffix="Ha",
-                          batch=3, exposure_id="17", sync="loose", start_at=TS),
+                          batch=3, exposure_id="17", sync="loose", start_at=TS,
+                          plan=[["Red", 300, 1], [None, 120.5, 2]]),
                ExposeResult(files=["M42_Ha_001.fits", "M42_OIII_002.fits"], filters=["Ha", None],
                             starts=["2024-05-01T22:10:03.123", None], durations=[120, 60.5])),
     "abort": (AbortArgs(reason="rain"), AbortResult(aborted=True)),
@@ -48,6 +50,10 @@ EXAMPLES = {
              CoolResult(reached=True, setpoint=-10, temperature=-9.8, skipped=False, reason=None)),
     "warm": (WarmArgs(to=5), WarmResult(setpoint=5, temperature=-9.0, skipped=False)),
     "stop": (StopArgs(abort=True, reason="indisync stop"), StopResult(stopping=True, abort=True)),
+    "rotate": (RotateArgs(pa=-30.5, ra=83.8, dec=-5.4),
+               RotateResult(status="ok", reason=None, target_pa=329.5, pa=-30.2, error_deg=-0.3, angle=12.5, moves=2,
+                            solves=3, sign=-1, seconds=41.2, ra=83.81, dec=-5.39, field_w_arcmin=25.4,
+                            field_h_arcmin=20.3, parity=1)),
 }
 
 
@@ -75,7 +81,7 @@ def test_every_command_round_trips_over_the_wire(name):
     args, result = EXAMPLES[name]
     assert type(args).from_wire(args.to_wire()) == args
     env = messages.make(name, "ota1", args.to_wire())  # the derived schema takes what to_wire gives
-    assert env.payload == args.to_wire()
+    assert _json(env.payload) == args.to_wire()  # arrays: tuples once checked, lists on the wire
     assert type(args).from_wire(messages.decode(env.encode(), "cmd").payload) == args
 
     assert type(result).from_wire(json.loads(json.dumps(result.to_wire()))) == result
@@ -100,7 +106,7 @@ def test_reply_timeouts_come_from_the_args():
     assert CoolArgs(timeout=600).reply_timeout() == 600 + CoolArgs.MARGIN_S
     assert CoolArgs().reply_timeout() == CoolArgs.DEFAULT_TIMEOUT_S + CoolArgs.MARGIN_S
     assert SolveArgs(exposure=10).reply_timeout() > SolveArgs().reply_timeout() > 2 * 5.0
-    required = {"expose": {"duration": 1}, "sync_wait": {"barrier": "b"}}
+    required = {"expose": {"duration": 1}, "sync_wait": {"barrier": "b"}, "rotate": {"pa": 30}}
     for name, (args_type, _) in CONTRACTS.items():
         assert args_type.from_wire(required.get(name, {})).reply_timeout() > 0, name
 
@@ -204,6 +210,8 @@ BEFORE: dict[str, dict[str, Field]] = {
         "exposure_id": opt(ident),
         "sync": Field(one_of("strict", "loose"), "strict"),
         "start_at": opt(timestamp),
+        # issue 16 (the season): this node's needed plan lines; absent/null: as before
+        "plan": opt(list_of(array(nullable(safe_name), number(0, MAX_EXPOSURE_S, lo_open=True), integer(1, 8)), 64)),
     },
     "abort": {"reason": opt(_REASON)},
     "autofocus": {"filter": opt(safe_name), "reason": opt(_REASON)},
@@ -218,6 +226,7 @@ BEFORE: dict[str, dict[str, Field]] = {
     },
     "warm": {"to": opt(number(-100.0, 50.0))},
     "stop": {"abort": Field(boolean, False), "reason": opt(_REASON)},
+    "rotate": {"pa": req(number(-360, 360)), "ra": opt(number(0, 360)), "dec": opt(number(-90, 90))},
 }
 
 
@@ -265,7 +274,12 @@ def assert_same_as_before(name, payload):
         typed = ("refused", str(exc))
     assert typed[0] == before[0], (name, payload, typed, before)
     if before[0] == "ok":
-        assert typed[1] == before[1]
+        assert typed[1] == _json(before[1])
+
+
+def _json(value):
+    """A checked payload as the wire carries it (its arrays, tuples once checked, as lists)."""
+    return json.loads(json.dumps(value))
 
 
 @pytest.mark.parametrize("name, payload", LITERAL)
@@ -283,7 +297,8 @@ CANDIDATES = {
     "reason": ["rain", "x\x1b[2J", "a" * 501, None], "timeout": [0, 0.5, 60, 86_400, 86_401, None],
     "exposure": [0, 0.1, MAX_EXPOSURE_S, None], "ra": [0, 360, 361, None], "dec": [-90, 90.5, None],
     "setpoint": [-100, 50, 51, None], "tolerance": [0, 0.5, 20, None], "to": [-100.0, 50, 50.5, None],
-    "abort": [True, False, "yes", None], "extra": [1],
+    "abort": [True, False, "yes", None], "extra": [1], "pa": [-360, 0, 359.5, 360.5, "30", None],
+    "plan": [[["Red", 300, 1]], [], [[None, 2.5, 2], ["Ha", 600, 1]], [["Red", 0, 1]], [["../x", 1, 1]], None],
 }
 
 

@@ -61,6 +61,8 @@ def test_every_type_round_trips_with_a_minimal_payload():
         "center_attempt": {"attempt": 1},
         "center_done": {"ok": False, "attempts": 0},
         "coalignment": {"ota": "slave1", "status": "failed"},
+        "rotate": {"pa": 30.0},
+        "rotation": {"ota": "slave1", "status": "no_rotator"},
         "alarm": {"cause": "disk_low:ota2", "level": "critical", "title": "t", "body": "b"},
         "guard_state": {"state": "armed", "since": TS, "unsafe": False},
     }

@@ -11,6 +11,7 @@ with --abort, the window's end) is aborted, never written and never counted.
 from __future__ import annotations
 
 import logging
+import time
 
 from ...errors import IndisyncError
 from ..events import FrameDone
@@ -25,6 +26,8 @@ ABORT_WAIT_S = 10.0
 
 
 def expose(ctx):
+    if getattr(ctx.rig, "season", None) is not None:
+        return expose_season(ctx)
     rig, token = ctx.rig, ctx.token
     im = rig.imaging
     progress, plan = im.progress, im.plan
@@ -82,6 +85,78 @@ def expose(ctx):
     duration, finished = facts()
     return FrameDone(ok=True, refocus=ctx.memo.refocus_reason, dither=dither, next_duration=duration,
                      finished=finished)
+
+
+def expose_season(ctx):
+    """The season's frame: the master's next frame of its season batch for the current target (its
+    own needed line, surplus, or an idle slot timed for the slaves), every slave through its own
+    needed lines; then the season decides whether the night stays, switches (``switch``: slew,
+    centre, guide, image there) or has nothing left (``finished``). No current target (a gap between
+    windows): the frame is not taken and tried again after safety.frame_retry, asking the season
+    anew; a target chosen since the last slew: the night slews there first."""
+    rig, token, season = ctx.rig, ctx.token, ctx.rig.season
+    im = rig.imaging
+    progress = im.progress
+    facts = ctx.night.next_frame_facts
+    now = time.time()
+    aim = season.aim()
+    if aim is None:
+        decision = season.choose(now, "no current target")
+        if decision.target is None:
+            duration, finished = facts()
+            if finished:
+                return FrameDone(ok=True, finished=True, next_duration=duration, reason=decision.reason[:500])
+            return FrameDone(ok=False, reason=decision.reason[:500], next_duration=duration, finished=False)
+        aim = season.aim()
+    if ctx.memo.aimed is not None and aim is not None and aim.name != ctx.memo.aimed and ctx.plan.slew:
+        duration, finished = facts()  # chosen since the last slew (after a gap): go there first
+        return FrameDone(ok=True, switch=(season.last_decision.reason if season.last_decision else aim.name)[:500],
+                         next_duration=duration, finished=finished)
+    frame = im.season_frame(now)
+    held = AnyOf(token, ctx.night.stopping)
+    held.wait(frame.delay_before)
+    if not held.is_set():
+        guide.before_frame(ctx, held)
+    if token.is_set():
+        return None
+    if ctx.night.stopping.is_set():
+        duration, finished = facts()
+        return FrameDone(ok=False, aborted=True, reason="stopped before the frame started",
+                         next_duration=duration, finished=finished)
+    if ctx.memo.flip_report is not None:
+        flip_action.report_flip(ctx)
+    reason = None
+    try:
+        record = im.take(frame, token)
+    except IndisyncError as exc:
+        record, reason = None, str(exc)
+        log.error("season frame %d of batch %d: %s", frame.index + 1, progress.batch, exc)
+        rig.report.error(f"master frame not taken: {exc}"[:1000])
+    if record is None:
+        duration, finished = facts()
+        if token.is_set():
+            return FrameDone(ok=False, aborted=True, next_duration=duration, finished=finished)
+        why = reason or "the master's frame was not written"
+        return FrameDone(ok=False, reason=why[:500], next_duration=duration, finished=finished)
+    if im.retake_due(frame, record):
+        duration, finished = facts()
+        return FrameDone(ok=True, refocus=None, dither=False, next_duration=duration, finished=finished)
+    progress.frame_done()
+    im.save_progress()
+    refocus = im.triggers.frame_done(record.hfr, frame.filter, im.temperature())
+    dither = False
+    if progress.batch_complete(im.plan):
+        refocus = im.triggers.batch_done()
+        progress.start_next_batch()
+        im.save_progress()
+    else:
+        dither = refocus is None and rig.guiding() is not None
+    ctx.memo.refocus_reason = str(refocus) if refocus is not None else None
+    decision = season.after_frame(time.time())
+    switch = decision.reason if decision.switch and decision.target is not None else None
+    duration, finished = facts()
+    return FrameDone(ok=True, refocus=ctx.memo.refocus_reason, dither=dither and switch is None,
+                     next_duration=duration, finished=finished, switch=None if switch is None else switch[:500])
 
 
 def abort_exposures(ctx):

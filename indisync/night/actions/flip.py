@@ -18,6 +18,7 @@ from ...errors import IndisyncError
 from ..events import FlipFailed, Flipped
 from ..meridian import POST_FLIP_SIDE, hour_angle_hours
 from ..planning import PIER_SIDE_WAIT_S, slew_timeout
+from ..rig import aim_of
 from . import guide
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def flip(ctx, at: float | None = None):
     ha_min = where["ha_hours"] * 60.0 if where.get("ha_hours") is not None else None
     log.info("meridian flip: hour angle %s min, pier side %s", "?" if ha_min is None else f"{ha_min:+.2f}", before)
     rig.report.event("flip_started", pier_side=before, ha_min=ha_min)
-    target = rig.cfg.master.target_coords
+    target = aim_of(rig)  # master.target, or the season's current target
     slew_started = time.monotonic()
     try:
         rig.arbiter.move(token, "the flip slew",

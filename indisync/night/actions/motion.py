@@ -14,15 +14,25 @@ import threading
 import time
 
 from ...alerts import causes as alarms
-from ..events import Parked, ParkFailed, Slewed
+from ..events import Parked, ParkFailed, Slewed, SlewFailed
 from ..planning import COMMAND_TIMEOUT_S, slew_timeout
+from ..rig import aim_of
+from . import guide
 
 log = logging.getLogger(__name__)
 
 
 def slew(ctx):
+    """Open, unpark, point at the aim (master.target, or the season's target: chosen here unless a
+    switch chose it just now), track. Guiding is stopped first (a switch slews from imaging)."""
     rig, token = ctx.rig, ctx.token
-    target = rig.cfg.master.target_coords
+    target = _where(ctx)
+    season = getattr(rig, "season", None)
+    if target is None:
+        reason = "no target to point at" + (f": {season.state().get('reason')}" if season is not None else "")
+        return SlewFailed(reason=reason[:500])
+    if season is not None:
+        guide.stop(ctx)  # a switch slews from imaging: never move the mount under a guider
     timeout = slew_timeout(rig.cfg)
     devices = rig.devices()
 
@@ -42,11 +52,28 @@ def slew(ctx):
         mount.slew_j2000(target.ra, target.dec, timeout, cancel=token)
         token.check("track")
         mount.set_tracking(True)
-        log.info("slewed to %s (%.4f, %.4f J2000) in %.1f s", rig.cfg.master.target, target.ra, target.dec,
+        log.info("slewed to %s (%.4f, %.4f J2000) in %.1f s", target.name, target.ra, target.dec,
                  time.monotonic() - started)
 
     rig.arbiter.move(token, "slew", motion)
+    ctx.memo.aimed = target.name
     return Slewed()
+
+
+def _where(ctx):
+    """The aim to slew to. In the season the scheduler decides first (the start, a resume after rain
+    or a restart: the current target is kept for min_minutes), unless the night is slewing to the
+    target a switch has just chosen (not yet pointed at)."""
+    rig = ctx.rig
+    season = getattr(rig, "season", None)
+    if season is not None:
+        current = season.aim()
+        if current is None or ctx.memo.aimed in (None, current.name):  # not a switch's fresh choice
+            snap = getattr(ctx.night, "snapshot", None)
+            season.choose(time.time(), (snap.reason if snap is not None else None) or "slew")
+        if season.aim() is None:  # a gap (after rain, a restart): point at the next target and wait there
+            return season.upcoming_aim(time.time())
+    return aim_of(rig)
 
 
 def park(ctx):
