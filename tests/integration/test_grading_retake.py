@@ -23,7 +23,10 @@ pytestmark = pytest.mark.integration
 def test_rejected_master_frame_is_kept_and_retaken_once(tmp_path):
     rig = SimRig(slaves=0, time_factor=1.0, workdir=tmp_path / "rig",
                  master_section={"target": "M42", "batches": 1, "refocus": {"after_batch": False},
-                                 "sequence": {"slots": [{"type": "light", "filter": "Luminance", "exposure": 1.0,
+                                 # 2 s between frames: the noise set on a frame's exposure_done is in place
+                                 # before the next one starts, however late the event comes on a busy machine
+                                 "sequence": {"delay_between": 2.0,
+                                              "slots": [{"type": "light", "filter": "Luminance", "exposure": 1.0,
                                                          "repeat": 4}]}})
     transport = None
     done: list[dict] = []

@@ -7,28 +7,14 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from indisync.night.settings import SiteSettings
 from indisync.season.constraints import (BROADBAND, NARROWBAND, flip_margin, horizon_altitude, limits_for,
                                          moon_limit_deg, table_for)
-from indisync.season.ephem import alt_az, hour_angle, night_bounds, sky_for_night
+from indisync.season.ephem import alt_az, hour_angle, night_bounds
 from indisync.season.model import Constraints, PlanLine, Target
 from indisync.season.settings import MoonRule, SchedulerSettings
 
-SITE = SiteSettings(latitude=48.0, longitude=11.0, elevation=500.0, timezone="Europe/Berlin")
+from .season_skies import SITE, epoch, full_moon, march1  # noqa: F401 - fixtures
 
-
-def epoch(*args) -> float:
-    return datetime(*args, tzinfo=timezone.utc).timestamp()
-
-
-@pytest.fixture(scope="module")
-def march1():
-    return sky_for_night(SITE, epoch(2027, 3, 1, 12))
-
-
-@pytest.fixture(scope="module")
-def full_moon():
-    return sky_for_night(SITE, epoch(2027, 3, 21, 12))
 
 
 def target(name="T", ra=0.0, dec=0.0, **kw) -> Target:

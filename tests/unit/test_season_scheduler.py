@@ -4,38 +4,23 @@ fake clock), fixed dates at 48° N, astropy offline; nothing depends on the time
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
-from indisync.night.settings import SiteSettings
 from indisync.season.constraints import table_for
-from indisync.season.ephem import alt_az, sky_for_night
+from indisync.season.ephem import alt_az
 from indisync.season.model import Constraints, PlanLine, Progress, Target
 from indisync.season.scheduler import (allowed_filters, naive_pick, next_eligible, pick, plan_night,
                                        simulate_night, utc_hm)
 from indisync.season.settings import SchedulerSettings
 
-SITE = SiteSettings(latitude=48.0, longitude=11.0, elevation=500.0, timezone="Europe/Berlin")
+from .season_skies import SITE, epoch, full_moon, march1  # noqa: F401 - fixtures
+
 M42 = (83.82, -5.39)  # low in the south in March evenings: below 30° by ~20:30 UTC
 WEST = (92.0, 24.0)  # near M35: high in the evening, below 30° at ~00:20 UTC
 M51 = (202.47, 47.2)  # rises through the evening, transits ~01:30 UTC
 M13 = (250.42, 36.46)  # up after midnight
-
-
-def epoch(*args) -> float:
-    return datetime(*args, tzinfo=timezone.utc).timestamp()
-
-
-@pytest.fixture(scope="module")
-def march1():
-    return sky_for_night(SITE, epoch(2027, 3, 1, 12))
-
-
-@pytest.fixture(scope="module")
-def full_moon():
-    return sky_for_night(SITE, epoch(2027, 3, 21, 12))
 
 
 def target(name, where, count=4, exposure=300.0, nodes=("ota1", "ota3"), **kw) -> Target:
