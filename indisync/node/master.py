@@ -290,7 +290,6 @@ class MasterNode(NodeBase):
             self.link.event("exposure_started", exposure_id=exposure_id, filter=req.filter_name,
                             duration=req.duration, frame_type=req.frame_type, start=start)
 
-        record = None
         if getattr(frame, "idle", False):  # the season: nothing of the master's plan needs a frame now
             record = self._idle_slot(request, on_start, exposure_id)
         else:

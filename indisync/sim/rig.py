@@ -4,7 +4,7 @@ INDI simulators and its own port and socket), a config file per node, and the no
 Used by `indisync demo`, the end-to-end tests and the sync benchmark. The simulator's true focus
 (``SIM_FOCUSING``) is set here, near each node's focuser, so that autofocus has something to find;
 the nodes themselves only ever see images. Likewise, with ``rotators=True`` each node's CCD Simulator
-follows its Rotator Simulator (``SIM_ROTATION``, indisync.sim.indi.RotatorCoupling).
+follows its Rotator Simulator (``SIM_ROTATION``, indisync.sim.rotator_coupling.RotatorCoupling).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 
 from .broker import Mosquitto
-from .indi import IndiServer, RotatorCoupling, set_number
+from .indi import IndiServer, set_number
+from .rotator_coupling import RotatorCoupling
 from .mounts import set_tracking_error
 from .netproxy import DelayProxy, NetProfile
 

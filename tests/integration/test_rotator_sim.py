@@ -2,7 +2,7 @@
 
 - the Rotator class moves the Rotator Simulator and reads the angle back; a cancel and a timeout
   stop it (ROTATOR_ABORT_MOTION) where it is;
-- the sim rig's coupling (indisync.sim.indi.RotatorCoupling) makes the CCD Simulator follow the
+- the sim rig's coupling (indisync.sim.rotator_coupling.RotatorCoupling) makes the CCD Simulator follow the
   rotator: SIM_ROTATION read back, and the solved PA turned by the rotator's angle (west of the pier
   PA = 90 + SIM_ROTATION; measured, see test_acquire_sim for the 180 deg east of it);
 - a slave node reaches a target PA within acquire.pa_tolerance_deg through the centre action's rotate
@@ -27,7 +27,8 @@ from indisync.config import IndiConfig, MqttConfig
 from indisync.devices.session import open_devices
 from indisync.errors import ActionCancelled, DeviceError
 from indisync.sim.astrometry_index import ensure_index
-from indisync.sim.indi import IndiServer, RotatorCoupling, get_numbers
+from indisync.sim.indi import IndiServer, get_numbers
+from indisync.sim.rotator_coupling import RotatorCoupling
 from tests.integration.test_acquire_sim import TARGET, point, set_site_for_hour_angle
 
 pytestmark = pytest.mark.integration
