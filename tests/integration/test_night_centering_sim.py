@@ -127,8 +127,10 @@ def test_the_night_centres_on_the_target_and_publishes_the_otas_coalignment(tmp_
             # the slave's mount goto (astropy/simulator J2000 differ 5-15") against the centred master: < 1'
             assert entry["offset_arcmin"] < 1.0, entry
             assert events(wire, "coalignment")[-1] == {"ota": "slave1", **entry}
-            moves = [e for e in events(wire, "night_state") if e["from"] == "centering"]
-            assert moves and moves[0]["to"] == "imaging" and moves[0]["reason"].startswith("centred: "), moves
+            # the move out of centering follows the action's answer, after the co-alignment was published
+            moves = wait_for(lambda: [e for e in events(wire, "night_state") if e["from"] == "centering"], 30,
+                             "the night leaving centering", rig)
+            assert moves[0]["to"] == "imaging" and moves[0]["reason"].startswith("centred: "), moves
 
             status = cli(rig, "status", "--once", "--broker", f"{rig.broker.host}:{rig.broker.port}")
             line = next((x for x in status.stdout.splitlines() if x.startswith("co-alignment (master) slave1:")), None)
