@@ -19,6 +19,7 @@ import yaml
 from .acquire.settings import AcquireSettings
 from .alerts.settings import AlertSettings
 from .analysis.settings import AnalysisSettings
+from .calib.settings import DarksSettings, FlatsSettings
 from .configtypes import ConfigValueError, build
 from .dashboard.settings import DashboardSettings
 from .devices.settings import CameraSettings, CoolingSettings, IndiConfig
@@ -113,6 +114,9 @@ class Config:
     # The season (indisync.season): with this section the master images the targets of
     # {storage.directory}/indisync.db as the scheduler picks them, not master.target/sequence.
     scheduler: SchedulerSettings | None = None
+    # Calibration (indisync.calib): sky flats at dusk/dawn and panel flats (flats:), the dark library (darks:).
+    flats: FlatsSettings = field(default_factory=FlatsSettings)
+    darks: DarksSettings = field(default_factory=DarksSettings)
     source: str | None = field(default=None, init=False, repr=False)  # the file it came from, for messages
 
     def replace(self, **sections) -> "Config":

@@ -488,3 +488,169 @@ class RotateResult(CommandResult):
 
 
 CONTRACTS[RotateArgs.command] = (RotateArgs, RotateResult)
+
+
+# -- calibration: flats, darks (every node) and calibrate (the master) ---------------------------
+# A flat set: what the lights of one node used (indisync.calib.needs.FlatSet on the wire).
+FLAT_SET = s.obj({
+    "filter": s.opt(s.safe_name),  # None: no wheel (or leave it)
+    "binning": s.opt(s.integer(1, 8), 1),
+    "rotator_angle": s.opt(s.number(-360, 720)),  # the rotator's own angle the lights used; None: no rotator
+    "gain": s.opt(s.number(-1e6, 1e6)),
+    "offset": s.opt(s.number(-1e6, 1e6)),
+})
+# A dark (or bias) set: exposure 0 for a bias.
+DARK_SET = s.obj({
+    "kind": s.req(s.one_of("dark", "bias")),
+    "exposure": s.req(s.number(0, s.MAX_EXPOSURE_S)),
+    "binning": s.opt(s.integer(1, 8), 1),
+    "gain": s.opt(s.number(-1e6, 1e6)),
+    "offset": s.opt(s.number(-1e6, 1e6)),
+})
+_SECONDS = s.number(0, 86_400 * 2)
+_ADU = s.number(-1e9, 1e9)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlatsArgs(CommandArgs):
+    """Take flats for ``sets`` on this node, each within the ADU band, ``count`` kept per set.
+
+    ``mode`` sky: twilight (``direction`` dusk: the sky darkens; dawn: it brightens), the node ramps
+    its own exposures from a test frame toward ``target_adu`` (a fraction of full scale) and orders
+    its filters as the sky allows; panel: this node's light panel (indi.light_panel) at the brightness
+    trained for each filter and binning (found by a short search the first time, then re-used).
+    None: from this node's own flats: section. The node bounds the run by ``timeout`` (None: its
+    flats.timeout); an `abort` ends it (frames kept so far stay)."""
+
+    command = "flats"
+    MARGIN_S: ClassVar[float] = 60.0
+    TIMEOUT_S = 3600.0 + 60.0
+
+    mode: str = required(s.one_of("sky", "panel"))
+    direction: str | None = optional(s.one_of("dusk", "dawn"))  # sky flats only
+    sets: tuple = optional(s.list_of(FLAT_SET, 64), ())
+    target_adu: float | None = optional(s.number(0, 1, lo_open=True))
+    tolerance: float | None = optional(s.number(0, 1, lo_open=True))
+    count: int | None = optional(s.integer(1, 1000))
+    min_exposure: float | None = optional(s.number(0, 3600, lo_open=True))
+    max_exposure: float | None = optional(s.number(0, 3600, lo_open=True))
+    sky_halving_s: float | None = optional(s.number(0, 86_400, lo_open=True))
+    timeout: float | None = optional(s.number(0, 86_400, lo_open=True))
+
+    def reply_timeout(self) -> float:
+        return (self.TIMEOUT_S - self.MARGIN_S if self.timeout is None else self.timeout) + self.MARGIN_S
+
+
+FLAT_SET_RESULT = s.obj({
+    "filter": s.opt(s.safe_name),
+    "binning": s.opt(s.integer(1, 8), 1),
+    "rotator_angle": s.opt(s.number(-360, 720)),
+    "gain": s.opt(s.number(-1e6, 1e6)),
+    "offset": s.opt(s.number(-1e6, 1e6)),
+    "status": s.req(s.one_of("ok", "partial", "failed", "stopped")),  # partial: fewer than count kept
+    "reason": s.opt(s.REASON),
+    "kept": s.req(s.integer(0, 10**6)),
+    "taken": s.req(s.integer(0, 10**6)),  # test frames and discarded ones included
+    "discarded": s.opt(s.integer(0, 10**6), 0),
+    "exposures": s.opt(s.list_of(s.number(0, 3600), 1000), ()),  # of the kept frames, in order
+    "adu": s.opt(s.list_of(_ADU, 1000), ()),  # the mean ADU of each kept frame
+    "files": s.opt(s.list_of(s.text(255), 1000), ()),
+    "brightness": s.opt(s.number(0, 1e6)),  # panel: the brightness used
+    "trained": s.opt(s.one_of("search", "reused")),  # panel: found now, or taken from the library
+    "seconds": s.opt(_SECONDS, 0.0),
+})
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlatsResult(CommandResult):
+    """Per set: what was kept, taken and discarded, and why a set failed; a failed set is data, never
+    a failed reply. ``status`` no_panel: a panel run on a node without indi.light_panel (nothing done)."""
+
+    command = "flats"
+
+    status: str = required(s.one_of("ok", "partial", "failed", "stopped", "no_panel", "nothing"))
+    reason: str | None = optional(s.REASON)
+    sets: tuple = optional(s.list_of(FLAT_SET_RESULT, 64), ())
+    full_scale: float | None = optional(s.number(0, 1e9))
+    seconds: float = optional(_SECONDS, 0.0)
+    started: str | None = optional(s.timestamp)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DarksArgs(CommandArgs):
+    """Take darks and bias for ``sets`` at this node's cooling setpoint (``setpoint`` None: its own
+    camera.cooling.setpoint), ``count`` each, skipping a set whose match in this node's library is
+    younger than ``max_age_days``. ``covered``: the sender saw the OTA covered (the dome closed); the
+    node takes darks only when covered, its dust cap closed, or its camera has a shutter."""
+
+    command = "darks"
+    MARGIN_S: ClassVar[float] = 60.0
+    TIMEOUT_S = 21600.0 + 60.0
+
+    sets: tuple = optional(s.list_of(DARK_SET, 128), ())
+    setpoint: float | None = optional(s.number(-100.0, 50.0))
+    count: int | None = optional(s.integer(1, 1000))
+    max_age_days: float | None = optional(s.number(0, 10_000))
+    covered: bool = optional(s.boolean, False)
+    cool_wait_s: float | None = optional(s.number(0, 86_400))
+    timeout: float | None = optional(s.number(0, 86_400 * 2, lo_open=True))
+
+    def reply_timeout(self) -> float:
+        return (self.TIMEOUT_S - self.MARGIN_S if self.timeout is None else self.timeout) + self.MARGIN_S
+
+
+DARK_SET_RESULT = s.obj({
+    "kind": s.req(s.one_of("dark", "bias")),
+    "exposure": s.req(s.number(0, s.MAX_EXPOSURE_S)),
+    "binning": s.opt(s.integer(1, 8), 1),
+    "gain": s.opt(s.number(-1e6, 1e6)),
+    "offset": s.opt(s.number(-1e6, 1e6)),
+    # taken; skipped (a matching set younger than max_age_days); waiting (the cooler is not within
+    # tolerance, or nothing covers the OTA: taken at the next chance); failed; stopped (aborted)
+    "status": s.req(s.one_of("taken", "skipped", "waiting", "failed", "stopped")),
+    "reason": s.opt(s.REASON),
+    "count": s.opt(s.integer(0, 10**6), 0),
+    "setpoint": s.opt(s.CELSIUS),
+    "temperature": s.opt(s.CELSIUS),  # the sensor's mean over the set
+    "age_days": s.opt(s.number(0, 1e6)),  # skipped: the age of the set kept
+    "files": s.opt(s.list_of(s.text(255), 1000), ()),
+    "seconds": s.opt(_SECONDS, 0.0),
+})
+
+
+@dataclass(frozen=True, kw_only=True)
+class DarksResult(CommandResult):
+    command = "darks"
+
+    status: str = required(s.one_of("ok", "partial", "waiting", "failed", "stopped", "nothing"))
+    reason: str | None = optional(s.REASON)
+    sets: tuple = optional(s.list_of(DARK_SET_RESULT, 128), ())
+    seconds: float = optional(_SECONDS, 0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrateArgs(CommandArgs):
+    """The master only: calibration on every node now (`indisync flats --panel`, `indisync darks`),
+    the sets from the night record. Refused while the night has the mount out."""
+
+    command = "calibrate"
+    TIMEOUT_S = 21600.0 + 120.0
+
+    what: str = required(s.one_of("panel", "darks"))
+    covered: bool = optional(s.boolean, False)  # darks: the user says the OTAs are covered (--covered)
+    exposures: tuple = optional(s.list_of(s.number(0, s.MAX_EXPOSURE_S, lo_open=True), 64), ())  # darks: more
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrateResult(CommandResult):
+    """Per node: its flats or darks result (as the node answered), or why it has none."""
+
+    command = "calibrate"
+
+    status: str = required(s.one_of("ok", "partial", "failed", "nothing"))
+    reason: str | None = optional(s.REASON)
+    nodes: dict = optional(s.mapping(s.node_name, s.free_object(16), 64), None)
+
+
+for _args, _result in ((FlatsArgs, FlatsResult), (DarksArgs, DarksResult), (CalibrateArgs, CalibrateResult)):
+    CONTRACTS[_args.command] = (_args, _result)

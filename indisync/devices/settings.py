@@ -22,6 +22,9 @@ class IndiConfig:
     weather: str | None = None  # e.g. "Weather Simulator": its WEATHER_STATUS decides if it is safe to image
     dome: str | None = None  # e.g. "Dome Simulator": shutter opened for the night, closed when unsafe
     rotator: str | None = None  # e.g. "Rotator Simulator": turns this OTA's camera to a target's position angle
+    # e.g. "Light Panel Simulator": this OTA's flat panel (FLAT_LIGHT_CONTROL, FLAT_LIGHT_INTENSITY), panel flats
+    light_panel: str | None = None
+    dust_cap: str | None = None  # a motorised cover (CAP_PARK): closed for darks, opened for sky flats
     connect_timeout: float = 10.0  # seconds to reach the server and see a device
     property_timeout: float = 10.0  # seconds for a property to appear or a setting to reach OK
     move_timeout: float = 120.0  # seconds for a focuser move or filter change to finish
@@ -56,3 +59,6 @@ class CameraSettings:
     # null (the default): this camera is not cooled. None comes first in the type so that an explicit
     # `cooling: null` stays None instead of becoming a section of defaults.
     cooling: None | CoolingSettings = None
+    # The camera has a mechanical shutter: darks may be taken whatever covers the OTA (no dome closed,
+    # no dust cap needed). Without one, darks wait for a closed dome or dust cap (indisync.calib).
+    shutter: bool = False

@@ -271,6 +271,69 @@ EVENTS: dict[str, dict[str, Field]] = {
 }
 EVENTS["rotation"] = {"ota": req(node_name), **_ROTATION}
 
+# What a light frame used, for the calibration it needs (indisync.calib.needs reads these from the
+# night log): binning, the rotator's own angle, gain/offset where the camera has them, the setpoint.
+EVENTS["exposure_done"].update({
+    "frame_type": opt(one_of(*FRAME_TYPES)),
+    "binning": opt(integer(1, 8)),
+    "rotator_angle": opt(number(-360, 720)),
+    "gain": opt(number(-1e6, 1e6)),
+    "offset": opt(number(-1e6, 1e6)),
+    "set_temperature": opt(number(-100, 100)),
+})
+
+# Calibration (indisync.calib, indisync.node.calibrating): each node says what it does as it goes.
+_CALIB_SET = {
+    "kind": req(one_of("flat", "dark", "bias")),
+    "mode": opt(one_of("sky", "panel")),  # flats only
+    "direction": opt(one_of("dusk", "dawn")),  # sky flats only
+    "filter": opt(safe_name),
+    "binning": opt(integer(1, 8)),
+    "rotator_angle": opt(number(-360, 720)),
+    "gain": opt(number(-1e6, 1e6)),
+    "offset": opt(number(-1e6, 1e6)),
+    "exposure": opt(number(0, MAX_EXPOSURE_S)),
+    "setpoint": opt(number(-100, 100)),
+    "temperature": opt(number(-100, 100)),
+}
+EVENTS["calib_progress"] = {  # every frame of a calibration set (a test frame too)
+    **_CALIB_SET,
+    "adu": opt(number(-1e9, 1e9)),  # this frame's mean ADU
+    "target_adu": opt(number(0, 1e9)),  # the band's centre, in ADU
+    "band": opt(array(number(-1e9, 1e9), number(-1e9, 1e9))),  # [low, high] ADU
+    "frame": req(one_of("test", "kept", "discarded")),
+    "kept": req(integer(0, 10**6)),
+    "count": req(integer(0, 10**6)),  # the frames wanted
+    "file": opt(text(255)),
+    "reason": opt(REASON),  # discarded: why
+}
+EVENTS["calib_set_done"] = {  # a set finished, whatever the outcome (the night record: the last flats)
+    **_CALIB_SET,
+    "status": req(one_of("ok", "partial", "failed", "stopped", "taken", "skipped", "waiting")),
+    "reason": opt(REASON),
+    "kept": opt(integer(0, 10**6)),
+    "taken": opt(integer(0, 10**6)),
+    "count": opt(integer(0, 10**6)),
+    "adu_min": opt(number(-1e9, 1e9)),
+    "adu_max": opt(number(-1e9, 1e9)),
+    "exposure_min": opt(number(0, MAX_EXPOSURE_S)),
+    "exposure_max": opt(number(0, MAX_EXPOSURE_S)),
+    "folder": opt(text(255)),
+    "seconds": opt(number(0, 86_400 * 2)),
+}
+# A node's calibration under way (null: none): status and the dashboard show it.
+STATE["calib"] = opt(obj({
+    "kind": req(one_of("flat", "dark", "bias")),
+    "mode": opt(one_of("sky", "panel")),
+    "filter": opt(safe_name),
+    "exposure": opt(number(0, MAX_EXPOSURE_S)),
+    "adu": opt(number(-1e9, 1e9)),
+    "kept": req(integer(0, 10**6)),
+    "count": req(integer(0, 10**6)),
+    "set": opt(integer(0, 1000)),  # this set's number (1-based)...
+    "sets": opt(integer(0, 1000)),  # ...of this many
+}))
+
 REPLY = {
     "command_id": req(ident),
     "command": req(one_of(*COMMANDS)),

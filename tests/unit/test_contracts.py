@@ -54,6 +54,18 @@ EXAMPLES = {
                RotateResult(status="ok", reason=None, target_pa=329.5, pa=-30.2, error_deg=-0.3, angle=12.5, moves=2,
                             solves=3, sign=-1, seconds=41.2, ra=83.81, dec=-5.39, field_w_arcmin=25.4,
                             field_h_arcmin=20.3, parity=1)),
+    "flats": (contracts.FlatsArgs(mode="sky", direction="dusk", sets=[{"filter": "R", "binning": 1, "rotator_angle": 90.0,
+                                                                     "gain": 100.0, "offset": None}],
+                                  target_adu=0.4, tolerance=0.1, count=20, min_exposure=0.1, max_exposure=30,
+                                  sky_halving_s=180, timeout=3600),
+              contracts.FlatsResult(status="partial", reason="R: 18 of 20 kept", full_scale=65535, seconds=300.5,
+                                    started=TS)),
+    "darks": (contracts.DarksArgs(sets=[{"kind": "dark", "exposure": 300.0, "binning": 1, "gain": None, "offset": None}],
+                                  setpoint=-10, count=20, max_age_days=30, covered=True, cool_wait_s=600,
+                                  timeout=21600),
+              contracts.DarksResult(status="ok", reason=None, seconds=6000.0)),
+    "calibrate": (contracts.CalibrateArgs(what="darks", covered=True, exposures=[60.0]),
+                  contracts.CalibrateResult(status="ok", reason=None, nodes={"ota1": {"status": "ok"}})),
 }
 
 
@@ -106,7 +118,8 @@ def test_reply_timeouts_come_from_the_args():
     assert CoolArgs(timeout=600).reply_timeout() == 600 + CoolArgs.MARGIN_S
     assert CoolArgs().reply_timeout() == CoolArgs.DEFAULT_TIMEOUT_S + CoolArgs.MARGIN_S
     assert SolveArgs(exposure=10).reply_timeout() > SolveArgs().reply_timeout() > 2 * 5.0
-    required = {"expose": {"duration": 1}, "sync_wait": {"barrier": "b"}, "rotate": {"pa": 30}}
+    required = {"expose": {"duration": 1}, "sync_wait": {"barrier": "b"}, "rotate": {"pa": 30}, "flats": {"mode": "sky"},
+                "calibrate": {"what": "darks"}}
     for name, (args_type, _) in CONTRACTS.items():
         assert args_type.from_wire(required.get(name, {})).reply_timeout() > 0, name
 
@@ -228,10 +241,12 @@ BEFORE: dict[str, dict[str, Field]] = {
     "stop": {"abort": Field(boolean, False), "reason": opt(_REASON)},
     "rotate": {"pa": req(number(-360, 360)), "ra": opt(number(0, 360)), "dec": opt(number(-90, 90))},
 }
+# issue 17's commands (calibration): derived from their dataclasses from the start
+CALIB_COMMANDS = ("flats", "darks", "calibrate")
 
 
 def test_the_derived_schema_has_the_fields_defaults_and_order_of_before():
-    assert list(messages.COMMANDS) == list(BEFORE)
+    assert list(messages.COMMANDS) == list(BEFORE) + list(CALIB_COMMANDS)
     for name, fields in BEFORE.items():
         derived = messages.COMMANDS[name]
         assert list(derived) == list(fields), name
