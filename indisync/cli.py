@@ -36,7 +36,12 @@ COMMANDS = [
     "dashboard",
     "guard",
     "alert-test",
+    "flats",
+    "darks",
 ]
+# commands that are not a module of their own: name -> "module:attribute" (an object with HELP,
+# add_arguments and run, as a module has)
+COMMAND_TARGETS = {"flats": "calib:flats", "darks": "calib:darks"}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -45,7 +50,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for name in COMMANDS:
-        module = importlib.import_module(f"indisync.commands.{name.replace('-', '_')}")
+        module_name, _, attribute = COMMAND_TARGETS.get(name, name.replace("-", "_")).partition(":")
+        module = importlib.import_module(f"indisync.commands.{module_name}")
+        if attribute:
+            module = getattr(module, attribute)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         p.add_argument("--config", metavar="FILE", help="YAML config file (defaults apply without it)")
         p.add_argument("--indi", metavar="HOST:PORT", help="INDI server address, overriding the config")

@@ -89,3 +89,8 @@ class SolveTimeout(SolveError):
 class SeasonError(IndisyncError):
     """The season's targets or database: a bad target, plan or YAML file, an unknown node or filter, or a
     database that is newer, foreign or damaged; the message names the target or file, the path and the fix."""
+
+
+class CalibError(IndisyncError):
+    """Calibration frames cannot be taken as asked: a panel that cannot reach the ADU band, a calibration
+    library that is newer, foreign or damaged; the message names the numbers or the file and the fix."""

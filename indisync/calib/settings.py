@@ -19,6 +19,7 @@
       cool_timeout: 300       # s: cooling before sky flats is started, waited for at most this long
       timeout: 3600           # s: one node's whole flats run at most
       panel_exposure: 2.0     # s: the exposure a panel's brightness is trained for
+      panel_settle_s: 1.0     # s: after the panel is lit or its brightness changed, before the next frame
 
     darks:
       enabled: false
@@ -77,6 +78,7 @@ class FlatsSettings:
     cool_timeout: float = 300.0
     timeout: float = 3600.0
     panel_exposure: float = 2.0
+    panel_settle_s: float = 1.0
 
     def validate(self) -> None:
         if self.sky is not None and self.sky not in SKY_MODES:
@@ -107,6 +109,8 @@ class FlatsSettings:
         for key in ("offset_every_s", "sky_halving_s", "lookback_days", "cool_timeout", "timeout", "panel_exposure"):
             if not getattr(self, key) > 0:
                 raise ConfigValueError(key, f"got {getattr(self, key)}; allowed: a number > 0")
+        if not 0 <= self.panel_settle_s <= 60:
+            raise ConfigValueError("panel_settle_s", f"got {self.panel_settle_s}; allowed: 0..60 s")
         if self.filter_order is not None and (not isinstance(self.filter_order, list)
                                               or not all(isinstance(f, str) and f for f in self.filter_order)):
             raise ConfigValueError("filter_order", f"got {self.filter_order!r}; allowed: null or a list of filter "

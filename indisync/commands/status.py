@@ -23,8 +23,8 @@ from ..dashboard.progress import describe, long_work
 from ..dashboard.seasonview import status_lines as season_lines
 
 HELP = ("show every node on the MQTT broker: role, online, phase, filter, exposure, HFR, focuser, "
-        "free disk, clock offset to the master, heartbeat age; the master's season target and its progress per OTA "
-        "and filter")
+        "free disk, clock offset to the master, heartbeat age, calibration under way; the master's season target and "
+        "its progress per OTA and filter")
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -125,6 +125,8 @@ def node_row(info: NodeInfo, dead_after: float, now_mono: float) -> dict:
         "coalign": state.get("coalign"),  # each OTA against the master's field: {node: {offset_..., overlap_pct}}
         # the master's season (scheduler:): {target, project, since, reason, complete, progress: {node: {filter: counts}}}
         "season": state.get("season"),
+        # a calibration set under way: {kind, mode, filter, exposure, adu, kept, count, set, sets} (WORK says it)
+        "calib": state.get("calib"),
     }
 
 

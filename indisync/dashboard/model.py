@@ -25,13 +25,14 @@ from ..errors import ProtocolError
 from ..protocol import messages, topics
 from ..protocol.schema import Field
 from . import rigview, seasonview, timefmt
-from .progress import long_work
+from .progress import calib_text, long_work
 
 log = logging.getLogger(__name__)
 
 MAX_POINTS = 64  # autofocus points kept per node (a sweep is ~9-15)
 MAX_PREVIEW_BYTES = 2 * 1024 * 1024  # a 480 px JPEG is ~30-80 KB
 MAX_PROBLEMS = 8  # per node: what was blanked, with why
+MAX_CALIB_SETS = 12  # per node: the calibration sets shown as done (flats per filter, dark/bias sets)
 def clean_fields(schema: dict[str, Field], payload: dict, where: str = "") -> tuple[dict, dict[str, str]]:
     """Each known field of ``payload`` checked on its own: (the good ones, {bad field: why}). A bad
     field is left out of the first and named in the second; unknown fields (a newer node's) are
@@ -79,6 +80,8 @@ class NodeView:
     preview_rx: float | None = None
     preview_retained: bool = False  # it came as the broker's retained copy (taken before we started)
     preview_version: int = 0
+    calib_sets: list = field(default_factory=list)  # the last calibration sets done (rigview.calib_set_view)
+    calib_frame: dict | None = None  # the last calibration frame: {frame, adu, exposure, reason}
 
 
 @dataclass
@@ -172,6 +175,10 @@ class LiveModel:
             view.vcurve.update(status=data.get("status"), position=data.get("position"))
         elif mtype == "exposure_done" or (mtype == "frame_measured" and data.get("grade")):
             view.last_frame = data  # frame_measured: a node that grades after its reply
+        elif mtype == "calib_progress":
+            view.calib_frame = rigview.calib_frame_view(data)
+        elif mtype == "calib_set_done":
+            view.calib_sets = (view.calib_sets + [rigview.calib_set_view(data)])[-MAX_CALIB_SETS:]
 
     def on_guard(self, msg) -> None:
         try:
@@ -332,6 +339,9 @@ class LiveModel:
             "last_grade": None if not v.last_frame else {"grade": v.last_frame.get("grade"),
                                                          "reason": v.last_frame.get("grade_reason")},
             "work": long_work(s, progress, focus_points) if online else None,
+            # a calibration set under way (its progress bar: kept of count), the last frame, the sets done
+            "calib": rigview.calib_view(s.get("calib"), calib_text(s.get("calib")), v.calib_frame) if online else None,
+            "calib_sets": list(v.calib_sets),
             "vcurve": v.vcurve,
             "preview": preview,
             "problems": dict(v.problems),
@@ -344,7 +354,7 @@ def _blank_row(name: str) -> dict:
             "exposure": None, "hfr": None, "stars": None, "focuser_position": None, "temperature": None,
             "cooling": None, "night": None, "guiding": None, "frames": None, "error": None, "disk_free_gb": None,
             "heartbeat_age": None, "last_grade": None, "work": None, "vcurve": None, "preview": None,
-            "problems": {}, "event_problem": None}
+            "calib": None, "calib_sets": [], "problems": {}, "event_problem": None}
 
 
 def _pick_master(nodes: dict[str, NodeView], rows: list[dict]) -> NodeView | None:

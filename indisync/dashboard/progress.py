@@ -1,5 +1,5 @@
 """What a node is busy with for a long while, what it waits for, and how long is left — from
-whatever state fields it publishes (exposure, phase; cooling and night from newer nodes).
+whatever state fields it publishes (exposure, phase; cooling, night and calib from newer nodes).
 
 Pure: a state payload and a few numbers in, a dict (or None) out. Shared by the dashboard and
 `indisync status`.
@@ -23,7 +23,43 @@ NIGHT_WAITS = {
     "parking": "parking",
     "securing": "parking and closing before waiting for dark",
     "warming": "warming the cameras",
+    "dusk_flats": "sky flats at dusk",
+    "dawn_flats": "sky flats at dawn",
+    "waiting_dawn": "waiting for dawn flats",
+    "calibrating": "panel flats and darks, parked and closed",
 }
+CALIB_KINDS = {"flat": "flats", "dark": "darks", "bias": "bias"}
+
+
+def _seconds(value: float) -> str:
+    """2.1 s, 0.25 s, 300 s: as many digits as an exposure needs."""
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def calib_text(calib: dict | None) -> str | None:
+    """A node's ``calib`` state in words: 'flats R 12/20 2.1 s 25,400 ADU (set 2/5)', 'panel flats L 3/20
+    ...', 'darks 300 s 4/20', 'bias 7/20'. None when it takes no calibration."""
+    if not isinstance(calib, dict) or calib.get("kind") not in CALIB_KINDS:
+        return None
+    kind = calib["kind"]
+    parts = [("panel " if calib.get("mode") == "panel" and kind == "flat" else "") + CALIB_KINDS[kind]]
+    if kind == "flat" and calib.get("filter"):
+        parts.append(str(calib["filter"]))
+    exposure = calib.get("exposure")
+    if kind == "dark" and isinstance(exposure, (int, float)):
+        parts.append(f"{_seconds(exposure)} s")
+    parts.append(f"{calib.get('kept', '?')}/{calib.get('count', '?')}")
+    if kind == "flat":
+        if isinstance(exposure, (int, float)):
+            parts.append(f"{_seconds(exposure)} s")
+        if isinstance(calib.get("adu"), (int, float)):
+            parts.append(f"{calib['adu']:,.0f} ADU")
+    text = " ".join(parts)
+    if calib.get("set") and calib.get("sets"):
+        text += f" (set {calib['set']}/{calib['sets']})"
+    return text
 
 
 def _seconds_until(text, now: datetime) -> float | None:
@@ -37,6 +73,9 @@ def long_work(state: dict | None, exposure_progress: float | None = None, focus_
     if not state:
         return None
     now = now or datetime.now(timezone.utc)
+    calib = calib_text(state.get("calib"))
+    if calib:  # the frames of a calibration set: the most specific thing a node can be doing
+        return {"what": "calibration", "waits_for": calib, "left_s": None}
     cooling = state.get("cooling")
     if isinstance(cooling, dict) and cooling.get("setpoint") is not None and not cooling.get("reached"):
         temp = cooling.get("temperature")

@@ -1,5 +1,6 @@
 """What the page shows of the rig as a whole: the night line, and "is my rig safe right now?"
-(weather, mount, dome, the guard) from the master's ``rig`` state and the guard's ``guard_state``.
+(weather, mount, dome, the guard) from the master's ``rig`` state and the guard's ``guard_state``;
+and each node's calibration (the set under way, its last frame, the sets done).
 
 Pure: cleaned payloads, ``now`` and a zone in, plain dicts of text out (the page only lays them
 out, so what a person reads is tested here).
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
+from ..calib.model import DarkSet, FlatSet
+from ..record.calibration import adu_range, exposure_range
 from .timefmt import moment
 
 NIGHT_LABELS = {
@@ -27,11 +30,17 @@ NIGHT_LABELS = {
     "parking": "parking",
     "warming": "warming the cameras",
     "done": "night done",
+    "dusk_flats": "sky flats at dusk",
+    "dawn_flats": "sky flats at dawn",
+    "waiting_dawn": "waiting for dawn flats",
+    "calibrating": "calibrating: panel flats and darks, parked and closed",
 }
 # what the night's "until" means in each state (indisync.night.machine._until)
 UNTIL_LABELS = {
     "waiting_dark": "imaging may start",
     "parked": "resumes if it stays safe",
+    "dusk_flats": "flats end", "dawn_flats": "flats end",
+    "waiting_dawn": "dawn flats may start",
     **{s: "window ends" for s in ("imaging", "dithering", "refocusing", "starting_guider", "centering", "slewing",
                                   "flipping")},
 }
@@ -185,3 +194,57 @@ def verdict(weather: dict, mount: dict, dome: dict, guards: list[dict], have_rig
     if offline:
         return {"level": "warn", "text": f"weather safe; guard {', '.join(offline)} offline or silent"}
     return {"level": "ok", "text": "weather safe" + (f" ({', '.join(out + moving)})" if out or moving else "")}
+
+
+# ---- calibration, per node ---------------------------------------------------------------------
+def calib_view(calib: dict | None, text: str | None, last_frame: dict | None) -> dict | None:
+    """The set under way: its words (progress.calib_text), kept of count for the bar, the last frame."""
+    if not calib or not text:
+        return None
+    kept, count = calib.get("kept"), calib.get("count")
+    fraction = min(1.0, kept / count) if isinstance(kept, int) and isinstance(count, int) and count > 0 else None
+    return {"kind": calib.get("kind"), "text": text, "progress": fraction,
+            "last_frame": last_frame.get("text") if last_frame else None}
+
+
+def calib_frame_view(p: dict) -> dict:
+    """A calib_progress event (one frame) in words: 'kept 2.10 s 25,400 ADU', 'discarded 0.50 s 40,000 ADU:
+    above the band'."""
+    parts = [p.get("frame") or "frame"]
+    if p.get("exposure") is not None:
+        parts.append(exposure_range(p["exposure"], p["exposure"]))
+    if p.get("adu") is not None:
+        parts.append(adu_range(p["adu"], p["adu"]))
+    text = " ".join(parts) + (f": {p['reason']}" if p.get("reason") else "")
+    return {"frame": p.get("frame"), "adu": p.get("adu"), "exposure": p.get("exposure"), "text": text}
+
+
+def calib_set_view(p: dict) -> dict:
+    """A calib_set_done event in words: 'flats R bin1 ok: 20/20 kept of 26 taken, 1.20–3.40 s, 24,100–27,800 ADU',
+    'dark 300 s bin1 skipped: a matching set 3.2 days old is kept'."""
+    kind = p.get("kind")
+    binning = p.get("binning") or 1
+    if kind == "flat":
+        label = "flats " + FlatSet.make(p.get("filter"), binning, p.get("rotator_angle"), p.get("gain"),
+                                        p.get("offset")).label()
+    elif kind in ("dark", "bias"):
+        label = DarkSet.make(kind, p.get("exposure") or 0.0, binning, p.get("gain"), p.get("offset")).label()
+    else:
+        label = "calibration set"
+    status = p.get("status") or "?"
+    details = []
+    if p.get("kept") is not None:
+        details.append(f"{p['kept']}/{p.get('count', '?')} kept" + (f" of {p['taken']} taken"
+                                                                    if p.get("taken") is not None else ""))
+    if kind == "flat" and (p.get("exposure_min") is not None or p.get("exposure_max") is not None):
+        details.append(exposure_range(p.get("exposure_min"), p.get("exposure_max")))
+    if kind == "flat" and (p.get("adu_min") is not None or p.get("adu_max") is not None):
+        details.append(adu_range(p.get("adu_min"), p.get("adu_max")))
+    if kind != "flat" and p.get("temperature") is not None:
+        details.append(f"at {p['temperature']:.1f} °C")
+    if p.get("reason"):
+        details.append(p["reason"])
+    text = f"{label} {status}" + (f": {', '.join(details)}" if details else "")
+    return {"kind": kind, "status": status, "text": text,
+            "level": "ok" if status in ("ok", "taken", "skipped") else "warn" if status in ("partial", "waiting",
+                                                                                          "stopped") else "bad"}

@@ -35,6 +35,9 @@ PRIMARY = CameraHead("CCD_EXPOSURE", "CCD_ABORT_EXPOSURE", "CCD_BINNING", "CCD_F
 GUIDE_HEAD = CameraHead("GUIDER_EXPOSURE", "GUIDER_ABORT_EXPOSURE", "GUIDER_BINNING", "GUIDER_FRAME_TYPE", "CCD2")
 FRAME_TYPES = {"light": "FRAME_LIGHT", "dark": "FRAME_DARK", "flat": "FRAME_FLAT", "bias": "FRAME_BIAS"}
 IMAGETYP = {"light": "Light Frame", "dark": "Dark Frame", "flat": "Flat Field", "bias": "Bias Frame"}
+# Where a camera keeps its gain and offset, in the order looked for: (property, element)
+CONTROLS = {"gain": (("CCD_GAIN", "GAIN"), ("CCD_CONTROLS", "Gain")),
+            "offset": (("CCD_OFFSET", "OFFSET"), ("CCD_CONTROLS", "Offset"))}
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,70 @@ class Camera(IndiDevice):
     def pixel_size_um(self) -> float | None:
         snap = self.client.snapshot(self.name, "GUIDER_INFO" if self.head is GUIDE_HEAD else "CCD_INFO")
         return None if snap is None else snap.values.get("CCD_PIXEL_SIZE")
+
+    # ---- what a calibration frame must match (indisync.calib): gain, offset, full scale ----------
+    def _control(self, which: str) -> tuple[str, str] | None:
+        """(property, element) of the camera's gain or offset: CCD_GAIN.GAIN / CCD_OFFSET.OFFSET (the
+        simulator, most drivers), else CCD_CONTROLS.Gain / .Offset (ZWO, QHY); None: it has none."""
+        for prop, elem in CONTROLS[which]:
+            snap = self.client.snapshot(self.name, prop)
+            if snap is not None and elem in snap.values:
+                return prop, elem
+        return None
+
+    def _control_value(self, which: str) -> float | None:
+        where = self._control(which)
+        if where is None:
+            return None
+        snap = self.client.snapshot(self.name, where[0])
+        return None if snap is None else float(snap.values[where[1]])
+
+    @property
+    def gain(self) -> float | None:
+        """The sensor's gain now (the driver's units); None: the camera has no gain control."""
+        return self._control_value("gain")
+
+    @property
+    def offset(self) -> float | None:
+        """The sensor's offset (bias level) now; None: the camera has no offset control."""
+        return self._control_value("offset")
+
+    def set_gain(self, value: float) -> float:
+        return self._set_control("gain", value)
+
+    def set_offset(self, value: float) -> float:
+        return self._set_control("offset", value)
+
+    def _set_control(self, which: str, value: float) -> float:
+        """Set the gain or offset, wait for the driver, and return it as read back (Alert, or a value
+        that did not take, is a DeviceError)."""
+        where = self._control(which)
+        if where is None:
+            raise DeviceError(f"{self.name} has no {which} control ({' or '.join(p for p, _ in CONTROLS[which])}); "
+                              f"cannot set {which} {value:g}")
+        set_number(self.client, self.name, where[0], {where[1]: float(value)}, self.property_timeout)
+        got = self._control_value(which)
+        if got is None or abs(got - value) > 1e-6 * max(1.0, abs(value)):
+            raise DeviceError(f"{self.name}: {which} {value:g} asked, {got} read back "
+                              f"({last_message(self.client, self.name) or 'no message from the driver'})")
+        return got
+
+    @property
+    def full_scale(self) -> float:
+        """The brightest a pixel can read, ADU: 2**CCD_INFO.CCD_BITSPERPIXEL - 1 (65535 for 16 bits,
+        also when the driver does not say)."""
+        snap = self.client.snapshot(self.name, "CCD_INFO")
+        bits = None if snap is None else snap.values.get("CCD_BITSPERPIXEL")
+        if not bits or not 1 <= bits <= 32:
+            return 65535.0
+        return float(2 ** int(round(bits)) - 1)
+
+    @property
+    def min_exposure(self) -> float:
+        """The shortest exposure the driver accepts (CCD_EXPOSURE's minimum; a bias is taken at it)."""
+        snap = self.client.snapshot(self.name, self.head.exposure)
+        lo = None if snap is None else snap.limits.get(f"{self.head.exposure}_VALUE", (None, None))[0]
+        return float(lo) if lo is not None and lo >= 0 else 0.0
 
     def abort(self) -> None:
         """Abort the running exposure: the driver is told, and a waiting ``expose`` raises ExposureAborted

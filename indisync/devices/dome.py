@@ -9,6 +9,7 @@ roll-off roofs) is looked for briefly, then unpark and park return at once: the 
 from __future__ import annotations
 
 import logging
+import time
 
 from ..errors import DeviceError, PropertyTimeout
 from .device import IndiDevice
@@ -31,6 +32,18 @@ class Dome(IndiDevice):
         if snap.values.get("SHUTTER_CLOSE"):
             return False
         return None
+
+    def closed_when_still(self, timeout: float, cancel: Cancel | None = None) -> bool:
+        """True once the shutter reads closed and still: a moving shutter (the Dome Simulator closes its
+        closed shutter again when it parks) is waited for, up to ``timeout`` s (or until ``cancel``).
+        False: open, unknown, still moving at the bound. Darks count the OTA as covered only then."""
+        ends = time.monotonic() + timeout
+        while True:
+            snap = self.client.snapshot(self.name, "DOME_SHUTTER")
+            moving = snap is not None and snap.state == "Busy"
+            if not moving or time.monotonic() >= ends or (cancel is not None and cancel.is_set()):
+                return self.shutter_open is False
+            time.sleep(0.5)
 
     @property
     def parked(self) -> bool | None:

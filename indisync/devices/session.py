@@ -12,7 +12,9 @@ from ..errors import DeviceError, PropertyTimeout
 from .camera import Camera
 from .client import IndiClient
 from .dome import Dome
+from .dust_cap import DustCap
 from .focuser import Focuser
+from .light_panel import LightPanel
 from .mount import Mount
 from .rotator import Rotator
 from .weather import Weather
@@ -29,6 +31,8 @@ ROLES = {  # config key -> device class
     "weather": Weather,
     "dome": Dome,
     "rotator": Rotator,
+    "light_panel": LightPanel,  # panel flats (indisync.node.calibrating)
+    "dust_cap": DustCap,  # closed for panel flats and darks, open for sky flats
 }
 
 
@@ -43,6 +47,8 @@ class Devices:
     weather: Weather | None = None
     dome: Dome | None = None
     rotator: Rotator | None = None
+    light_panel: LightPanel | None = None
+    dust_cap: DustCap | None = None
 
     @property
     def wheel(self) -> FilterWheel | None:

@@ -39,7 +39,10 @@ SUN_REFRESH_S = 30.0  # the sun moves at most 0.25 degrees a minute: one computa
 
 
 def limits_for(cfg) -> Limits:
-    """The decision's limits from a config: grace, safety.stale_after, and the sun's."""
+    """The decision's limits from a config: grace, safety.stale_after, and the sun's. With sky flats
+    (flats.sky) the sun's limit is at least flats.sun_high, the flats' upper sun altitude: the master
+    has the mount out in twilight for them, and the guard must not park it for the sun alone
+    (guard.sun_altitude, when set, still decides)."""
     night = getattr(cfg, "night", None)
     if night is not None:
         # Never above the night's own start: a night that unparks with the sun at its start altitude
@@ -48,6 +51,9 @@ def limits_for(cfg) -> Limits:
         window_end = night.end_sun_altitude
     else:
         sun_limit = window_end = DEFAULT_SUN_LIMIT_DEG
+    flats = getattr(cfg, "flats", None)
+    if flats is not None and flats.sky is not None:
+        sun_limit = max(sun_limit, flats.sun_high)
     if cfg.guard.sun_altitude is not None:
         sun_limit = cfg.guard.sun_altitude
     return Limits(grace=cfg.guard.grace, stale_after=cfg.safety.stale_after, sun_limit_deg=sun_limit,

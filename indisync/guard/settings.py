@@ -9,7 +9,8 @@
       master: null           # the master node to watch (null: node.name if node.role is master, else
                              # whichever node says role master)
       sun_altitude: null     # deg: the sun above this is unsafe (null: the higher of night.start_sun_altitude
-                             # and night.end_sun_altitude, -12 without a night: section)
+                             # and night.end_sun_altitude, -12 without a night: section; with flats.sky at
+                             # least flats.sun_high, so that sky flats in twilight are not parked)
       cameras: null          # cameras whose exposures it aborts when it acts: "CCD Simulator" (on the
                              # guard's indiserver) or "CCD Simulator@10.0.0.12:7624"; null: [indi.camera]
       retry: 10              # s between attempts while the rig is not yet safe

@@ -9,7 +9,9 @@
   window, and neither its state changed nor a frame was written for ``alerts.night_stuck_s`` plus the
   length of the frame under way (``next_duration``). Frames that keep failing (each tried again after
   safety.frame_retry without leaving ``imaging``) count as stuck too; a hung executor loop as well,
-  since the check runs on a thread of its own (indisync.node.alarm_watch).
+  since the check runs on a thread of its own (indisync.node.alarm_watch). Sky flats (dusk_flats,
+  dawn_flats) write no frame of the sequence for up to their whole interval: they are bounded by it
+  and by their own deadline, never called stuck here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timezone
 
 from ..alerts import Alarm
 from ..alerts import causes
-from .state import ACTIVE, END_STATES, State
+from .state import ACTIVE, END_STATES, FLATS_STATES, State
 
 
 def ended_early(previous, new, now: float, stopped_by_hand: bool) -> Alarm | None:
@@ -38,7 +40,7 @@ def ended_early(previous, new, now: float, stopped_by_hand: bool) -> Alarm | Non
 def stuck(snapshot, now: float, last_progress: float, stuck_s: float) -> Alarm | None:
     """The alarm when ``snapshot`` has stood still too long; ``last_progress``: when the last frame was
     written or the state changed (epoch s, as ``now``)."""
-    if snapshot is None or snapshot.state not in {s.value for s in ACTIVE}:
+    if snapshot is None or snapshot.state not in {s.value for s in ACTIVE - FLATS_STATES}:
         return None
     if snapshot.window_end is not None and now >= snapshot.window_end:
         return None  # past the window the machine parks on its own (I3)

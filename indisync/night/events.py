@@ -34,6 +34,11 @@ class Ev(str, Enum):
     PARK_FAILED = "park_failed"  # data: {reason}
     WARMED = "warmed"
     STOP = "stop"  # data: {abort: bool}; `indisync stop`: end the night as at dawn
+    # calibration (flats:, darks:)
+    FLAT_WINDOWS = "flat_windows"  # data: {dusk, dawn}: tonight's sky-flats intervals, (start, end) epoch s or None
+    FLATS_DONE = "flats_done"  # data: {ok, direction, reason, kept, taken}: the sky flats' action ended
+    CALIBRATED = "calibrated"  # data: {reason}: the end-of-night calibration (panel flats, darks) ended
+    DARKS_DONE = "darks_done"  # data: {reason}: the darks taken while parked for the weather ended
 
 
 @dataclass(frozen=True)
@@ -163,9 +168,36 @@ class Stop(Payload):
     abort: bool = False
 
 
+@dataclass(frozen=True)
+class FlatWindows(Payload):
+    ev = Ev.FLAT_WINDOWS
+    dusk: tuple | None = None  # (start, end) epoch s of the dusk flats' interval; None: none tonight
+    dawn: tuple | None = None
+
+
+@dataclass(frozen=True)
+class FlatsDone(Payload):
+    ev = Ev.FLATS_DONE
+    ok: bool = True  # False: no flats could be taken (the reason says why); the night goes on either way
+    direction: str | None = None  # dusk | dawn
+    kept: int = 0  # frames kept over every node and set
+    taken: int = 0  # frames taken (test frames and discarded ones included)
+
+
+@dataclass(frozen=True)
+class Calibrated(Payload):
+    ev = Ev.CALIBRATED
+
+
+@dataclass(frozen=True)
+class DarksDone(Payload):
+    ev = Ev.DARKS_DONE
+
+
 PAYLOADS: dict[Ev, type[Payload]] = {cls.ev: cls for cls in (
     Clock, WeatherUpdate, WeatherLost, Window, Cooled, Slewed, SlewFailed, Centered, GuiderStarted, FrameDone,
-    Dithered, Flipped, FlipFailed, Refocused, Parked, ParkFailed, Warmed, Stop)}
+    Dithered, Flipped, FlipFailed, Refocused, Parked, ParkFailed, Warmed, Stop, FlatWindows, FlatsDone, Calibrated,
+    DarksDone)}
 
 
 def payload_for(event: Ev, data: Any) -> Payload:
@@ -183,4 +215,7 @@ def payload_for(event: Ev, data: Any) -> Payload:
         raise ValueError(f"{cls.__name__} has no field(s) {', '.join(unknown)}; it has {', '.join(sorted(names))}")
     if "missing" in data:
         data["missing"] = tuple(data["missing"] or ())
+    for key in ("dusk", "dawn"):  # an interval read back from JSON is a list
+        if data.get(key) is not None:
+            data[key] = tuple(data[key])
     return cls(**data)

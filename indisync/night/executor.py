@@ -32,7 +32,7 @@ from .actions.weather import first_reading, watch_weather
 from .alarms import ended_early
 from .events import Clock, Cooled, FrameDone, Payload, Slewed, Stop, payload_for
 from .machine import ANSWERS, INSTANT_ACTIONS, Action, Ev, NightPlan, Snapshot, describe, resume, start, step
-from .planning import READOUT_MARGIN_S, build_plan, night_window, site_longitude
+from .planning import READOUT_MARGIN_S, build_plan, flat_intervals, night_window, site_longitude
 from .rig import Rig
 from .token import Epochs, Token
 
@@ -138,15 +138,16 @@ class NightExecutor:
         now = self.clock()
         start_at, end_at, note = night_window(self.cfg, devices, now, rig.report, **(
             {"season": season} if season is not None else {}))
+        flats = self._flat_intervals(devices, now, start_at, end_at)
         duration, finished = self.next_frame_facts()
         saved = self._saved()
         weather = first_reading(rig, self.cfg) if self.plan.weather else None
         if saved:
             snap, actions = resume(Snapshot.from_dict(saved), now, self.plan, start_at, end_at, duration, finished,
-                                   weather)
+                                   weather, flats)
             log.info("night: resuming (saved state %s)", saved.get("state"))
         else:
-            snap, actions = start(now, self.plan, start_at, end_at, duration, finished, weather)
+            snap, actions = start(now, self.plan, start_at, end_at, duration, finished, weather, flats)
         if note:
             snap.reason = note
         self._changed(None, snap)
@@ -191,6 +192,19 @@ class NightExecutor:
                     said = True
             self.rig.stop_event.wait(self.cfg.safety.park_retry)
         return None
+
+    def _flat_intervals(self, devices, now: float, start_at, end_at) -> tuple:
+        """Tonight's sky-flats intervals (with flats.sky); a failure to compute them is said, and the
+        night goes on without sky flats."""
+        if not self.plan.sky_flats:
+            return None, None
+        try:
+            return flat_intervals(self.cfg, devices, now, start_at, end_at)
+        except Exception as exc:  # noqa: BLE001 - no flats tonight is no reason to lose the night
+            log.exception("night: the sky flats' intervals could not be computed")
+            self._say("error", clean(f"night: no sky flats tonight: their intervals could not be computed ({exc})",
+                                     1000))
+            return None, None
 
     def _saved(self) -> dict | None:
         try:
@@ -329,6 +343,6 @@ class NightExecutor:
             duration, finished = self.next_frame_facts()
             return FrameDone(ok=False, next_duration=duration, finished=finished, reason=reason)
         fields = {"reason": reason}
-        if answer[0] in (Ev.CENTERED, Ev.GUIDER_STARTED):
+        if answer[0] in (Ev.CENTERED, Ev.GUIDER_STARTED, Ev.FLATS_DONE):
             fields["ok"] = False
         return payload_for(answer[0], fields)

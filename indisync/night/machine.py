@@ -39,6 +39,16 @@ in words) moves the night to the next target: stop_guider, then slewing -> cente
 starting_guider -> imaging, as after the start; a refocus due with it is done once there. The
 scheduler decides; the machine only follows the frame's answer.
 
+Calibration (flats:, darks:; decided in calib_steps.py, which says more). Sky flats have the mount
+out outside the window, in their state and inside their interval only (the sun between
+flats.sun_altitude), entered after ``safe_for`` s of safe weather; rain there is rain as anywhere:
+
+    waiting_dark -> dusk_flats -> securing -> waiting_dark (or cooling, the window started) -> ...
+    ... -> parking -> waiting_dawn -> dawn_flats -> parking -> calibrating -> warming -> done
+
+Only a normal end (the window closed, the sequence or season finished) goes on to the dawn flats
+and calibrating; a stop by hand or a failure warms. Parked for rain, darks (``darks_when_parked``).
+
 Entering a state whose step is not configured (no cooling, no slew, no guider, no parking)
 passes straight on to the next one (``_enter``), so a config without ``night:`` still images at once.
 
@@ -49,13 +59,14 @@ a restart into the state to carry on in, making the rig safe for that hour first
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
+from . import calib_steps as calib
+from .calib_steps import utc_clock as _utc_clock
 from .events import Ev, Payload, WeatherLost, WeatherUpdate, payload_for
 from .meridian import FlipSettings, flip_decision, hour_angle_at, seconds_until_hour_angle
-from .state import (ACTIVE, ALWAYS_SAFE, ANSWERS, END_STATES, INSTANT_ACTIONS, PARKING_STATES, Action, NightPlan,
-                    Snapshot, State)
+from .state import (ACTIVE, AFTER_NIGHT, ALWAYS_SAFE, ANSWERS, END_STATES, FLATS_STATES, INSTANT_ACTIONS,
+                    PARKING_STATES, Action, Move, NightPlan, Snapshot, State, note_weather, unsafe_reason)
 
 __all__ = ["ACTIVE", "ALWAYS_SAFE", "ANSWERS", "END_STATES", "INSTANT_ACTIONS", "PARKING_STATES", "Action", "Ev",
            "FlipSettings", "NightPlan", "Snapshot", "State", "describe", "resume", "start", "step"]
@@ -69,6 +80,9 @@ S, E = State, Ev
 TRANSITIONS: dict[tuple[State, Ev], str] = {
     (S.WAITING_DARK, E.CLOCK): "<dark?>",            # -> cooling once the window has started
     (S.WAITING_DARK, E.WINDOW): "<dark?>",
+    (S.WAITING_DARK, E.FLAT_WINDOWS): "<dark?>",      # -> dusk_flats inside the dusk interval (safe for safe_for)
+    (S.DUSK_FLATS, E.FLATS_DONE): "<flats done>",    # -> securing before the window | cooling
+    (S.DUSK_FLATS, E.CLOCK): "<flats over?>",        # past the interval's end + flats_overrun: left, done
     (S.COOLING, E.COOLED): S.SLEWING,
     (S.SLEWING, E.SLEWED): S.CENTERING,
     (S.SLEWING, E.SLEW_FAILED): "<failed: park>",    # never a hang: park and stop the night
@@ -84,13 +98,20 @@ TRANSITIONS: dict[tuple[State, Ev], str] = {
     (S.UNSAFE, E.PARK_FAILED): "<park failed>",     # try again after park_retry s
     (S.UNSAFE, E.CLOCK): "<retry park?>",
     (S.PARKED, E.CLOCK): "<safe again?>",            # -> slewing after safe_for s of safe weather
-    (S.PARKED, E.WEATHER): "<safe again?>",
-    (S.PARKING, E.PARKED): S.WARMING,
+    (S.PARKED, E.WEATHER): "<safe again?>",          # (before the window inside the dusk interval: dusk_flats)
+    (S.PARKED, E.DARKS_DONE): "<darks done>",        # stays parked; the reason says what the darks did
+    (S.PARKING, E.PARKED): "<after the night>",      # -> waiting_dawn | calibrating (a normal end) | warming
     (S.PARKING, E.PARK_FAILED): "<park failed>",     # tried again until it parks (I4), never given up
     (S.PARKING, E.CLOCK): "<retry park?>",
     (S.SECURING, E.PARKED): "<dark?>",               # safe for this hour: wait for dark (or go on if it is)
     (S.SECURING, E.PARK_FAILED): "<park failed>",
     (S.SECURING, E.CLOCK): "<retry park?>",
+    (S.WAITING_DAWN, E.CLOCK): "<dawn?>",            # -> dawn_flats inside the dawn interval (safe for safe_for);
+                                                     #    past it: calibrating | warming
+    (S.WAITING_DAWN, E.FLAT_WINDOWS): "<dawn?>",
+    (S.DAWN_FLATS, E.FLATS_DONE): "<flats done>",    # -> parking (then calibrating | warming)
+    (S.DAWN_FLATS, E.CLOCK): "<flats over?>",
+    (S.CALIBRATING, E.CALIBRATED): "<calibrated>",   # -> warming
     (S.WARMING, E.WARMED): S.DONE,
 }
 
@@ -107,77 +128,57 @@ ENTRY_ACTIONS: dict[State, tuple[str, ...]] = {
     S.SECURING: ("stop_guider", "park"),
     S.WARMING: ("warm",),
     S.DONE: ("finish",),
+    S.DUSK_FLATS: ("sky_flats",),  # {"direction": "dusk"} (_entry)
+    S.DAWN_FLATS: ("sky_flats",),
+    S.CALIBRATING: ("calibrate",),
+    S.PARKED: ("darks",),  # only with NightPlan.darks_when_parked (_entry)
 }
 
 
-def _skip(plan: NightPlan, snap: Snapshot, state: State) -> State | None:
+def _entry(plan: NightPlan, state: State) -> list[Action]:
+    if state is S.PARKED and not plan.darks_when_parked:
+        return []
+    args = {"direction": calib.DIRECTION[state]} if state in FLATS_STATES else {}
+    return [Action(kind, args) for kind in ENTRY_ACTIONS.get(state, ())]
+
+
+def _skip(plan: NightPlan, snap: Snapshot, state: State, now: float) -> State | None:
     """The state to go to instead of ``state`` when its step is not configured. Parking is skipped
     only when there is nothing to park, or when park_at_end is off and the night ends normally (the
-    sequence finished, a stop by hand): a failure, the window's end or rain park anyway."""
-    must_park = plan.can_park and snap.must_park
+    sequence finished, a stop by hand): a failure, the window's end or rain park anyway; so do dawn
+    flats ahead (the rig waits for them parked). Skipped, it goes where its park answer would."""
+    must_park = plan.can_park and (snap.must_park or (snap.end_normal and calib.pending(snap, plan, "dawn", now)))
+    if state is S.PARKING and not (plan.park_at_end or must_park):
+        return calib.after_night(snap, plan, now).target
     return {
         S.COOLING: None if plan.cool else S.SLEWING,
         S.SLEWING: None if plan.slew else S.STARTING_GUIDER,  # no slew: nothing to centre on either
         S.STARTING_GUIDER: None if plan.guide else S.IMAGING,
         S.SECURING: None if plan.can_park else S.WAITING_DARK,
-        S.PARKING: None if plan.park_at_end or must_park else S.WARMING,
         S.WARMING: None if plan.warm_at_end else S.DONE,
     }.get(state)
 
 
-# ---- safety -----------------------------------------------------------------------------------
-def unsafe_reason(snap: Snapshot, plan: NightPlan, now: float) -> str | None:
-    """Why the weather is unsafe now, or None when it is safe (or not watched)."""
-    if not plan.weather:
-        return None
-    if snap.weather_lost:
-        return f"weather device gone: {snap.weather_lost}"
-    if snap.last_weather is None or now - snap.last_weather > plan.stale_after:
-        age = "ever" if snap.last_weather is None else f"{now - snap.last_weather:.0f} s"
-        return f"no weather data for {age} (safety.stale_after {plan.stale_after:g} s)"
-    if snap.weather_status == "alert":
-        return "weather alert (WEATHER_STATUS)"
-    return None
-
-
-def _note_weather(snap: Snapshot, event: Ev, data: dict, now: float, plan: NightPlan) -> None:
-    was_safe = unsafe_reason(snap, plan, now) is None
-    if event is Ev.WEATHER:
-        snap.weather_status = data.status
-        snap.last_weather = now
-        snap.weather_lost = None
-    elif event is Ev.WEATHER_LOST:
-        snap.weather_lost = str(data.reason or "no reason given")
-    safe = unsafe_reason(snap, plan, now) is None
-    if not safe:
-        snap.safe_since = None
-    elif not was_safe or snap.safe_since is None:
-        snap.safe_since = now
-
-
 # ---- step -------------------------------------------------------------------------------------
-@dataclass
-class _Move:
-    target: State
-    reason: str
-    actions: list[Action] = field(default_factory=list)
-    must_park: bool = False  # a move that ends the night on a failure, the window's end or rain
+_Move = Move
 
 
 def step(snapshot: Snapshot, event: Ev | str, now: float, plan: NightPlan,
          data: Payload | dict | None = None) -> tuple[Snapshot, list[Action]]:
     """One event in (its payload, indisync.night.events, or a dict of the payload's fields), the new
     snapshot and the actions to run out. ``snapshot`` is not modified."""
-    snap = dataclasses.replace(snapshot, warnings=list(snapshot.warnings))
+    snap = dataclasses.replace(snapshot, warnings=list(snapshot.warnings), flats_done=dict(snapshot.flats_done))
     event = Ev(event)
     data = payload_for(event, data)
     try:
         state = State(snap.state)
     except ValueError:
         return _go(snap, _Move(S.PARKING, f"unknown state {snap.state!r}: parking"), now, plan)
-    _note_weather(snap, event, data, now, plan)
+    note_weather(snap, event, data, now, plan)
     if event is Ev.WINDOW:
         snap.window_start, snap.window_end = data.start, data.end
+    if event is Ev.FLAT_WINDOWS:
+        snap.flats_dusk, snap.flats_dawn = calib.span(data.dusk), calib.span(data.dawn)
     if event is Ev.FRAME_DONE:
         if data.finished is not None:
             snap.finished = bool(data.finished)
@@ -200,7 +201,7 @@ def step(snapshot: Snapshot, event: Ev | str, now: float, plan: NightPlan,
             move = _DECIDE[target](snap, state, data, now, plan) if target.startswith("<") else \
                 _Move(State(target), _reason_for(event, data))
     if move is None:
-        snap.until = _until(snap, state, plan)
+        snap.until = _until(snap, state, plan, now)
         return snap, []
     return _go(snap, move, now, plan)
 
@@ -212,7 +213,8 @@ def _guards_before(snap, state, event, data, now, plan) -> _Move | None:
         snap.stop_requested = True  # raining as well: abort, park and end, whatever --abort says
         return _Move(S.PARKING, f"stopped by hand ({why})", [Action("abort_exposures")] if state in ACTIVE else [],
                      must_park=True)
-    exposed = state in ACTIVE or (not snap.secured and plan.can_park and state in (S.WAITING_DARK, S.COOLING))
+    exposed = state in ACTIVE or (not snap.secured and plan.can_park and state in (S.WAITING_DARK, S.COOLING,
+                                                                                    S.WAITING_DAWN))
     if why is not None and exposed:  # I1: the mount may be out: park and close
         return _Move(S.UNSAFE, why)
     move = _outside_window(snap, state, now, plan)
@@ -232,6 +234,9 @@ def _guards_before(snap, state, event, data, now, plan) -> _Move | None:
             return _Move(S.PARKING, f"no answer to the park for {limit:g} s: parking again", [Action("park")])
         if state is S.WARMING:
             return _Move(S.DONE, f"stuck in warming for {now - snap.since:.0f} s")
+        move = calib.stuck(snap, state, now, limit, plan)  # flats given up, calibration ended: the night goes on
+        if move is not None:
+            return move
         return _Move(S.PARKING, f"stuck in {state.value} for {now - snap.since:.0f} s (limit {limit:g} s): parking",
                      must_park=True)
     return None
@@ -240,11 +245,15 @@ def _guards_before(snap, state, event, data, now, plan) -> _Move | None:
 def _outside_window(snap, state, now, plan) -> _Move | None:
     """I2 and I3: the mount is out only inside the usable window. Past its end every state that may
     have the mount out (imaging waiting for a guide star, parked or parking for rain) goes to the
-    night's end; before its start (a restart or a clock jump) an unsecured rig is parked first."""
+    night's end; before its start (a restart or a clock jump) an unsecured rig is parked first. Sky
+    flats are out of it inside their own interval (+ flats_overrun)."""
+    if state in FLATS_STATES:  # out only inside its interval (+ flats_overrun): else left, as done
+        return calib.outside_interval(snap, state, now, plan)
     if snap.window_end is not None and now >= snap.window_end:
         if state in ACTIVE or state in (S.COOLING, S.UNSAFE, S.PARKED):
             actions = [Action("abort_exposures")] if state in ACTIVE else []
-            return _Move(S.PARKING, "end of the night: the window has closed", actions, must_park=True)
+            return _Move(S.PARKING, "end of the night: the window has closed", actions, must_park=True,
+                         normal_end=True)
         return None
     if snap.window_start is not None and now < snap.window_start and not snap.secured and plan.can_park:
         if state in ACTIVE or state in (S.COOLING, S.WAITING_DARK):
@@ -265,10 +274,13 @@ def _reason_for(event: Ev, data: Payload) -> str:
 
 def _decide_dark(snap, state, data, now, plan) -> _Move | None:
     if snap.finished:
-        return _Move(S.PARKING, "the sequence is already finished: nothing to take tonight")
+        return _Move(S.PARKING, "the sequence is already finished: nothing to take tonight", normal_end=True)
+    flats = calib.dusk_due(snap, plan, now, unsafe_reason(snap, plan, now))
+    if flats is not None:
+        return flats
     if snap.window_start is None or now >= snap.window_start:
         if snap.window_end is not None and now >= snap.window_end:
-            return _Move(S.PARKING, "the night's window has already ended", must_park=True)
+            return _Move(S.PARKING, "the night's window has already ended", must_park=True, normal_end=True)
         return _Move(S.COOLING, "dark: the window has started")
     if state is S.SECURING:
         return _Move(S.WAITING_DARK, "parked and closed: waiting for dark")
@@ -325,10 +337,10 @@ def _decide_next_frame(snap, state, data, now, plan) -> _Move | None:
     if snap.stop_requested:
         return _Move(S.PARKING, "stopped by hand")
     if snap.finished:
-        return _Move(S.PARKING, "the sequence is finished")
+        return _Move(S.PARKING, "the sequence is finished", normal_end=True)
     if snap.window_end is not None and now + snap.next_duration > snap.window_end:
         return _Move(S.PARKING, f"end of the night: the next frame ({snap.next_duration:g} s) would end after "
-                                f"the window closes")
+                                f"the window closes", normal_end=True)
     flip = _flip_due(snap, now, plan)
     if flip is not None:
         return flip
@@ -357,12 +369,6 @@ def _flip_due(snap, now, plan) -> _Move | None:
         reason = (f"waiting for the meridian flip at {at} UTC ({where}; the next {snap.next_duration:g} s frame would "
                   f"end past flip.after_meridian_min + max_wait_min = {settings.limit_min:g} min)")
     return _Move(S.FLIPPING, reason, [Action("flip", {"at": snap.flip_at})])
-
-
-def _utc_clock(epoch: float) -> str:
-    """HH:MM:SS (UTC) of an epoch, without reading any clock."""
-    seconds = int(round(epoch)) % 86400
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _decide_flip_failed(snap, state, data, now, plan) -> _Move | None:
@@ -395,12 +401,14 @@ def _decide_retry_frame(snap, state, data, now, plan) -> _Move | None:
 
 
 def _decide_safe_again(snap, state, data, now, plan) -> _Move | None:
-    if unsafe_reason(snap, plan, now) is not None or snap.safe_since is None:
+    why = unsafe_reason(snap, plan, now)
+    if why is not None or snap.safe_since is None:
         return None
     if snap.window_end is not None and now + snap.next_duration > snap.window_end:
-        return _Move(S.WARMING, "safe again, but the night's window has ended (already parked)")
+        snap.end_normal = True  # already parked: on to the dawn flats, calibration or warming
+        return calib.after_night(snap, plan, now, "safe again, but the night's window has ended (already parked)")
     if snap.window_start is not None and now < snap.window_start:
-        return _Move(S.WAITING_DARK, "safe again, before the night's window: waiting for dark (parked)")
+        return calib.parked_before_dark(snap, plan, now, why)
     if now - snap.safe_since >= plan.safe_for:
         return _Move(S.SLEWING, f"safe for {now - snap.safe_since:.0f} s: resuming")
     return None
@@ -409,7 +417,8 @@ def _decide_safe_again(snap, state, data, now, plan) -> _Move | None:
 _DECIDE = {"<dark?>": _decide_dark, "<failed: park>": _decide_failed_park, "<retry frame?>": _decide_retry_frame, "<after frame>": _decide_after_frame, "<next frame>": _decide_next_frame,
            "<park failed>": _decide_park_failed, "<flip failed>": _decide_flip_failed,
            "<centered?>": _decide_centered,
-           "<retry park?>": _decide_retry_park, "<safe again?>": _decide_safe_again}
+           "<retry park?>": _decide_retry_park, "<safe again?>": _decide_safe_again,
+           **calib.DECIDE}  # the calibration's (calib_steps.py)
 
 
 def _go(snap: Snapshot, move: _Move, now: float, plan: NightPlan) -> tuple[Snapshot, list[Action]]:
@@ -418,8 +427,9 @@ def _go(snap: Snapshot, move: _Move, now: float, plan: NightPlan) -> tuple[Snaps
     actions = list(move.actions)
     target, reason = move.target, move.reason
     snap.must_park = snap.must_park or move.must_park
+    snap.end_normal = snap.end_normal or move.normal_end
     for _ in range(len(State)):
-        skip = _skip(plan, snap, target)
+        skip = _skip(plan, snap, target, now)
         if skip is None:
             break
         target = skip
@@ -431,9 +441,9 @@ def _go(snap: Snapshot, move: _Move, now: float, plan: NightPlan) -> tuple[Snaps
     if target is not previous:
         snap.since = now
         snap.retry_at = None  # a retry belongs to the state that scheduled it
-        if target is S.SLEWING:
-            snap.secured = False  # the slew unparks and opens
-        actions += [Action(kind) for kind in ENTRY_ACTIONS.get(target, ()) if not any(a.kind == kind for a in actions)]
+        if target is S.SLEWING or target in FLATS_STATES:
+            snap.secured = False  # the slew (the flats' slew to the flat spot) unparks and opens
+        actions += [a for a in _entry(plan, target) if not any(b.kind == a.kind for b in actions)]
     if target is S.IMAGING and not any(a.kind == "expose" for a in actions):
         nxt = _decide_next_frame(snap, target, {}, now, plan)
         if nxt.target is not S.IMAGING:
@@ -442,13 +452,13 @@ def _go(snap: Snapshot, move: _Move, now: float, plan: NightPlan) -> tuple[Snaps
     snap.state, snap.reason = target.value, reason
     long = [a.kind for a in actions if a.kind in ANSWERS]
     snap.busy = long[-1] if long else (snap.busy if target is previous else None)
-    snap.until = _until(snap, target, plan)
+    snap.until = _until(snap, target, plan, now)
     return snap, actions
 
 
-def _until(snap: Snapshot, state: State, plan: NightPlan) -> float | None:
-    if state is S.WAITING_DARK:
-        return snap.window_start
+def _until(snap: Snapshot, state: State, plan: NightPlan, now: float) -> float | None:
+    if state in (S.WAITING_DARK, S.WAITING_DAWN) or state in FLATS_STATES:
+        return calib.waiting_until(snap, plan, state, now)
     if state is S.PARKED:
         return snap.safe_since + plan.safe_for if snap.safe_since is not None else None
     if state is S.FLIPPING and snap.flip_at is not None and snap.busy == "flip":
@@ -470,6 +480,9 @@ RESUME: dict[State, State] = {  # the saved state -> where a restarted master ca
     S.PARKED: S.UNSAFE,  # parked for rain: park again (someone may have moved it), then safe_for from now
     S.SECURING: S.SECURING,
     S.PARKING: S.PARKING, S.WARMING: S.WARMING,
+    S.DUSK_FLATS: S.WAITING_DARK,  # park and close first (securing), then the dusk flats again inside their interval
+    # after a normal end: park again (we do not know where the mount is), then on where the night was
+    S.WAITING_DAWN: S.PARKING, S.DAWN_FLATS: S.PARKING, S.CALIBRATING: S.PARKING,
 }
 
 
@@ -486,10 +499,12 @@ def _first_weather(snap: Snapshot, weather: Payload | None, now: float) -> None:
 
 def start(now: float, plan: NightPlan, window_start: float | None, window_end: float | None,
           next_duration: float = 0.0, finished: bool = False,
-          weather: Payload | None = None) -> tuple[Snapshot, list[Action]]:
-    """A fresh night (``weather``: the reading taken before it, see ``_first_weather``)."""
+          weather: Payload | None = None, flats: tuple = (None, None)) -> tuple[Snapshot, list[Action]]:
+    """A fresh night (``weather``: the reading taken before it, see ``_first_weather``; ``flats``:
+    tonight's (dusk, dawn) sky-flats intervals, each (start, end) epoch s or None)."""
     snap = Snapshot(since=now, window_start=window_start, window_end=window_end, next_duration=next_duration,
-                    finished=finished, secured=not plan.can_park)  # where the mount is, nobody knows yet
+                    finished=finished, secured=not plan.can_park,  # where the mount is, nobody knows yet
+                    flats_dusk=calib.span(flats[0]), flats_dawn=calib.span(flats[1]))
     _first_weather(snap, weather, now)
     snap, actions = _go(snap, _Move(S.WAITING_DARK, "start of the night"), now, plan)
     more_snap, more = step(snap, Ev.CLOCK, now, plan)
@@ -498,32 +513,37 @@ def start(now: float, plan: NightPlan, window_start: float | None, window_end: f
 
 def resume(saved: Snapshot, now: float, plan: NightPlan, window_start: float | None, window_end: float | None,
            next_duration: float = 0.0, finished: bool = False,
-           weather: Payload | None = None) -> tuple[Snapshot, list[Action]]:
+           weather: Payload | None = None, flats: tuple = (None, None)) -> tuple[Snapshot, list[Action]]:
     """Carry on after a restart from the snapshot read back, at whatever hour it is (I2). A finished
     night (done) starts afresh. Outside the window the rig is made safe first: before it, parked and
     closed (securing), then it waits for dark; after it, the night ends (parking). Inside it an active
     night points, guides and images again; one parked for the weather parks again and needs safe_for
     s of safe weather counted from now (we do not know what happened meanwhile). ``weather``: the
-    reading taken before it (a restart in the rain parks at once, never opens first)."""
+    reading taken before it (a restart in the rain parks at once, never opens first). After a normal
+    end (waiting_dawn, dawn_flats, calibrating) it parks again, then goes on where it was."""
     try:
         state = State(saved.state)
     except ValueError:
         state = None
     if state is S.DONE:
-        return start(now, plan, window_start, window_end, next_duration, finished, weather)
+        return start(now, plan, window_start, window_end, next_duration, finished, weather, flats)
     snap = dataclasses.replace(saved, window_start=window_start, window_end=window_end, next_duration=next_duration,
                                finished=finished, busy=None, safe_since=None, retry_at=None, warnings=[],
-                               secured=not plan.can_park)  # we do not know what happened while we were down
+                               secured=not plan.can_park,  # we do not know what happened while we were down
+                               flats_dusk=calib.span(flats[0]), flats_dawn=calib.span(flats[1]),
+                               flats_done=dict(saved.flats_done))
     _first_weather(snap, weather, now)
     if state is None:
         return _go(snap, _Move(S.PARKING, f"unknown saved state {saved.state!r}: parking", must_park=True), now, plan)
     target, why = RESUME[state], f"restarted in {state.value}"
     if target not in END_STATES and window_end is not None and now >= window_end:
         target, why = S.PARKING, f"restarted in {state.value} after the night's window: parking"
-        snap.must_park = True
-    elif target not in END_STATES and window_start is not None and now < window_start:
-        target = S.SECURING if plan.can_park else S.WAITING_DARK
+        snap.must_park = snap.end_normal = True  # the window has closed: a normal end
+    elif (target not in END_STATES or state in AFTER_NIGHT) and window_start is not None and now < window_start:
+        target = S.SECURING if plan.can_park else S.WAITING_DARK  # (after a normal end: the next night's window)
         why = f"restarted in {state.value} before the night's window: parking and closing, then waiting for dark"
+    if target not in END_STATES:  # the night is before its end: nothing of an earlier end carries over
+        snap.end_normal = snap.calibrated = False
     snap.state = "restarting"  # so that entering ``target`` runs its entry actions again
     snap, actions = _go(snap, _Move(target, why), now, plan)
     if State(snap.state) is S.WAITING_DARK:

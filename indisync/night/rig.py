@@ -5,7 +5,7 @@ executor runs on the real rig (indisync.node.master_rig builds it from the maste
 service and MQTT link) and in unit and model-based tests (over stand-in devices).
 
 - ``participants``: every camera node: the master's own camera (local) and each live slave (remote,
-  over MQTT); each answers cool / warm / abort / solve / rotate with an ``Outcome``;
+  over MQTT); each answers cool / warm / abort / solve / rotate / flats / darks with an ``Outcome``;
 - ``imaging``: the master's synchronised frames and the sequence (which frame is next, refocus);
 - ``devices()``: the current mount, dome and weather station (rebuilt by the supervisor after an
   indiserver reconnect, so always asked for anew);
@@ -75,6 +75,13 @@ class Participant(Protocol):
     # turn its rotator to ``pa`` (degrees E of N), solving to check (the `rotate` command,
     # contracts.RotateResult: status ok / failed / no_rotator); ``cancel`` (is_set()) ends it early
     def rotate(self, pa: float, hint: dict, timeout: float, cancel=None) -> Outcome: ...
+
+    # calibration: its flats (contracts.FlatsArgs: sky or panel, the sets for it) and darks
+    # (contracts.DarksArgs); the result is the command's (FlatsResult / DarksResult fields). ``cancel``
+    # (is_set()) ends it early: the node aborts, frames kept so far stay (status "stopped")
+    def flats(self, args, timeout: float, cancel=None) -> Outcome: ...
+
+    def darks(self, args, timeout: float, cancel=None) -> Outcome: ...
 
 
 class Imaging(Protocol):

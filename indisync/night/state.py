@@ -1,5 +1,6 @@
 """The night's vocabulary, plain data: its states (and which are always safe), the actions the
-machine asks for, tonight's plan and the snapshot saved after every move. Pure: no clock, no hardware.
+machine asks for (a ``Move``, an ``Action``), tonight's plan, the snapshot saved after every move and
+why the weather is unsafe (``unsafe_reason``). Pure: no clock, no hardware.
 The machine (machine.py) moves between them; it re-exports every name here."""
 
 from __future__ import annotations
@@ -28,18 +29,27 @@ class State(str, Enum):
     PARKING = "parking"  # the night is over (dawn, window end, stop, error): parking for good
     WARMING = "warming"
     DONE = "done"
+    # Calibration (flats:, darks:; indisync.night.calib_steps decides these moves)
+    DUSK_FLATS = "dusk_flats"  # sky flats in the dusk interval: the mount at the flat spot, every node taking flats
+    DAWN_FLATS = "dawn_flats"  # the same in the dawn interval, after the night's window
+    WAITING_DAWN = "waiting_dawn"  # the night is over, parked and closed: waiting for the dawn flats' interval
+    CALIBRATING = "calibrating"  # parked and closed at the end: panel flats (flats.panel) and darks (darks.when end)
 
 
 # States the night may be in whatever the weather: nothing is exposed, the mount is parked or
 # being parked (waiting for dark and cooling happen parked, before the mount is unparked).
 ALWAYS_SAFE = frozenset({State.WAITING_DARK, State.COOLING, State.SECURING, State.UNSAFE, State.PARKED,
-                         State.PARKING, State.WARMING, State.DONE})
+                         State.PARKING, State.WARMING, State.DONE, State.WAITING_DAWN, State.CALIBRATING})
 # States that park: a park answer (parked / park_failed) belongs to them, and a failed park is tried
 # again every park_retry s until it succeeds (I4).
 PARKING_STATES = frozenset({State.SECURING, State.UNSAFE, State.PARKING})
 # States in which the mount is out and the cameras may expose.
 ACTIVE = frozenset(State) - ALWAYS_SAFE
 END_STATES = frozenset({State.PARKING, State.WARMING, State.DONE})
+# Sky flats: the mount out (ACTIVE) outside the window, but only inside their own interval.
+FLATS_STATES = frozenset({State.DUSK_FLATS, State.DAWN_FLATS})
+# After the night's window: where a normal end goes on (dawn flats, calibration) before warming.
+AFTER_NIGHT = frozenset({State.WAITING_DAWN, State.DAWN_FLATS, State.CALIBRATING})
 
 
 @dataclass(frozen=True)
@@ -54,8 +64,21 @@ ANSWERS = {  # action -> the event(s) that end it
     "cool": (Ev.COOLED,), "slew": (Ev.SLEWED, Ev.SLEW_FAILED), "center": (Ev.CENTERED,),
     "start_guider": (Ev.GUIDER_STARTED,), "expose": (Ev.FRAME_DONE,), "dither": (Ev.DITHERED,),
     "refocus": (Ev.REFOCUSED,), "flip": (Ev.FLIPPED, Ev.FLIP_FAILED), "park": (Ev.PARKED, Ev.PARK_FAILED), "warm": (Ev.WARMED,),
+    "sky_flats": (Ev.FLATS_DONE,), "calibrate": (Ev.CALIBRATED,), "darks": (Ev.DARKS_DONE,),
 }
 INSTANT_ACTIONS = ("abort_exposures", "stop_guider", "finish")  # no answer expected
+
+
+@dataclass
+class Move:
+    """A decision of the machine: the state to enter, why, and the actions to run beyond its entry's."""
+
+    target: State
+    reason: str
+    actions: list[Action] = field(default_factory=list)
+    must_park: bool = False  # a move that ends the night on a failure, the window's end or rain
+    normal_end: bool = False  # the night ends normally (window closed, sequence or season done): dawn flats and
+    # the end-of-night calibration follow its park (a stop by hand or a failure go straight to warming)
 
 
 @dataclass(frozen=True)
@@ -77,12 +100,25 @@ class NightPlan:
     flip_settings: FlipSettings = field(default_factory=FlipSettings)
     center: bool = False  # plate-solved centring after each slew (night.center); off: centring passes at once
     center_on_failure: str = "continue"  # acquire.on_failure: continue (image off-centre) | stop (park)
+    sky_flats: str | None = None  # flats.sky: dusk | dawn | both (a mount and a site); None: no sky flats
+    end_calibration: bool = False  # calibrating after a normal end: flats.panel, or darks with "end" in darks.when
+    darks_when_parked: bool = False  # darks while parked for the weather: darks.enabled with "rain" in darks.when
+    flats_overrun: float = 60.0  # s past a flats interval's end before its state is left (the action cancelled)
     # Deadlines of busy states (seconds in the state); past it the night is stuck and parks.
     timeouts: dict = field(default_factory=lambda: {
         State.COOLING.value: 1800.0, State.SLEWING.value: 600.0, State.CENTERING.value: 600.0,
         State.STARTING_GUIDER.value: 600.0, State.DITHERING.value: 600.0, State.REFOCUSING.value: 3600.0,
         State.PARKING.value: 600.0, State.WARMING.value: 600.0, State.FLIPPING.value: 2400.0,
+        State.DUSK_FLATS.value: 5400.0, State.DAWN_FLATS.value: 5400.0, State.CALIBRATING.value: 27000.0,
     })
+
+    @property
+    def dusk_flats(self) -> bool:
+        return self.sky_flats in ("dusk", "both")
+
+    @property
+    def dawn_flats(self) -> bool:
+        return self.sky_flats in ("dawn", "both")
 
 
 @dataclass
@@ -113,6 +149,12 @@ class Snapshot:
     refocus_held_for: str = "the meridian flip"  # what the pending refocus waits for (the log's words)
     secured: bool = False  # the night knows the mount parked and the dome closed (a park answered parked)
     must_park: bool = False  # the night ends on a failure, the window's end or rain: park whatever park_at_end says
+    # Calibration (indisync.night.calib_steps). The sky flats' intervals, [start, end] epoch s (None: none tonight).
+    flats_dusk: list | None = None
+    flats_dawn: list | None = None
+    flats_done: dict = field(default_factory=dict)  # "dusk"/"dawn" -> the end of the interval it was done for
+    end_normal: bool = False  # the night ends normally (window closed, sequence or season done): dawn flats and
+    calibrated: bool = False  # calibration follow; calibrated: the end-of-night calibration has run
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -121,3 +163,33 @@ class Snapshot:
     def from_dict(cls, data: dict) -> "Snapshot":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def unsafe_reason(snap: Snapshot, plan: NightPlan, now: float) -> str | None:
+    """Why the weather is unsafe now, or None when it is safe (or not watched)."""
+    if not plan.weather:
+        return None
+    if snap.weather_lost:
+        return f"weather device gone: {snap.weather_lost}"
+    if snap.last_weather is None or now - snap.last_weather > plan.stale_after:
+        age = "ever" if snap.last_weather is None else f"{now - snap.last_weather:.0f} s"
+        return f"no weather data for {age} (safety.stale_after {plan.stale_after:g} s)"
+    if snap.weather_status == "alert":
+        return "weather alert (WEATHER_STATUS)"
+    return None
+
+
+def note_weather(snap: Snapshot, event: Ev, data, now: float, plan: NightPlan) -> None:
+    """Keep the weather an event brings (WEATHER, WEATHER_LOST) and when the safe run began."""
+    was_safe = unsafe_reason(snap, plan, now) is None
+    if event is Ev.WEATHER:
+        snap.weather_status = data.status
+        snap.last_weather = now
+        snap.weather_lost = None
+    elif event is Ev.WEATHER_LOST:
+        snap.weather_lost = str(data.reason or "no reason given")
+    safe = unsafe_reason(snap, plan, now) is None
+    if not safe:
+        snap.safe_since = None
+    elif not was_safe or snap.safe_since is None:
+        snap.safe_since = now

@@ -1,6 +1,6 @@
 """What every node does, master or slave: devices under supervision, its MQTT link, state and
-events, and the `autofocus`, `abort`, `sync_wait`, `solve`, `rotate`, `cool` and `warm` commands (each reads
-its typed args and answers its result dataclass, indisync.contracts)."""
+events, and the `autofocus`, `abort`, `sync_wait`, `solve`, `rotate`, `cool`, `warm`, `flats` and `darks`
+commands (each reads its typed args and answers its result dataclass, indisync.contracts)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ from typing import Callable
 from ..alerts import Alarm, Alerter
 from ..alerts import causes as alarms
 from ..config import Config
-from ..contracts import (AbortArgs, AbortResult, AutofocusArgs, AutofocusResult, CoolArgs, CoolResult, RotateResult,
-                         SolveArgs, SolveResult, SyncWaitArgs, SyncWaitResult, WarmArgs, WarmResult)
+from ..contracts import (AbortArgs, AbortResult, AutofocusArgs, AutofocusResult, CoolArgs, CoolResult, DarksResult,
+                         FlatsResult, RotateResult, SolveArgs, SolveResult, SyncWaitArgs, SyncWaitResult, WarmArgs,
+                         WarmResult)
 from ..errors import DeviceError, IndisyncError
 from ..focus.interfaces import FocusProgress
 from ..focus.offsets import FocusBase, default_base, offset_move
 from ..protocol.clock import NodeClock
 from ..protocol.node_link import NodeLink
 from .abort_gate import AbortGate
+from .calibrating import LibraryHolder, run_darks, run_flats
 from .cooling import CoolingMonitor, CoolingStatus
 from .disk import DiskSpaceLow, check_free_space, free_gb
 from .rotating import rotate_node
@@ -65,6 +67,7 @@ class NodeBase:
         # Alarms to a phone (alerts.urls) and as MQTT "alarm" events, sent from the alerter's worker.
         self.alerter = Alerter(cfg.alerts, self.name, publish=self._publish_alarm)
         self._disk_checked = 0.0  # time.monotonic() of the last free-space reading in the state
+        self._calib_library = LibraryHolder(cfg.storage.directory)  # opened by the first flats or darks
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +101,7 @@ class NodeBase:
         self.alerter.close(timeout=self.cfg.alerts.send_timeout_s + 2.0)
         self.link.close()
         self.supervisor.close()
+        self._calib_library.close()
 
     # ---- alarms -------------------------------------------------------------------------------
     def raise_alarm(self, alarm: Alarm) -> bool:
@@ -131,7 +135,20 @@ class NodeBase:
     # ---- commands --------------------------------------------------------------------------------
     def command_handlers(self) -> dict[str, Callable]:
         return {"autofocus": self.cmd_autofocus, "abort": self.cmd_abort, "sync_wait": self.cmd_sync_wait,
-                "cool": self.cmd_cool, "warm": self.cmd_warm, "solve": self.cmd_solve, "rotate": self.cmd_rotate}
+                "cool": self.cmd_cool, "warm": self.cmd_warm, "solve": self.cmd_solve, "rotate": self.cmd_rotate,
+                "flats": self.cmd_flats, "darks": self.cmd_darks}
+
+    def cmd_flats(self, command, progress) -> FlatsResult:
+        """Sky or panel flats of the sets asked for (indisync.node.calibrating)."""
+        return run_flats(self, command, progress)
+
+    def cmd_darks(self, command, progress) -> DarksResult:
+        """Darks and bias into this node's dark library (indisync.node.calibrating)."""
+        return run_darks(self, command, progress)
+
+    def calib_library(self):
+        """This node's calibration library ({storage.directory}/calib/library.db), opened on first use."""
+        return self._calib_library.get()
 
     def cmd_rotate(self, command, progress) -> RotateResult:
         """Turn this node's rotator to the target's position angle, solving to check

@@ -57,6 +57,10 @@ class FrameContext:
     ccd_temperature: float | None = None  # CCD-TEMP: the sensor at shutter close
     set_temperature: float | None = None  # SET-TEMP: the cooler's setpoint, when cooling
     clock_offset_s: float | None = None  # CLKOFFS: this node's clock minus the master's
+    # what its calibration must match (exposure_done carries them to the night log: indisync.calib.needs)
+    gain: float | None = None
+    offset: float | None = None
+    rotator_angle: float | None = None  # the rotator's own angle (not the sky's PA)
 
     def header_fields(self) -> dict[str, Any]:
         """Keyword arguments of ``apply_frame_header`` that come from this context."""
@@ -72,6 +76,13 @@ def capture_context(devices, filter_name: str | None, hdu) -> FrameContext:
         context.ccd_temperature, context.set_temperature = devices.camera.temperature, devices.camera.setpoint
     except Exception as exc:  # noqa: BLE001 - a header value must never cost the frame
         log.warning("could not read the camera temperature for the header: %s", exc)
+    try:
+        camera = devices.camera
+        context.gain, context.offset = _number(getattr(camera, "gain", None)), _number(getattr(camera, "offset", None))
+        rotator = getattr(devices, "rotator", None)
+        context.rotator_angle = None if rotator is None else _number(rotator.angle)
+    except Exception as exc:  # noqa: BLE001 - a calibration key must never cost the frame
+        log.warning("could not read gain/offset/rotator angle for the frame's record: %s", exc)
     focuser = devices.focuser
     if focuser is not None:
         try:
@@ -80,6 +91,11 @@ def capture_context(devices, filter_name: str | None, hdu) -> FrameContext:
         except Exception as exc:  # noqa: BLE001 - a header value must never cost the frame
             log.warning("could not read the focuser for the header: %s", exc)
     return context
+
+
+def _number(value) -> float | None:
+    """A device reading as a float; anything else (None, a stand-in's attribute) as None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _header_text(hdu, key: str) -> str | None:
@@ -107,10 +123,17 @@ class FrameRecord:
     # EXPTIME (``duration``) is nominal: under a simulator time factor the two differ by that factor.
     shutter_opened: str | None = None
     image_arrived: str | None = None
+    frame_type: str | None = None
+    binning: int | None = None
 
     def event_fields(self) -> dict:
-        """What exposure_done says about the frame, for the night log (indisync.record)."""
-        fields = {"start": self.start if self.start and self.start != "None" else None,
+        """What exposure_done says about the frame, for the night log (indisync.record) and the
+        calibration it needs (indisync.calib.needs: frame type, binning, rotator angle, gain/offset, setpoint)."""
+        context = self.context or FrameContext(None, None)
+        fields = {"frame_type": self.frame_type, "binning": self.binning,
+                  "rotator_angle": _rounded(context.rotator_angle), "gain": _rounded(context.gain),
+                  "offset": _rounded(context.offset), "set_temperature": _rounded(context.set_temperature),
+                  "start": self.start if self.start and self.start != "None" else None,
                   "duration": self.duration, "hfr": _rounded(self.hfr), "stars": self.stars,
                   "shutter_opened": self.shutter_opened, "image_arrived": self.image_arrived,
                   "focuser_position": self.focuser_position, "focuser_temperature": _rounded(self.focuser_temperature),
@@ -189,7 +212,8 @@ def take_frame(devices, cfg: Config, request: FrameRequest,
                        focuser_temperature=context.focus_temperature, ccd_temperature=context.ccd_temperature,
                        guide_rms_arcsec=guide_rms,
                        shutter_opened=_clock_iso(opened, cfg.testing.clock_skew_s),
-                       image_arrived=_clock_iso(arrived, cfg.testing.clock_skew_s))
+                       image_arrived=_clock_iso(arrived, cfg.testing.clock_skew_s),
+                       frame_type=request.frame_type, binning=request.binning)
 
 
 def _grade(grader: "Grader | None", filter_name, hfr, stars) -> tuple[Grade | None, float | None]:

@@ -20,7 +20,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from ..contracts import AutofocusArgs, ExposeArgs, StopArgs, StopResult, parse_reply
+from ..contracts import (AutofocusArgs, CalibrateArgs, CalibrateResult, ExposeArgs, StopArgs, StopResult,
+                         parse_reply)
 from ..errors import ExposureAborted, IndisyncError
 from ..guiding.guider import Guider
 from ..protocol.registry import Barrier
@@ -194,7 +195,21 @@ class MasterNode(NodeBase):
 
     # ---- the night --------------------------------------------------------------------------
     def command_handlers(self):
-        return {**super().command_handlers(), "stop": self.cmd_stop}
+        return {**super().command_handlers(), "stop": self.cmd_stop, "calibrate": self.cmd_calibrate}
+
+    def cmd_calibrate(self, command, progress) -> CalibrateResult:
+        """`indisync flats --panel` / `indisync darks`: panel flats or darks on every node now, the
+        sets from the night record (indisync.calib.runs). Refused while the night has the mount out."""
+        from ..calib.runs import calibrate_rig
+        from .master_rig import dome_closed, rig_participants
+
+        args = CalibrateArgs.from_wire(command.args)
+        runner = getattr(self, "night", None)
+        state = runner.snapshot.state if runner is not None and runner.snapshot is not None else None
+        if self.registry is None or self.client is None:
+            raise IndisyncError("the master is still starting; try again in a few seconds")
+        return calibrate_rig(args, rig_participants(self), self.cfg, state, self.stop_event,
+                             covered=lambda: dome_closed(self))
 
     def cmd_stop(self, command, progress) -> StopResult:
         """`indisync stop`: end the night as at dawn (finish or, with abort, abort the frame; park; warm)."""

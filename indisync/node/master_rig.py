@@ -9,7 +9,7 @@ import logging
 import threading
 import uuid
 
-from ..contracts import AbortArgs, CoolArgs, RotateArgs, SolveArgs, WarmArgs, parse_reply
+from ..contracts import AbortArgs, CoolArgs, DarksArgs, FlatsArgs, RotateArgs, SolveArgs, WarmArgs, parse_reply
 from ..errors import IndisyncError
 from ..night.rig import Outcome, Rig
 from ..protocol import messages
@@ -62,19 +62,47 @@ class LocalParticipant:
     def rotate(self, pa: float, hint: dict, timeout: float, cancel=None) -> Outcome:
         """Its own rotator, in this thread (bounded by the node's own settings); ``cancel`` set
         meanwhile aborts it as the master's abort would."""
+        return self._watched(self.master.cmd_rotate, RotateArgs(pa=pa, **hint), cancel)
+
+    def flats(self, args: FlatsArgs, timeout: float, cancel=None) -> Outcome:
+        """Its own flats, in this thread (bounded by ``args.timeout``, else its flats.timeout);
+        ``cancel`` set meanwhile aborts them (the frame under way too): the result says stopped."""
+        return self._failed_as_outcome(lambda: self._watched(self.master.cmd_flats, args, cancel, camera=True),
+                                       "flats")
+
+    def darks(self, args: DarksArgs, timeout: float, cancel=None) -> Outcome:
+        """Its own darks, in this thread, as ``flats``."""
+        return self._failed_as_outcome(lambda: self._watched(self.master.cmd_darks, args, cancel, camera=True),
+                                       "darks")
+
+    @staticmethod
+    def _failed_as_outcome(call, what: str) -> Outcome:
+        try:
+            return call()
+        except IndisyncError as exc:  # the lock busy, an abort that came first: a failed reply, as a slave's
+            return Outcome(False, reason=f"{what} failed: {exc}"[:500])
+
+    def _watched(self, handler, args, cancel, camera: bool = False) -> Outcome:
+        """``handler`` in this thread; while it runs, ``cancel`` set raises the master's abort flag
+        (again each time: the command clears it as it begins) and, with ``camera``, aborts the
+        exposure under way once."""
         if cancel is None:
-            return self._run(self.master.cmd_rotate, RotateArgs(pa=pa, **hint))
+            return self._run(handler, args)
         done = threading.Event()
 
         def watch() -> None:
+            told = False
             while not done.wait(0.2):
-                if cancel.is_set():  # again each time: the rotation clears the flag as it begins
+                if cancel.is_set():
                     self.master.abort_event.set()
+                    if camera and not told:
+                        told = True
+                        self.abort(f"{args.command} cancelled")
 
-        watcher = threading.Thread(target=watch, name="rotate-cancel", daemon=True)
+        watcher = threading.Thread(target=watch, name=f"{args.command}-cancel", daemon=True)
         watcher.start()
         try:
-            return self._run(self.master.cmd_rotate, RotateArgs(pa=pa, **hint))
+            return self._run(handler, args)
         finally:
             done.set()
 
@@ -118,23 +146,34 @@ class RemoteParticipant:
     def rotate(self, pa: float, hint: dict, timeout: float, cancel=None) -> Outcome:
         """The slave's `rotate` command; ``cancel`` set meanwhile sends it an `abort` (its rotator
         stops, the answer says cancelled), once."""
+        return self._watched(RotateArgs(pa=pa, **hint), timeout, cancel, "the night left centering: rotation cancelled")
+
+    def flats(self, args: FlatsArgs, timeout: float, cancel=None) -> Outcome:
+        """The slave's `flats` command; ``cancel`` set meanwhile sends it an `abort`, once (its answer
+        then says stopped, with the frames kept so far)."""
+        return self._watched(args, timeout, cancel, "flats cancelled")
+
+    def darks(self, args: DarksArgs, timeout: float, cancel=None) -> Outcome:
+        return self._watched(args, timeout, cancel, "darks cancelled")
+
+    def _watched(self, args, timeout: float, cancel, why: str) -> Outcome:
         if cancel is None:
-            return self._call(RotateArgs(pa=pa, **hint), timeout)
+            return self._call(args, timeout)
         done = threading.Event()
 
         def watch() -> None:
             while not done.wait(0.2):
                 if cancel.is_set():
                     try:
-                        self.abort("the night left centering: rotation cancelled")
-                    except IndisyncError as exc:  # the link is down: the rotation's own bound still holds
-                        log.warning("could not abort %s's rotation: %s", self.name, exc)
+                        self.abort(why)
+                    except IndisyncError as exc:  # the link is down: the command's own bound still holds
+                        log.warning("could not abort %s's %s: %s", self.name, args.command, exc)
                     return
 
-        watcher = threading.Thread(target=watch, name=f"rotate-cancel-{self.name}", daemon=True)
+        watcher = threading.Thread(target=watch, name=f"{args.command}-cancel-{self.name}", daemon=True)
         watcher.start()
         try:
-            return self._call(RotateArgs(pa=pa, **hint), timeout)
+            return self._call(args, timeout)
         finally:
             done.set()
 
@@ -187,12 +226,30 @@ class MasterImaging:
         return False
 
 
+def dome_closed(master) -> bool:
+    """The master's dome shutter reads closed (False: open, unknown, or no dome): darks on demand count
+    the OTAs as covered then. A shutter still moving (the Dome Simulator closes its closed shutter
+    again when it parks) is waited for, up to indi.move_timeout."""
+    try:
+        dome = master.supervisor.get().dome
+    except IndisyncError:
+        return False
+    if dome is None:
+        return False
+    return dome.closed_when_still(master.cfg.indi.move_timeout, cancel=master.stop_event)
+
+
+def rig_participants(master) -> list:
+    """The master's own camera first, then every live slave."""
+    return [LocalParticipant(master)] + [RemoteParticipant(master.client, master.registry, node)
+                                         for node in master.registry.live("slave")]
+
+
 def build_rig(master) -> Rig:
     season = getattr(master, "season", None)
 
     def participants() -> list:
-        return [LocalParticipant(master)] + [RemoteParticipant(master.client, master.registry, node)
-                                             for node in master.registry.live("slave")]
+        return rig_participants(master)
 
     return Rig(name=master.name, cfg=master.cfg, devices=master.supervisor.get, participants=participants,
                imaging=MasterImaging(master), guiding=lambda: master.guiding, store=master.store,

@@ -39,7 +39,8 @@ MAX_MESSAGE_BYTES = 64 * 1024  # a state or command is < 2 KB; anything this big
 PHASES = ("idle", "exposing", "focusing", "dithering", "guiding", "waiting", "flipping", "error")
 ROLES = ("master", "slave")
 NIGHT_STATES = ("waiting_dark", "cooling", "slewing", "centering", "starting_guider", "imaging", "dithering",
-                "refocusing", "flipping", "securing", "unsafe", "parked", "parking", "warming", "done")  # night.machine.State
+                "refocusing", "flipping", "securing", "unsafe", "parked", "parking", "warming", "done",
+                "dusk_flats", "dawn_flats", "waiting_dawn", "calibrating")  # night.machine.State
 REPLY_STATUSES = contracts.REPLY_STATUSES
 
 # -- message types -----------------------------------------------------------------------

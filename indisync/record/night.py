@@ -18,8 +18,13 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import calibration
+
 # Night states (helper `night`) in which the rig could be collecting light: the usable window.
 USABLE_NIGHT_STATES = ("slewing", "centering", "starting_guider", "imaging", "dithering", "refocusing", "flipping")
+# Night states shown on an idle (or waiting) node's timeline lane instead of its phase.
+TIMELINE_NIGHT_STATES = ("unsafe", "flipping", "waiting_dark", "cooling", "parked", "dusk_flats", "dawn_flats",
+                         "waiting_dawn", "calibrating")
 MIN_TEMPERATURE_SPAN_C = 0.3  # below this spread of temperatures a slope is noise, not learned
 
 
@@ -50,7 +55,7 @@ def _events(entries, type_: str):
 FRAME_NUMBERS = ("duration", "hfr", "stars", "fwhm", "focuser_position", "focuser_temperature", "ccd_temperature",
                  "guide_rms_arcsec")
 FRAME_TEXTS = ("status", "filter", "file", "start", "reason", "grade", "grade_reason", "shutter_opened",
-               "image_arrived")
+               "image_arrived", "frame_type")
 AUTOFOCUS_NUMBERS = ("position", "hfr", "stars", "temperature")
 AUTOFOCUS_TEXTS = ("filter", "status", "reason")
 DITHER_NUMBERS = ("seconds",)
@@ -144,6 +149,7 @@ def collect_frames(entries: list[dict], skipped: list | None = None) -> list[dic
         elif e.get("type") == "exposure_done":
             s = started.pop(key, {})
             frame = {"node": e.get("node"), "exposure_id": p.get("exposure_id"), "status": p.get("status"),
+                     "frame_type": p.get("frame_type") or s.get("frame_type"),
                      "filter": p.get("filter") or s.get("filter"), "file": p.get("file"),
                      "start": p.get("start") or s.get("start"), "duration": p.get("duration") or s.get("duration"),
                      "end_rx": e.get("rx"), "reason": p.get("reason")}
@@ -243,8 +249,13 @@ def timelines(entries: list[dict], end: datetime | None, skipped: list | None = 
         p = clean.payload(e, texts=STATE_TEXTS) if e.get("kind") == "state" else _mapping(e.get("payload"))
         if e.get("kind") == "state" and p.get("phase"):
             night = (p.get("night") or {}).get("state") if isinstance(p.get("night"), dict) else None
-            activity = night if night in ("unsafe", "flipping", "waiting_dark", "cooling", "parked") and \
-                p["phase"] in ("idle", "waiting") else p["phase"]
+            calib = p.get("calib") if isinstance(p.get("calib"), dict) else None
+            if calib and calib.get("kind") in calibration.KINDS:  # taking flats, darks or bias
+                activity = "flats" if calib["kind"] == "flat" else "darks"
+            elif night in TIMELINE_NIGHT_STATES and p["phase"] in ("idle", "waiting"):
+                activity = night
+            else:
+                activity = p["phase"]
             changes[node].append((when, activity))
         elif e.get("kind") == "status" and p.get("status") == "offline":
             changes[node].append((when, "offline"))
@@ -330,6 +341,11 @@ def _mapping(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def is_light(frame: dict) -> bool:
+    """A light frame (an exposure_done that says no frame type is one: logs before issue 17)."""
+    return frame.get("frame_type") in (None, "light")
+
+
 def summarize(entries: list[dict]) -> dict:
     """Everything the report shows, as JSON-ready data; ``skipped_values`` lists the values left out."""
     skipped: list[dict] = []
@@ -339,8 +355,11 @@ def summarize(entries: list[dict]) -> dict:
         role = _mapping(e.get("payload")).get("role") if e.get("kind") == "state" else None
         if role and isinstance(role, str):  # one of another kind is noted by timelines()
             roles[e["node"]] = role
-    frames = collect_frames(entries, skipped)
+    # lights only: flats, darks and bias are the calibration section's (calib_progress / calib_set_done)
+    frames = [f for f in collect_frames(entries, skipped) if is_light(f)]
     runs = collect_autofocus(entries, skipped)
+    calib_rows = calibration.collect_calibration(
+        entries, lambda e: clean.payload(e, calibration.CALIB_NUMBERS, calibration.CALIB_TEXTS), clean.note)
     start, end = usable_window(entries, frames)
     window_s = (end - start).total_seconds() if start and end else 0.0
     last_rx = max((parse_time(e.get("rx")) for e in entries if parse_time(e.get("rx"))), default=None)
@@ -382,6 +401,7 @@ def summarize(entries: list[dict]) -> dict:
     failures += [{"time": e.get("rx"), "node": e.get("node"), "what": "dither did not settle",
                   "why": _mapping(e.get("payload")).get("reason")}
                  for e in _events(entries, "dither_settled") if _mapping(e.get("payload")).get("status") != "ok"]
+    failures += calibration.failures(calib_rows)
     failures.sort(key=lambda x: str(x["time"] or ""))
     guiding = []
     for e in entries:
@@ -411,6 +431,8 @@ def summarize(entries: list[dict]) -> dict:
         "night_states": night_states,
         "centering": centerings,
         "coalignment": coalignment,
+        # per node: flat and dark/bias sets, flats kept/taken per filter, dark sets taken/skipped/waiting
+        "calibration": calibration.per_node(calib_rows),
         "failures": failures,
         "skipped_values": skipped,
     }

@@ -21,6 +21,7 @@ from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 
 from ..timezones import local_zone, zone_name
+from .calibration import adu_range, dark_outcome, exposure_range
 from .night import parse_time, summarize
 from .nightlog import night_of, read_night
 from .season import night_bounds, season_section
@@ -32,7 +33,8 @@ COLOURS = {"Luminance": "#444444", "Red": "#d62728", "Green": "#2ca02c", "Blue":
 ACTIVITY_COLOURS = {"exposing": "#2ca02c", "focusing": "#1f77b4", "dithering": "#ff7f0e", "waiting": "#bcbd22",
                     "guiding": "#17becf", "idle": "#dddddd", "error": "#d62728", "offline": "#000000",
                     "unsafe": "#e377c2", "flipping": "#9467bd", "waiting_dark": "#8c564b", "cooling": "#aec7e8",
-                    "parked": "#7f7f7f"}
+                    "parked": "#7f7f7f", "flats": "#f7b6d2", "darks": "#393b79", "dusk_flats": "#ffbb78",
+                    "dawn_flats": "#ffbb78", "waiting_dawn": "#c49c94", "calibrating": "#5254a3"}
 
 
 MAX_SKIPPED_SHOWN = 50  # lines of "Values left out" on the page (report.json has them all)
@@ -354,6 +356,39 @@ def _season_html(season: dict | None) -> str:
     return "".join(parts)
 
 
+def _calibration_html(calibration: dict | None) -> str:
+    """Per node: flats kept/taken per filter with the exposure and ADU range, every flat set, and the
+    dark/bias sets taken, skipped (a younger match kept) or waiting (the cooler, or nothing covers the OTA)."""
+    if not calibration:
+        return ""
+    e = html.escape
+    parts = ["<h2>Calibration</h2>"]
+    for node, d in calibration.items():
+        if d["flats"]:
+            parts.append(f"<h3>{e(node)}: flats</h3>" + _table(
+                ["filter", "sets", "kept / taken", "exposure", "ADU"],
+                [[f, v["sets"], f"{v['kept']} / {v['taken']}", exposure_range(v["exposure_min"], v["exposure_max"]),
+                  adu_range(v["adu_min"], v["adu_max"])] for f, v in d["flats_by_filter"].items()]))
+            parts.append(_table(
+                ["time", "set", "how", "status", "kept / wanted", "taken", "discarded", "exposure", "ADU", "why"],
+                [[r["time"], r["set"], " ".join(x for x in (r.get("mode"), r.get("direction")) if x) or "-",
+                  r["status"], f"{r['kept'] if r['kept'] is not None else '?'} / {r['count'] or '?'}", r["taken"],
+                  r["discarded"], exposure_range(r["exposure_min"], r["exposure_max"]),
+                  adu_range(r["adu_min"], r["adu_max"]), r["reason"] or r.get("discard_reason") or ""]
+                 for r in d["flats"]]))
+        if d["darks"]:
+            counts = ", ".join(f"{n} {k}" for k, n in d["dark_sets"].items() if n)
+            parts.append(f"<h3>{e(node)}: darks and bias ({e(counts)})</h3>" + _table(
+                ["time", "set", "status", "what"],
+                [[r["time"], r["set"], r["status"], dark_outcome(r)] for r in d["darks"]]))
+    parts.append("<p><small>A flat set is one node's filter, binning, rotator angle and gain/offset; frames "
+                 "outside the ADU band (flats.target_adu ± flats.tolerance of full scale) are discarded, not "
+                 "written. A dark set is skipped while a matching one in the node's library is younger than "
+                 "darks.max_age_days; it waits while the cooler is off its setpoint or nothing covers the "
+                 "OTA.</small></p>")
+    return "".join(parts)
+
+
 def render_html(data: dict, figures: dict[str, Path]) -> str:
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>indisync night {e(data['night'])}</title>",
@@ -378,6 +413,7 @@ def render_html(data: dict, figures: dict[str, Path]) -> str:
                   "each frame was reported." if any(d.get("shutter_estimated") for d in data["nodes"].values())
                   else "") + "</small></p>")
     parts.append(_season_html(data.get("season")))
+    parts.append(_calibration_html(data.get("calibration")))
     for name, title in (("timeline", "Timeline"), ("quality", "HFR and stars per frame (x: rejected)"),
                         ("frames", "Frames per filter"), ("guiding", "Guiding, dithers, start skew"),
                         ("focus_temperature", "Focus position against focuser temperature")):

@@ -39,6 +39,7 @@ DRIVERS = {
     "indi_simulator_weather": "Weather Simulator",
     "indi_simulator_dome": "Dome Simulator",
     "indi_simulator_rotator": "Rotator Simulator",
+    "indi_simulator_lightpanel": "Light Panel Simulator",
 }
 # Our own drivers (indisync.sim.sky): executable name -> the devices it creates. IndiServer writes the
 # executable into its bin/ (first on the drivers' PATH), bound to this Python and this indisync.

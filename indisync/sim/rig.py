@@ -4,7 +4,9 @@ INDI simulators and its own port and socket), a config file per node, and the no
 Used by `indisync demo`, the end-to-end tests and the sync benchmark. The simulator's true focus
 (``SIM_FOCUSING``) is set here, near each node's focuser, so that autofocus has something to find;
 the nodes themselves only ever see images. Likewise, with ``rotators=True`` each node's CCD Simulator
-follows its Rotator Simulator (``SIM_ROTATION``, indisync.sim.rotator_coupling.RotatorCoupling).
+follows its Rotator Simulator (``SIM_ROTATION``, indisync.sim.rotator_coupling.RotatorCoupling), and
+with ``twilight``, ``sky`` or ``light_panels`` each node's CCD Simulator has the simulated twilight sky
+and light panel (``SIM_SKYGLOW``, indisync.sim.calib_coupling.SkyCoupling) for calibration frames.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 import yaml
 
 from .broker import Mosquitto
+from .calib_coupling import PANEL_DEVICE, SkyCoupling, Twilight, has_panel
+from .calib_gate import ExposureGate
 from .indi import IndiServer, set_number
 from .rotator_coupling import RotatorCoupling
 from .mounts import set_tracking_error
@@ -97,6 +101,19 @@ class SimRig:
     rotators: bool = False
     rotator_sign: int = 1
     couplings: dict[str, RotatorCoupling] = field(default_factory=dict)
+    # Calibration (issue 17): light_panels are the nodes with a Light Panel Simulator (indi.light_panel;
+    # True: every node). With twilight (a sky darkening or brightening from its start), sky=True or any
+    # panel, every node's CCD Simulator follows the simulated sky and panel (SIM_SKYGLOW, through a
+    # SkyCoupling each: self.skies[name]; set_twilight() starts another twilight); filter_offsets: the
+    # sky's dimming per filter name (default indisync.sim.calib_coupling.DEFAULT_FILTER_OFFSETS). Such a
+    # node reaches its indiserver through an ExposureGate (self.gates[name], indisync.sim.calib_gate),
+    # which has the sky right at every exposure's start
+    light_panels: bool | tuple[str, ...] = ()
+    twilight: Twilight | None = None
+    sky: bool = False
+    filter_offsets: dict | None = None
+    skies: dict[str, SkyCoupling] = field(default_factory=dict)
+    gates: dict[str, ExposureGate] = field(default_factory=dict)  # the node's INDI connection goes through it
 
     def __post_init__(self):
         self._own_workdir = self.workdir is None
@@ -124,11 +141,18 @@ class SimRig:
     def _add_node(self, name: str, role: str, drivers) -> None:
         if self.rotators:
             drivers = (*drivers, "indi_simulator_rotator")
+        panel = has_panel(self.light_panels, name)
+        if panel:
+            drivers = (*drivers, "indi_simulator_lightpanel")
         indi = IndiServer(drivers=drivers, time_factor=self.time_factor, workdir=self.workdir / f"indi-{name}")
         indi.start()
         if self.rotators:
             # as SIM_FOCUSING for autofocus: the simulator's truth, set beside the node, never by it
             self.couplings[name] = RotatorCoupling(indi.host, indi.port, sign=self.rotator_sign).start()
+        if self.twilight is not None or self.sky or self.light_panels:
+            self.skies[name] = SkyCoupling(indi.host, indi.port, self.twilight, filter_offsets=self.filter_offsets,
+                                           panel=PANEL_DEVICE if panel else None).start()
+            self.gates[name] = ExposureGate(self.skies[name], indi.host, indi.port).start()
         offset = self._rng.randint(*self.focus_offset) * self._rng.choice((-1, 1))
         true_focus = FOCUSER_START + offset
         self._set_true_focus(indi, true_focus)
@@ -140,7 +164,8 @@ class SimRig:
             mqtt_host, mqtt_port = proxy.host, proxy.port
         config = {
             "node": {"name": name, "role": role},
-            "indi": {"host": indi.host, "port": indi.port, "connect_timeout": 10},
+            "indi": {"host": indi.host, "port": self.gates[name].port if name in self.gates else indi.port,
+                     "connect_timeout": 10},
             "mqtt": {"host": mqtt_host, "port": mqtt_port, "keepalive": 5, "heartbeat": 1.0,
                      "dead_after": 5.0, **self.mqtt_section},
             "storage": {"directory": str(self.images / name)},
@@ -151,6 +176,8 @@ class SimRig:
         }
         if self.rotators:
             config["indi"]["rotator"] = "Rotator Simulator"
+        if panel:
+            config["indi"]["light_panel"] = PANEL_DEVICE
         config.update(self.node_sections)
         if self.acquire_section:
             config["acquire"] = self.acquire_section
@@ -242,6 +269,14 @@ class SimRig:
         set_tracking_error(indi.host, indi.port, *self.drift_arcsec_per_s)
         set_number(indi.host, indi.port, "Guide Simulator", "POLLING_PERIOD", {"PERIOD_MS": 100})
 
+    def set_twilight(self, twilight: Twilight | None) -> None:
+        """Start another twilight (None: the night's sky) on every node's simulated sky."""
+        if not self.skies:
+            raise RuntimeError("this rig has no simulated sky: start it with twilight=, sky=True or light_panels=")
+        self.twilight = twilight
+        for sky in self.skies.values():
+            sky.set_twilight(twilight)
+
     # ---- node processes ------------------------------------------------------------------------
     def start_node(self, name: str, extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
         node = self.nodes[name]
@@ -311,7 +346,7 @@ class SimRig:
                 self.stop_node(name, timeout=10)
             except Exception:  # noqa: BLE001 - stop everything we can
                 pass
-        for coupling in self.couplings.values():
+        for coupling in (*self.couplings.values(), *self.gates.values(), *self.skies.values()):
             coupling.close()
         for node in self.nodes.values():
             node.indi.cleanup()

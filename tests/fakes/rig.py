@@ -42,6 +42,7 @@ class FakeMount:
         self.tracking = False
         self.pier_side = "west"
         self.coordinates = (6.0, 30.0)
+        self.slews: list = []  # (ra, dec) J2000 of every slew asked for
         self._busy = threading.Lock()
         self.parking = False
         self.conflicts: list[str] = []
@@ -76,6 +77,7 @@ class FakeMount:
         if self.parking:
             self.conflicts.append("slew while parking")
         self.log.append((time.monotonic(), "mount", "slew_start"))
+        self.slews.append((ra, dec))
         _sleep(self.latency, cancel, "slew")
         if self.parking:
             self.conflicts.append("slew ran into a park")
@@ -84,8 +86,11 @@ class FakeMount:
             raise DeviceError("slew failed: stand-in alert")
         self.log.append((time.monotonic(), "mount", "slewed"))
 
-    def set_tracking(self, on):
+    def set_tracking(self, on, cancel=None):
+        if cancel is not None and cancel.is_set():
+            raise ActionCancelled("tracking cancelled")
         self.tracking = on
+        self.log.append((time.monotonic(), "mount", "tracking_on" if on else "tracking_off"))
 
 
 class FakeDome:
@@ -125,10 +130,35 @@ class FakeWeather:
         self.status, self.last_update = status, time.time()
 
 
+def flats_result(args, kept_per_set=3, status="ok"):
+    """A FlatsResult's fields for ``args`` (contracts.FlatsArgs): every set ``status`` with ``kept_per_set``."""
+    sets = [{**dict(s), "status": status, "kept": kept_per_set if status in ("ok", "partial") else 0,
+             "taken": kept_per_set + 1, "exposures": [1.0] * kept_per_set, "adu": [26000.0] * kept_per_set}
+            for s in args.sets]
+    return {"status": status if sets else "nothing", "sets": sets, "full_scale": 65535.0}
+
+
+def darks_result(args, status="taken"):
+    sets = [{**dict(s), "status": status, "count": 5 if status == "taken" else 0} for s in args.sets]
+    overall = {"taken": "ok", "skipped": "ok", "waiting": "waiting"}.get(status, status)
+    return {"status": overall if sets else "nothing", "sets": sets}
+
+
 class FakeParticipant:
+    """A node: answers at once, except flats and darks, which take ``calib_latency`` s (wall) each and
+    stop early when cancelled (status stopped, as a node aborted by the master). ``flats_answer`` /
+    ``darks_answer``: None (every set ok / taken) or a function (args) -> Outcome, for scripted outcomes."""
+
     def __init__(self, name, local=False):
         self.name, self.local = name, local
         self.aborts, self.cools, self.warms = 0, 0, 0
+        self.calib_latency = 0.0
+        self.flats_calls: list = []  # (args, timeout) of every flats command
+        self.darks_calls: list = []
+        self.flats_answer = None
+        self.darks_answer = None
+        self.calib_stopped = 0  # runs ended early by their cancel
+        self.calib_running = 0  # runs under way now
 
     def cool(self, timeout):
         self.cools += 1
@@ -147,6 +177,27 @@ class FakeParticipant:
     def rotate(self, pa, hint, timeout, cancel=None):
         return Outcome(True, {"status": "no_rotator", "reason": "no rotator (indi.rotator is null)",
                               "target_pa": pa % 360.0})
+
+    def flats(self, args, timeout, cancel=None):
+        self.flats_calls.append((args, timeout))
+        return self._calib(args, cancel, self.flats_answer, flats_result)
+
+    def darks(self, args, timeout, cancel=None):
+        self.darks_calls.append((args, timeout))
+        return self._calib(args, cancel, self.darks_answer, darks_result)
+
+    def _calib(self, args, cancel, answer, result):
+        self.calib_running += 1
+        try:
+            deadline = time.monotonic() + self.calib_latency
+            while time.monotonic() < deadline:
+                if cancel is not None and cancel.is_set():
+                    self.calib_stopped += 1
+                    return Outcome(True, {**result(args), "status": "stopped", "reason": "aborted"})
+                time.sleep(0.002)
+            return answer(args) if answer is not None else Outcome(True, result(args))
+        finally:
+            self.calib_running -= 1
 
 
 class FakeImaging:

@@ -181,6 +181,17 @@ def test_limits_follow_the_night_and_the_guard_sections():
     assert limits_for(load_config(data={"safety": {"stale_after": 42}})).stale_after == 42.0
 
 
+def test_sky_flats_raise_the_sun_limit_to_their_upper_altitude():
+    """With flats.sky the master has the mount out while the sun is between flats.sun_altitude: the
+    guard must not park it for the sun alone (was: parked at -12 after guard.grace, mid-flats)."""
+    cfg = load_config(data={"night": {}, "flats": {"sky": "dusk", "sun_altitude": [-3, -9]}})
+    assert limits_for(cfg).sun_limit_deg == -3.0 and limits_for(cfg).window_end_sun_deg == -12.0
+    assert limits_for(load_config(data={"flats": {"sky": "both"}})).sun_limit_deg == -2.0  # no night: either
+    assert limits_for(load_config(data={"night": {}, "flats": {"sky": "both"},
+                                        "guard": {"sun_altitude": -6}})).sun_limit_deg == -6.0  # guard's own wins
+    assert limits_for(load_config(data={"night": {}, "flats": {"panel": True}})).sun_limit_deg == -12.0
+
+
 def test_the_rig_reaches_the_cameras_where_they_are():
     cfg = load_config(data={"indi": {"host": "10.0.0.1", "port": 7624},
                             "guard": {"indi_host": "10.0.0.2", "indi_port": 7625}})

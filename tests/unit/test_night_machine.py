@@ -376,14 +376,16 @@ def test_the_machine_reads_no_clock_and_no_hardware():
     import ast
     import inspect
 
-    from indisync.night import events, machine, state
+    from indisync.night import calib_steps, events, machine, state
 
-    for module in (machine, events, state):
+    for module in (machine, events, state, calib_steps):
         tree = ast.parse(inspect.getsource(module))
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-                    for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
-        # meridian: pure maths; events: the typed payloads
-        assert imported <= {"__future__", "dataclasses", "enum", "typing", "meridian", "events", "state"}, imported
+                    for alias in (node.names if isinstance(node, ast.Import) or not node.module  # from . import x
+                                  else [ast.alias(node.module)])}
+        # meridian: pure maths; events: the typed payloads; calib_steps: the calibration's decisions
+        assert imported <= {"__future__", "dataclasses", "enum", "typing", "meridian", "events", "state",
+                            "calib_steps"}, imported
 
 
 def test_status_shows_the_night_and_the_cooling():

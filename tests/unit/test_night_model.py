@@ -7,9 +7,12 @@ at any hour, device faults, a full disk, a lost guide star and `stop`; after eve
   and the dome closes within a bounded time (fake: a few park_retry; wall: well under a second). While
   a park or close fault is active, every failed attempt is reported as an error and the park is tried
   again; FakeMount.conflicts (a slew or unpark during a park) stays empty.
-- I2: the mount is never unparked (log "unparked" / "slew_start") at a fake time outside [start, end).
-- I3: past the window's end (faults cleared) the night reaches ``done`` within a bounded number of ticks;
-  a finished night left the mount parked and the dome closed.
+- I2: the mount is never unparked (log "unparked" / "slew_start") at a fake time outside [start, end),
+  except, with calibration on (half the examples: flats.sky both, darks at the end and in the rain),
+  inside the dusk or the dawn flats' interval (+ flats_overrun), where the sky flats point it.
+- I3: past the window's end (faults cleared; with calibration on, past the dawn flats' interval too)
+  the night reaches ``done`` within a bounded number of ticks; a finished night left the mount parked
+  and the dome closed.
 - I6: the sequence's done count equals the frames on disk (FakeImaging.frames_on_disk).
 - No exception escapes the executor's thread, nor any other thread; no action fails with anything but
   the rig's own errors (IndisyncError, OSError).
@@ -34,6 +37,8 @@ from __future__ import annotations
 
 import bisect
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +49,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+import indisync.night.actions.flats as flats_mod
 import indisync.night.executor as executor_mod
 from indisync.config import load_config
 from indisync.errors import IndisyncError
@@ -92,10 +98,18 @@ END_TICKS = 40  # I3: ticks (1 fake s each) past the window's end before the nig
 # A restart while the devices are gone waits for them safety.park_retry WALL seconds at a time (see
 # test_a_restart_while_the_indiserver_is_gone_...): too slow for the model, which brings them back first.
 PARK_ROUNDS = 4  # I1: park_retry rounds of fake time a park may take, beyond one per pending refusal
+# Calibration on: tonight's sky-flats intervals (fake epoch s) and how long past one its state may stay
+DUSK = (T0 - 1800.0, T0 - 300.0)
+DAWN = (T0 + WINDOW_S + 300.0, T0 + WINDOW_S + 1800.0)
+FLATS_OVERRUN = 60.0  # NightPlan.flats_overrun
+CALIB_LATENCY = 0.003  # real s each node's flats or darks take
 
 
-def make_config(batches: int | None):
-    return load_config(data={
+def make_config(batches: int | None, flats: bool = False, storage: str | None = None):
+    calib = {"flats": {"sky": "both", "always": [{"filter": "L"}], "offset_every_s": 0.002},
+             "darks": {"enabled": True, "when": ["rain", "end"], "exposures": [1.0]},
+             "storage": {"directory": storage}} if flats else {}
+    return load_config(data={**calib,
         "node": {"name": "m", "role": "master"},
         "master": {"target": {"name": "T", "ra": 90.0, "dec": 30.0}, "batches": batches,
                    "sequence": {"slots": [{"exposure": EXPOSURE, "repeat": 2}]}},
@@ -196,11 +210,15 @@ ACTIVE_STATES = frozenset(s.value for s in ACTIVE)
 class NightHarness:
     """One fake rig, a fake clock, the executor on a thread; the rules and the checks."""
 
-    def __init__(self, start_at: float, guider: bool, batches: int | None):
+    def __init__(self, start_at: float, guider: bool, batches: int | None, flats: bool = False):
         self.window = (T0, T0 + WINDOW_S)
+        self.flats = flats  # calibration on: dusk and dawn sky flats, darks at the end and in the rain
+        self.storage = tempfile.mkdtemp(prefix="indisync-model-") if flats else None
         self.clock = FakeClock(start_at)
-        self.cfg = make_config(batches)
+        self.cfg = make_config(batches, flats, self.storage)
         self.rig = fake_rig(self.cfg, dome=True, weather=True, guider=guider, slaves=1, latency=0.001)
+        for p in self.rig.parts.participants:
+            p.calib_latency = CALIB_LATENCY
         self.p = self.rig.parts
         self.crashes: list[str] = []
         self.thread_errors: list[str] = []
@@ -229,6 +247,11 @@ class NightHarness:
         self._patch = mock.patch.object(executor_mod, "night_window",
                                         lambda cfg, devices, now, report=None: (*self.window, None))
         self._patch.start()
+        # the flats' intervals as tonight's, and a flat spot without astropy (the model is about safety)
+        self._patches = [mock.patch.object(executor_mod, "flat_intervals", lambda *a: (DUSK, DAWN)),
+                         mock.patch.object(flats_mod.sky, "flat_spot", lambda site, when, altitude: (100.0, 20.0))]
+        for patch in self._patches:
+            patch.start()
         self._failures = _ActionFailures()
         logging.getLogger("indisync.night").addHandler(self._failures)
         self._hook = threading.excepthook
@@ -373,8 +396,25 @@ class NightHarness:
         """Wait (bounded) for the night to have the mount out, when it can."""
         if self.running and self.state() == State.PARKED.value and not self.model_unsafe():
             self.tick(SAFE_FOR + 1)  # safe long enough: it slews back
-        if self.running and not self.model_unsafe() and self.window[0] <= self.clock() < self.window[1]:
+        if self.running and not self.model_unsafe() and (self.window[0] <= self.clock() < self.window[1]
+                                                         or self.in_flats_interval(self.clock())):
             self.wait_for(lambda: self.state() in ACTIVE_STATES or not self.running, 0.2)
+
+    def in_flats_interval(self, t: float) -> bool:
+        return self.flats and any(a <= t < b + FLATS_OVERRUN for a, b in (DUSK, DAWN))
+
+    def twilight(self, which: str):
+        """Calibration on: jump into the dusk (before the window) or dawn (after it) flats' interval,
+        a fresh weather update, then safe_for of ticks: the night takes its sky flats."""
+        if not self.flats:
+            return
+        start = DUSK[0] if which == "dusk" else DAWN[0]
+        if self.clock() < start:
+            self.set_clock(start + 1.0)
+        if self.p.weather.status is not None and not self.p.faults.devices_gone:
+            self.weather(self.p.weather.status)  # an update: the weather is not stale
+        self.tick(SAFE_FOR + 1)
+        self.wait_for(lambda: self.state() in (State.DUSK_FLATS.value, State.DAWN_FLATS.value) or not self.running, 0.1)
 
     def rain_when_out(self, status: str):
         """The weather turns ``status`` once the mount is out."""
@@ -391,7 +431,8 @@ class NightHarness:
             f.devices_gone = False
             self._truth()
             self.settle_weather()
-        self.set_clock(max(self.clock(), self.window[1]) + extra)
+        end = max(self.window[1], DAWN[1] + FLATS_OVERRUN) if self.flats else self.window[1]
+        self.set_clock(max(self.clock(), end) + extra)
         for _ in range(END_TICKS):
             if not self.running or self.wait_for(lambda: self.ex.finished.is_set(), 0.02):
                 break
@@ -478,6 +519,10 @@ class NightHarness:
             self.stop_executor()
         finally:
             self._patch.stop()
+            for patch in self._patches:
+                patch.stop()
+            if self.storage:
+                shutil.rmtree(self.storage, ignore_errors=True)
             logging.getLogger("indisync.night").removeHandler(self._failures)
             threading.excepthook = self._hook
             self._collect()
@@ -570,9 +615,10 @@ class NightHarness:
             self.checked_log += 1
             if device == "mount" and what in ("unparked", "slew_start"):
                 at = self.clock.at(mono)
-                if not start <= at < end:
+                if not start <= at < end and not self.in_flats_interval(at):
                     raise Violation(f"I2: mount {what} at fake time {at - T0:+.0f} s from the window's start, "
-                                    f"outside [0, {WINDOW_S:.0f})")
+                                    f"outside [0, {WINDOW_S:.0f})"
+                                    + (" and outside the flats' intervals" if self.flats else ""))
 
     def check_i6(self):
         im = self.p.imaging
@@ -635,10 +681,11 @@ class NightHarness:
 class NightModel(RuleBasedStateMachine):
     harness: NightHarness | None = None
 
-    @initialize(start=st.sampled_from([-10 * HOUR, -30.0, 0.0, 1.0, 600.0, 2 * HOUR, 2 * HOUR, WINDOW_S - 20.0]),
-                guider=st.booleans(), batches=st.sampled_from([None, None, 3]))
-    def begin(self, start, guider, batches):
-        self.harness = NightHarness(T0 + start, guider, batches)
+    @initialize(start=st.sampled_from([-10 * HOUR, -30.0, 0.0, 1.0, 600.0, 2 * HOUR, 2 * HOUR, WINDOW_S - 20.0,
+                                       -1000.0, WINDOW_S + 400.0]),  # (inside the dusk / dawn flats' interval)
+                guider=st.booleans(), batches=st.sampled_from([None, None, 3]), flats=st.booleans())
+    def begin(self, start, guider, batches, flats):
+        self.harness = NightHarness(T0 + start, guider, batches, flats)
 
     def teardown(self):
         if self.harness is not None:
@@ -658,6 +705,11 @@ class NightModel(RuleBasedStateMachine):
     def advance(self, dt):
         STATS.steps += 1
         self.harness.advance(dt)
+
+    @rule(which=st.sampled_from(["dusk", "dawn"]))
+    def twilight(self, which):
+        STATS.steps += 1
+        self.harness.twilight(which)
 
     @rule(extra=st.sampled_from([0.0, 1.0, 3 * HOUR]))
     def past_the_end(self, extra):
@@ -813,5 +865,32 @@ def test_stop_while_the_guide_star_is_lost_ends_the_night():
         for _ in range(10):
             h.tick(60.0)
         assert h.wait_for(lambda: h.ex.finished.is_set()), f"still {h.state()} 10 fake min after stop"
+    finally:
+        h.close()
+
+
+def test_with_calibration_the_mount_is_out_in_twilight_only_in_the_flats_intervals():
+    """Calibration on: the dusk flats point the mount an hour before the window (I2 allows it inside
+    their interval only), the dawn flats after it, and the night still ends parked and closed (I3)."""
+    h = NightHarness(DUSK[0] - 600.0, guider=False, batches=None, flats=True)
+    try:
+        h.sync()
+        h.check()
+        h.twilight("dusk")
+        states = lambda: [t["to"] for t in h.ex.timeline]  # noqa: E731
+        assert h.wait_for(lambda: states()[-3:] == ["dusk_flats", "securing", "waiting_dark"]), states()
+        assert all(p.flats_calls and p.flats_calls[0][0].direction == "dusk" for p in h.p.participants)
+        h.check()  # the unpark and the slews inside the dusk interval pass I2
+        h.p.log.append((time.monotonic(), "mount", "unparked"))  # as if unparked now, between dusk and dark
+        h.set_clock(DUSK[1] + FLATS_OVERRUN + 1.0)
+        h.p.log[-1] = (time.monotonic(), "mount", "unparked")
+        with pytest.raises(Violation, match="outside the flats' intervals"):
+            h.check_i2()
+        h.twilight("dawn")
+        assert h.wait_for(lambda: h.ex.finished.is_set() or h.state() in ("dawn_flats", "parking", "calibrating"))
+        h.past_end(0.0)
+        seen = states()
+        assert {"waiting_dawn", "dawn_flats", "calibrating", "done"} <= set(seen), seen
+        h.check_done_secured()
     finally:
         h.close()

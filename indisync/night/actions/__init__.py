@@ -4,7 +4,7 @@ run by indisync.night.executor under the token of the state that asked for it.""
 
 from __future__ import annotations
 
-from . import center, cooling, exposing, flip, guide, motion
+from . import calibrate, center, cooling, exposing, flats, flip, guide, motion
 
 ACTIONS = {
     "cool": cooling.cool,
@@ -19,5 +19,8 @@ ACTIONS = {
     "expose": exposing.expose,
     "abort_exposures": exposing.abort_exposures,
     "flip": flip.flip,
+    "sky_flats": flats.sky_flats,
+    "calibrate": calibrate.calibrate,
+    "darks": calibrate.darks,
     "finish": None,  # the executor's own: the loop ends
 }
