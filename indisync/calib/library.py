@@ -5,25 +5,25 @@ the light panel's trained brightness per filter and binning. The frames themselv
 (calib.naming); the library says which exist and how old they are, so a dark set younger than
 ``darks.max_age_days`` is not taken again and a panel is trained once.
 
-Like the season store (indisync.season.store), smaller: WAL journal, ``synchronous=FULL``, a
-``schema_version`` table (app ``indisync-calib``; migrations appended, never edited), one connection
-behind a lock (thread-safe), a file that is not ours or is newer refused with a CalibError naming the
-file and the fix, before anything is written to it.
+Like the season store (indisync.season.store), smaller, on the same indisync.sqlite_versioned: WAL
+journal, ``synchronous=FULL``, a ``schema_version`` table (app ``indisync-calib``; migrations appended,
+never edited), one connection behind a lock (thread-safe), a file that is not ours or is newer refused
+with a CalibError naming the file and the fix, before anything is written to it.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import CalibError
+from ..sqlite_versioned import VersionedSchema, current_version, immediate, journal_mode
 from .model import DarkSet, FlatSet
 from .panel import PanelTraining
-
-log = logging.getLogger(__name__)
 
 DB_NAME = "library.db"
 APP = "indisync-calib"
@@ -78,7 +78,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_SCHEMA_TABLE = "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, app TEXT NOT NULL, applied_at REAL NOT NULL)"
+_SCHEMA = VersionedSchema(
+    app=APP, noun="calibration library", kind="calibration", error=CalibError,
+    foreign_fix="move it aside or point storage.directory elsewhere", newer_fix="move the file aside",
+    damaged_fix="Move it aside (a new one is started; the frames on disk are untouched, but sets are taken again)")
 
 
 @dataclass(frozen=True)
@@ -127,102 +130,40 @@ class CalibLibrary:
         except OSError as exc:
             raise CalibError(f"cannot create the directory of the calibration library {self.path}: {exc.strerror}; "
                              "check storage.directory") from None
-        try:
-            self._conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
-                                         isolation_level=None)
-        except sqlite3.Error as exc:
-            raise CalibError(f"cannot open the calibration library {self.path}: {exc}; check the path and its "
-                             "permissions") from None
-        try:
-            self._open()
-        except BaseException:
-            self._conn.close()
-            raise
+        self._conn = _SCHEMA.connect(self.path, timeout)
+        _SCHEMA.prepare(self._conn, self.path, MIGRATIONS, self._transaction)
 
     @classmethod
     def for_storage(cls, storage_dir) -> "CalibLibrary":
         """The library of a node's storage: ``{storage_dir}/calib/library.db``."""
         return cls(Path(storage_dir) / "calib" / DB_NAME)
 
-    # -- opening ------------------------------------------------------------------------------------
-
-    def _open(self) -> None:
-        try:
-            version = self._checked_version()
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.warning("%s: journal mode is %s, not WAL (the file system may not support it)", self.path, mode)
-            self._conn.execute("PRAGMA synchronous = FULL")
-            if version < len(MIGRATIONS):
-                self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise CalibError(f"the calibration library {self.path} cannot be read ({exc}): it is damaged or not a "
-                             "SQLite file. Move it aside (a new one is started; the frames on disk are untouched, "
-                             "but sets are taken again)") from None
-
-    def _checked_version(self) -> int:
-        tables = {row[0] for row in self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-        if "schema_version" not in tables:
-            if tables:
-                raise CalibError(f"{self.path} is not an indisync calibration library (it holds tables "
-                                 f"{', '.join(sorted(tables))}); move it aside or point storage.directory elsewhere")
-            return 0
-        apps = {row[0] for row in self._conn.execute("SELECT DISTINCT app FROM schema_version")}
-        if apps and apps != {APP}:
-            raise CalibError(f"{self.path} is not an indisync calibration library (schema of "
-                             f"{', '.join(sorted(map(str, apps)))}); move it aside or point storage.directory "
-                             "elsewhere")
-        version = self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise CalibError(f"{self.path} has calibration schema version {version}, newer than this indisync "
-                             f"understands (up to {len(MIGRATIONS)}): it was written by a later indisync. Upgrade "
-                             "indisync on this machine (pip install -U indisync), or move the file aside")
-        return version
-
-    def _migrate(self) -> None:
-        import time
-
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                if "schema_version" not in tables:
-                    self._conn.execute(_SCHEMA_TABLE)
-                version = self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-                for number in range(version + 1, len(MIGRATIONS) + 1):
-                    for statement in MIGRATIONS[number - 1]:
-                        self._conn.execute(statement)
-                    self._conn.execute("INSERT INTO schema_version (version, app, applied_at) VALUES (?, ?, ?)",
-                                       (number, APP, time.time()))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+    # -- plumbing (opening: indisync.sqlite_versioned) ---------------------------------------------
 
     def schema_version(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+            return current_version(self._conn)
 
     def journal_mode(self) -> str:
         with self._lock:
-            return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            return journal_mode(self._conn)
 
-    def _write(self, sql: str, params: tuple) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE .. COMMIT under the lock; sqlite3 errors go on as they are."""
         with self._lock:
             if self._conn is None:
                 raise CalibError(f"the calibration library {self.path} is closed")
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
+            with immediate(self._conn):
+                yield
+
+    def _write(self, sql: str, params: tuple) -> None:
+        try:
+            with self._transaction():
                 self._conn.execute(sql, params)
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                try:
-                    self._conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise CalibError(f"cannot write to the calibration library {self.path}: {exc}; check the disk "
-                                 "(space, permissions)") from None
+        except sqlite3.Error as exc:
+            raise CalibError(f"cannot write to the calibration library {self.path}: {exc}; check the disk "
+                             "(space, permissions)") from None
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:

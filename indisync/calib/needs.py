@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..record.night import parse_time as parse_iso
 from ..record.nightlog import read_night
 from .model import DarkSet, FlatSet
 from .settings import FlatSetSpec
@@ -39,18 +40,12 @@ class LightUse:
 
 
 def parse_time(text: Any) -> float | None:
-    """An ISO-8601 time (``Z`` or an offset; naive: UTC) as epoch seconds; None when it is not one."""
+    """An ISO-8601 time (record.night's: ``Z`` or an offset; naive: UTC) or a number as epoch
+    seconds; None when it is neither."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
+    when = parse_iso(text)
+    return None if when is None else when.timestamp()
 
 
 def entry_time(entry: dict) -> float | None:

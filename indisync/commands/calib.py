@@ -2,7 +2,7 @@
 
 ``indisync flats [--plan]`` reads the night logs (no MQTT, no servers) and prints, per node, the flat
 sets the lights since that node's last flats ask for, and the ``flats.always`` sets. ``indisync flats
---panel`` and ``indisync darks`` ask the master (over MQTT, as `indisync stop` does) to run them on
+--panel`` and ``indisync darks`` ask the master (over MQTT, as `indisync stop` does: master_link) to run them on
 every node now; the sets come from the master's night logs. Each node's answer is printed: per set
 what it kept and took (flats) or whether it was taken, skipped (a younger match kept) or waits (the
 cooler, or nothing covers the OTA). A refusal or a failed run prints its reason and exits 1.
@@ -15,18 +15,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import threading
 import time
-import uuid
 from typing import Callable
 
 from ..errors import ConfigError, IndisyncError, ProtocolError
 
-CONNECT_TIMEOUT_S = 5.0
 ACCEPT_TIMEOUT_S = 15.0  # the master acknowledges a command at once; silence this long: it is not running
-FIND_MASTER_S = 2.0
 
 
 # ---- arguments ----------------------------------------------------------------------------------
@@ -133,22 +129,10 @@ def _clock(iso: str) -> str:
 def send_to_master(args, cfg, command, on_event: Callable[[str, str, dict], None] | None = None):
     """Send ``command`` (CalibrateArgs) to the master and wait for its final reply: (Reply, master name).
     ``on_event(node, type, payload)``: every calib_progress / calib_set_done while it runs."""
-    from ..config import parse_hostport
     from ..protocol import messages, topics
-    from ..protocol.commands import CommandClient
-    from ..protocol.registry import NodeRegistry
-    from ..protocol.transport import MqttTransport
+    from .master_link import master_link
 
-    mqtt_cfg = cfg.mqtt
-    if args.broker:
-        host, port = parse_hostport(args.broker, mqtt_cfg.port)
-        mqtt_cfg = dataclasses.replace(mqtt_cfg, host=host, port=port)
-    tree = topics.Topics(mqtt_cfg.topic_prefix, mqtt_cfg.discovery_prefix)
-    tag = uuid.uuid4().hex[:6]
-    transport = MqttTransport(mqtt_cfg, client_id=f"indisync-{command.command}-{os.getpid()}-{tag}")
-    registry = NodeRegistry(mqtt_cfg.dead_after)
-    registry.attach(transport, tree)
-    if on_event is not None:
+    def subscribe(transport, tree) -> None:
         def on_message(msg) -> None:
             try:
                 ref = tree.parse(msg.topic)
@@ -159,14 +143,10 @@ def send_to_master(args, cfg, command, on_event: Callable[[str, str, dict], None
                 pass
 
         transport.subscribe(tree.every(topics.EVENT), on_message)
-    client = CommandClient(transport, tree, f"calib-{tag}")
-    transport.start()
-    try:
-        if not transport.wait_connected(CONNECT_TIMEOUT_S):
-            raise ProtocolError(f"no MQTT broker answered at {mqtt_cfg.host}:{mqtt_cfg.port} within "
-                                f"{CONNECT_TIMEOUT_S:g} s; check --broker / mqtt.host and mqtt.port")
-        master = args.master or (cfg.node.name if cfg.node.role == "master" else None) or _find_master(registry)
-        pending = client.send(master, command.command, command.to_wire())
+
+    with master_link(args, cfg, "calib", command.command, subscribe if on_event is not None else None) as link:
+        master = link.master
+        pending = link.send(command)
         if not pending.accepted.wait(ACCEPT_TIMEOUT_S) and not pending.finished.is_set():
             raise IndisyncError(f"the master {master!r} did not accept {command.command} within "
                                 f"{ACCEPT_TIMEOUT_S:g} s; is it running (indisync status)?")
@@ -174,20 +154,6 @@ def send_to_master(args, cfg, command, on_event: Callable[[str, str, dict], None
             raise IndisyncError(f"the master {master!r} did not finish within {command.reply_timeout():g} s; "
                                 "see indisync status and the night log")
         return pending.reply(), master
-    finally:
-        client.close()
-        transport.stop()
-        registry.stop()
-
-
-def _find_master(registry) -> str:
-    deadline = time.monotonic() + FIND_MASTER_S
-    while time.monotonic() < deadline:
-        masters = [n.name for n in registry.nodes() if n.role == "master"]
-        if masters:
-            return masters[0]
-        time.sleep(0.1)
-    raise IndisyncError("no master seen on the broker; give --master NAME or --config with node.role: master")
 
 
 def progress_line(node: str, mtype: str, p: dict) -> str | None:

@@ -3,16 +3,9 @@ abort it with --abort), park, warm — and exit."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import time
-import uuid
-
-from ..errors import IndisyncError, ProtocolError
+from ..errors import IndisyncError
 
 HELP = "end the night as at dawn: the master finishes (or with --abort aborts) the frame, parks and warms"
-
-CONNECT_TIMEOUT_S = 5.0
 
 
 def add_arguments(parser) -> None:
@@ -22,31 +15,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args, cfg) -> int:
-    from ..config import parse_hostport
     from ..contracts import StopArgs
-    from ..protocol import topics
-    from ..protocol.commands import CommandClient
-    from ..protocol.registry import NodeRegistry
-    from ..protocol.transport import MqttTransport
+    from .master_link import master_link
 
-    mqtt_cfg = cfg.mqtt
-    if args.broker:
-        host, port = parse_hostport(args.broker, mqtt_cfg.port)
-        mqtt_cfg = dataclasses.replace(mqtt_cfg, host=host, port=port)
-    tree = topics.Topics(mqtt_cfg.topic_prefix, mqtt_cfg.discovery_prefix)
-    sender = f"stop-{uuid.uuid4().hex[:6]}"
-    transport = MqttTransport(mqtt_cfg, client_id=f"indisync-stop-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    registry = NodeRegistry(mqtt_cfg.dead_after)
-    registry.attach(transport, tree)
-    client = CommandClient(transport, tree, sender)
-    transport.start()
-    try:
-        if not transport.wait_connected(CONNECT_TIMEOUT_S):
-            raise ProtocolError(f"no MQTT broker answered at {mqtt_cfg.host}:{mqtt_cfg.port} within "
-                                f"{CONNECT_TIMEOUT_S:g} s; check --broker / mqtt.host and mqtt.port")
-        master = args.master or (cfg.node.name if cfg.node.role == "master" else None) or _find_master(registry)
-        stop = StopArgs(abort=bool(args.abort), reason="indisync stop")
-        pending = client.send(master, stop.command, stop.to_wire())
+    stop = StopArgs(abort=bool(args.abort), reason="indisync stop")
+    with master_link(args, cfg, "stop", stop.command) as link:
+        master = link.master
+        pending = link.send(stop)
         if not pending.finished.wait(stop.reply_timeout()):
             raise IndisyncError(f"the master {master!r} did not answer within {stop.reply_timeout():g} s; is it "
                                 "running (indisync status)?")
@@ -55,17 +30,3 @@ def run(args, cfg) -> int:
             raise IndisyncError(f"the master {master!r} refused: {reply.reason}")
         print(f"{master}: ending the night{' (frame aborted)' if args.abort else ''}: park, warm, exit")
         return 0
-    finally:
-        client.close()
-        transport.stop()
-        registry.stop()
-
-
-def _find_master(registry, wait: float = 2.0) -> str:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        masters = [n.name for n in registry.nodes() if n.role == "master"]
-        if masters:
-            return masters[0]
-        time.sleep(0.1)
-    raise IndisyncError("no master seen on the broker; give --master NAME or --config with node.role: master")

@@ -4,11 +4,12 @@ the stdlib ``sqlite3`` only, at ``{storage.directory}/indisync.db`` on the maste
 
 - **Durable**: WAL journal with ``synchronous=FULL`` (a committed frame survives a power cut), foreign
   keys on, every write one transaction. A restart, a crash or a rainy week loses nothing.
-- **Versioned**: ``schema_version`` holds one row per applied migration (``MIGRATIONS``, a list of
-  SQL steps; the missing ones are applied together in one transaction, so a failed step leaves the
-  file at its old version). Opening a database of an older version migrates it;
-  a newer one (written by a later indisync), one that is not ours, or a damaged file is refused with a
-  SeasonError naming the file and the fix. Nothing is written to a database that is refused.
+- **Versioned** (indisync.sqlite_versioned, shared with the calibration library): ``schema_version``
+  holds one row per applied migration (``MIGRATIONS``, a list of SQL steps; the missing ones are applied
+  together in one transaction, so a failed step leaves the file at its old version). Opening a database
+  of an older version migrates it; a newer one (written by a later indisync), one that is not ours, or a
+  damaged file is refused with a SeasonError naming the file and the fix. Nothing is written to a
+  database that is refused.
 - **Thread-safe**: one connection (``check_same_thread=False``) behind a lock; the night's threads
   (frames recorded, grades arriving, state published) share one store. Other processes
   (``indisync targets`` while the master runs) wait at most ``timeout`` seconds for a lock.
@@ -21,7 +22,6 @@ replacing a target (``upsert_target``, ``indisync targets import --replace``) ke
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 import time
@@ -31,10 +31,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, Iterator
 
 from ..errors import SeasonError
+from ..sqlite_versioned import SCHEMA_TABLE as _SCHEMA_TABLE  # noqa: F401 - kept: tests build a version-1 file with it
+from ..sqlite_versioned import VersionedSchema, current_version, journal_mode
 from .checks import project_problems, target_problems
 from .model import ACCEPTED, GRADES, PENDING, REJECTED, Constraints, Count, PlanLine, Progress, Project, Target
-
-log = logging.getLogger(__name__)
 
 DB_NAME = "indisync.db"
 APP = "indisync-season"  # schema_version.app: tells our database from any other SQLite file
@@ -106,11 +106,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_SCHEMA_TABLE = """CREATE TABLE schema_version (
-    version INTEGER PRIMARY KEY,
-    app TEXT NOT NULL,
-    applied_at REAL NOT NULL
-)"""
+_SCHEMA = VersionedSchema(
+    app=APP, noun="season database", kind="season", error=SeasonError,
+    foreign_fix="point --db or storage.directory at another file, or move this one aside",
+    newer_fix="point --db / storage.directory at another file",
+    damaged_fix="Move it aside (indisync starts a new one; the frames on disk are untouched) and import your "
+                "targets again from an export (`indisync targets import FILE`)")
 
 
 def db_path(cfg) -> Path:
@@ -164,83 +165,22 @@ class SeasonStore:
             except OSError as exc:
                 raise SeasonError(f"cannot create the directory of {self.path}: {exc.strerror}; check "
                                   "storage.directory or --db") from None
-        try:
-            self._conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
-                                         isolation_level=None)
-        except sqlite3.Error as exc:
-            raise SeasonError(f"cannot open the season database {self.path}: {exc}; check the path and its "
-                              "permissions") from None
-        try:
-            self._open()
-        except BaseException:
-            self._conn.close()
-            raise
+        self._conn = _SCHEMA.connect(self.path, timeout)
+        _SCHEMA.prepare(self._conn, self.path, MIGRATIONS, self.transaction, self._clock,
+                        setup=("PRAGMA foreign_keys = ON",))
 
-    # -- opening and migrations -------------------------------------------------------------------
-
-    def _open(self) -> None:
-        try:
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            version = self._checked_version()  # before anything is written: refuse foreign / newer files
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.warning("%s: journal mode is %s, not WAL (the file system may not support it)", self.path, mode)
-            self._conn.execute("PRAGMA synchronous = FULL")
-            if version < len(MIGRATIONS):
-                self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise SeasonError(self._damaged(exc)) from None
-
-    def _checked_version(self) -> int:
-        """The file's schema version (0: a new, empty file); SeasonError when it is not ours or too new."""
-        tables = {row[0] for row in self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-        if "schema_version" not in tables:
-            if tables:
-                raise SeasonError(
-                    f"{self.path} is not an indisync season database (it holds tables {', '.join(sorted(tables))}); "
-                    "point --db or storage.directory at another file, or move this one aside")
-            return 0
-        apps = {row[0] for row in self._conn.execute("SELECT DISTINCT app FROM schema_version")}
-        if apps and apps != {APP}:
-            raise SeasonError(f"{self.path} is not an indisync season database (schema of {', '.join(sorted(apps))}); "
-                              "point --db or storage.directory at another file, or move this one aside")
-        version = self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise SeasonError(
-                f"{self.path} has season schema version {version}, newer than this indisync understands "
-                f"(up to {len(MIGRATIONS)}): it was written by a later indisync. Upgrade indisync on this machine "
-                "(pip install -U indisync), or point --db / storage.directory at another file")
-        return version
-
-    def _migrate(self) -> None:
-        with self.transaction():  # BEGIN IMMEDIATE: another process migrating at the same time waits, then sees it done
-            tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "schema_version" not in tables:
-                self._conn.execute(_SCHEMA_TABLE)
-            version = self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-            for number in range(version + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[number - 1]:
-                    self._conn.execute(statement)
-                self._conn.execute("INSERT INTO schema_version (version, app, applied_at) VALUES (?, ?, ?)",
-                                   (number, APP, self._clock()))
-            if version:
-                log.info("%s: season schema migrated from version %d to %d", self.path, version, len(MIGRATIONS))
-            else:
-                log.debug("%s: new season database, schema version %d", self.path, len(MIGRATIONS))
+    # -- opening and migrations (indisync.sqlite_versioned) ---------------------------------------
 
     def _damaged(self, exc: Exception) -> str:
-        return (f"the season database {self.path} cannot be read ({exc}): it is damaged or not a SQLite file. Move "
-                "it aside (indisync starts a new one; the frames on disk are untouched) and import your targets "
-                "again from an export (`indisync targets import FILE`)")
+        return _SCHEMA.damaged(self.path, exc)
 
     def schema_version(self) -> int:
         with self._reading():
-            return self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+            return current_version(self._conn)
 
     def journal_mode(self) -> str:
         with self._reading():
-            return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            return journal_mode(self._conn)
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -26,16 +26,14 @@ narrowband needs more light). Product code never does any of this: a real sky da
 
 from __future__ import annotations
 
-import logging
 import math
-import re
 import socket
 import threading
 import time
-import xml.etree.ElementTree as ET
-from contextlib import closing
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
+
+from .indi_watch import IndiWatcher, vector_update
 
 # SIM_SKYGLOW per filter name (case-insensitive) added to the sky's: +10 = half the light.
 DEFAULT_FILTER_OFFSETS = {
@@ -110,15 +108,15 @@ def filter_offset(name: str | None, offsets: dict[str, float]) -> float:
     return float(offsets.get(name.strip().lower(), 0.0))
 
 
-class SkyCoupling:
+class SkyCoupling(IndiWatcher):
     """A node's twilight sky and light panel on its CCD Simulator (see the module's docstring).
 
     One raw XML connection of its own to the node's indiserver: it watches the wheel (FILTER_SLOT,
     FILTER_NAME), the panel (FLAT_LIGHT_CONTROL, FLAT_LIGHT_INTENSITY) and the camera's
     SIMULATOR_SETTINGS, and sends SIM_SKYGLOW on the same connection; a value counts as set only once
     the camera's update reads it back (within ``set_timeout``, else the error is kept and it is sent
-    again). The thread never dies silently: errors are logged and kept in ``errors``; a lost
-    connection (indiserver restarted) is retried every ``retry_s`` until closed.
+    again). The thread (indisync.sim.indi_watch) never dies silently: errors are logged and kept in
+    ``errors``; a lost connection (indiserver restarted) is retried every ``retry_s`` until closed.
     """
 
     def __init__(self, host: str, port: int, twilight: Twilight | None = None, *,
@@ -126,16 +124,15 @@ class SkyCoupling:
                  panel: str | None = PANEL_DEVICE, filter_offsets: dict[str, float] | None = None,
                  night_skyglow: float = NIGHT_SKYGLOW, panel_full: float = 45.0, period_s: float = 1.0,
                  tolerance: float = 0.05, set_timeout: float = 3.0, retry_s: float = 0.5):
-        self.host, self.port, self.camera, self.wheel, self.panel = host, port, camera, wheel, panel
+        # the lock is re-entrant: a wait's predicate may ask for wanted() under it
+        super().__init__(host, port, label="sky coupling", retry_s=retry_s, join_s=set_timeout + 3.0)
+        self.camera, self.wheel, self.panel = camera, wheel, panel
         self.filter_offsets = {k.lower(): v for k, v in (filter_offsets or DEFAULT_FILTER_OFFSETS).items()}
         self.night_skyglow, self.panel_full, self.period_s = night_skyglow, panel_full, period_s
-        self.tolerance, self.set_timeout, self.retry_s = tolerance, set_timeout, retry_s
-        self.log = logging.getLogger(__name__)
+        self.tolerance, self.set_timeout = tolerance, set_timeout
         self._twilight = twilight
-        self._stop = threading.Event()
-        self._lock = threading.RLock()  # a wait's predicate may ask for wanted() under it
-        self._changed = threading.Condition(self._lock)
         self._wake = threading.Event()
+        self._next_tick = 0.0  # monotonic: when the wanted value is compared again without news
         # what the watch has seen
         self.slot: int | None = None
         self.filter_names: list[str] = []
@@ -144,35 +141,18 @@ class SkyCoupling:
         self.skyglow: float | None = None  # the camera's SIM_SKYGLOW as last read back
         self.source = "night"  # what the last value sent stood for: night | twilight | panel
         self.sets = 0
-        self.errors: list[str] = []
         self._sent: tuple[float, float] | None = None  # (value, monotonic time) awaiting its read-back
         self._sock: socket.socket | None = None  # the watch connection, while it is up
         self._send_lock = threading.Lock()
         # True once an ExposureGate (indisync.sim.calib_gate) feeds the wheel and panel updates the node
         # sees: this connection's own copies of them then arrive in a different order and are ignored
         self.gated = False
-        self._thread = threading.Thread(target=self._run, name=f"sky-coupling-{port}", daemon=True)
 
     # ---- control -----------------------------------------------------------------------------
-    def start(self) -> "SkyCoupling":
-        self._thread.start()
-        return self
-
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(self.set_timeout + 3.0)
-
-    def __enter__(self) -> "SkyCoupling":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+        super().close()
 
     @property
     def twilight(self) -> Twilight | None:
@@ -230,21 +210,6 @@ class SkyCoupling:
         return self.wait_skyglow(near, timeout, "the wanted value")
 
     # ---- the thread --------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._watch()
-            except Exception as exc:  # noqa: BLE001 - a lost server or a bad packet: say so, connect again
-                if not self._stop.is_set():
-                    self._error(f"sky coupling on {self.host}:{self.port}: {exc!r}; reconnecting")
-            self._stop.wait(self.retry_s)
-
-    def _error(self, text: str) -> None:
-        self.log.warning(text)
-        with self._lock:
-            self.errors.append(text)
-            del self.errors[:-50]
-
     def sync(self, timeout: float | None = None) -> bool:
         """Make the camera's SIM_SKYGLOW what is wanted now, read back, before an exposure starts
         (the ExposureGate calls it: the simulator draws a flat with the value of the exposure's start).
@@ -267,7 +232,9 @@ class SkyCoupling:
 
     def take(self, elem, gate: bool = False) -> None:
         """One def/set vector the node is about to see (from an ExposureGate: ``gate``)."""
-        self._take(elem, gate)
+        update = vector_update(elem)
+        if update is not None:
+            self._update(*update, gate=gate)
 
     def _send(self, value: float) -> bool:
         with self._send_lock:
@@ -283,64 +250,37 @@ class SkyCoupling:
             self._sent = (value, time.monotonic())
         return True
 
-    def _watch(self) -> None:
-        with closing(socket.create_connection((self.host, self.port), timeout=5)) as sock:
-            with self._changed:
-                self.skyglow = None  # a restarted server's simulators start afresh
-                self._sent = None
-            try:
-                self._watch_on(sock)
-            finally:
-                with self._send_lock:
-                    self._sock = None
-
-    def _watch_on(self, sock) -> None:
-        asks = [(self.camera, "SIMULATOR_SETTINGS")]
+    def _asks(self) -> list[tuple[str, str | None]]:
+        asks: list[tuple[str, str | None]] = [(self.camera, "SIMULATOR_SETTINGS")]
         if self.wheel:
             asks += [(self.wheel, "FILTER_SLOT"), (self.wheel, "FILTER_NAME")]
         if self.panel:
             asks += [(self.panel, "FLAT_LIGHT_CONTROL"), (self.panel, "FLAT_LIGHT_INTENSITY")]
-        for device, name in asks:
-            sock.sendall(f'<getProperties version="1.7" device={quoteattr(device)} '
-                         f'name={quoteattr(name)}/>\n'.encode())
-        sock.settimeout(0.2)
+        return asks
+
+    def _connected(self, sock: socket.socket) -> None:
+        with self._changed:
+            self.skyglow = None  # a restarted server's simulators start afresh
+            self._sent = None
+        self._next_tick = 0.0
         with self._send_lock:
             self._sock = sock
-        parser = ET.XMLPullParser(events=("start", "end"))
-        parser.feed("<stream>")
-        depth = 0
-        next_tick = 0.0
-        while not self._stop.is_set():
-            try:
-                data = sock.recv(65536)
-            except socket.timeout:
-                data = None
-            if data == b"":
-                raise ConnectionError("indiserver closed the connection")
-            if data:
-                parser.feed(data.decode(errors="replace"))
-                for event, elem in parser.read_events():
-                    if event == "start":
-                        depth += 1
-                        continue
-                    depth -= 1
-                    if depth == 1:
-                        self._take(elem)
-                        elem.clear()
-            now = time.monotonic()
-            if self._wake.is_set() or now >= next_tick or data:
-                self._wake.clear()
-                self._apply()
-                next_tick = now + self.period_s
 
-    def _take(self, elem, gate: bool = False) -> None:
-        """One def/set vector from the stream: keep what it says."""
-        if not re.fullmatch(r"(def|set)\w+Vector", elem.tag):
-            return
-        device, name = elem.get("device"), elem.get("name")
+    def _disconnected(self) -> None:
+        with self._send_lock:
+            self._sock = None
+
+    def _polled(self, got_data: bool) -> None:
+        now = time.monotonic()
+        if self._wake.is_set() or now >= self._next_tick or got_data:
+            self._wake.clear()
+            self._apply()
+            self._next_tick = now + self.period_s
+
+    def _update(self, device: str, name: str, values: dict[str, str], gate: bool = False) -> None:
+        """One def/set vector (from the stream, or the gate's copy): keep what it says."""
         if device in (self.wheel, self.panel) and self.gated and not gate:
             return  # the gate's copy, in the node's order, counts
-        values = {e.get("name"): (e.text or "").strip() for e in elem}
         with self._changed:
             if device == self.camera and name == "SIMULATOR_SETTINGS" and "SIM_SKYGLOW" in values:
                 self.skyglow = float(values["SIM_SKYGLOW"])

@@ -1,13 +1,11 @@
 """The night's calibration on the fake rig: the real machine, executor and actions (sky_flats,
 calibrate, darks) over stand-in devices and participants (tests/fakes/rig.py), the loop on its own
-thread, the window and the flats intervals relative to now. The night record is a temporary
+thread (tests/fakes/night.py), the window and the flats intervals relative to now. The night record is a temporary
 directory with no night log: the sets come from flats.always (and darks.exposures)."""
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
 
 import pytest
 
@@ -15,8 +13,8 @@ from indisync.config import load_config
 from indisync.night import executor as executor_module
 from indisync.night.actions import flats as flats_action
 from indisync.night.events import FlatsDone
-from indisync.night.executor import NightExecutor
 from indisync.night.rig import Outcome
+from tests.fakes.night import NightRun
 from tests.fakes.rig import fake_rig
 
 pytestmark = pytest.mark.timeout(60)
@@ -41,18 +39,17 @@ def config(tmp_path, **extra):
     return load_config(data=data)
 
 
-class Night:
+class Night(NightRun):
     """An executor on the fake rig; the window and the flats intervals are relative to now."""
 
     def __init__(self, monkeypatch, cfg, window=(3600.0, 7200.0), dusk=(-5.0, 3000.0), dawn=None, latency=0.0):
         self.cfg = cfg
-        self.rig = fake_rig(cfg)
-        for p in self.rig.parts.participants:
+        rig = fake_rig(cfg)
+        for p in rig.parts.participants:
             p.calib_latency = latency
-        now = time.time()
+        super().__init__(monkeypatch, rig, window)
+        now = self.now
         rel = lambda span: None if span is None else (now + span[0], now + span[1])  # noqa: E731
-        monkeypatch.setattr(executor_module, "night_window",
-                            lambda cfg, devices, at, report=None: (now + window[0], now + window[1], None))
         monkeypatch.setattr(executor_module, "flat_intervals", lambda cfg, devices, at, s, e: (rel(dusk), rel(dawn)))
         self.spots: list = []
 
@@ -61,38 +58,9 @@ class Night:
             return SPOT
 
         monkeypatch.setattr(flats_action.sky, "flat_spot", spot)
-        self.executor = NightExecutor(self.rig, tick=0.02)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            self.executor.run()
-        except BaseException as exc:  # noqa: BLE001 - the test looks at it
-            self.error = exc
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def states(self):
-        return [t["to"] for t in self.executor.timeline]
-
-    @property
-    def state(self):
-        return self.executor.snapshot.state if self.executor.snapshot else None
-
-    def wait(self, predicate, timeout=10.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.005)
-        raise AssertionError(f"{what} not within {timeout} s; states {self.states()}, errors {self.rig.report.errors}")
 
     def stop(self):
-        self.rig.stop_event.set()
-        self.thread.join(5)
+        super().stop()
         assert self.error is None
 
 

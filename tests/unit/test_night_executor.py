@@ -6,7 +6,6 @@ park, a frame not taken is never counted, a start in daylight parks first."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from indisync.config import load_config
 from indisync.night import executor as executor_module
 from indisync.night.events import WeatherUpdate
-from indisync.night.executor import NightExecutor
+from tests.fakes.night import NightRun
 from tests.fakes.rig import fake_rig
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,46 +32,15 @@ def config(**extra):
     return load_config(data=data)
 
 
-class Night:
+class Night(NightRun):
     """An executor on the fake rig, running on a thread; the window is relative to now."""
 
     def __init__(self, monkeypatch, cfg=None, window=(-10.0, 3600.0), **rig_options):
         self.cfg = cfg or config()
-        self.rig = fake_rig(self.cfg, **rig_options)
-        now = time.time()
-        monkeypatch.setattr(executor_module, "night_window",
-                            lambda cfg, devices, at, report=None: (now + window[0], now + window[1], None))
-        self.executor = NightExecutor(self.rig, tick=0.02)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            self.executor.run()
-        except BaseException as exc:  # noqa: BLE001 - the test looks at it
-            self.error = exc
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def states(self):
-        return [t["to"] for t in self.executor.timeline]
-
-    def wait(self, predicate, timeout=10.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.005)
-        raise AssertionError(f"{what} not within {timeout} s; states {self.states()}, errors {self.rig.report.errors}")
+        super().__init__(monkeypatch, fake_rig(self.cfg, **rig_options), window)
 
     def rain(self):
         self.rig.parts.weather.set("alert")
-
-    def stop(self):
-        self.rig.stop_event.set()
-        self.thread.join(5)
 
 
 def test_rain_during_the_first_slew_parks_at_once_and_the_slew_never_fights_the_park(monkeypatch):
